@@ -1,0 +1,37 @@
+"""Typed errors. Library code raises these; the CLI and the HTTP API turn them into messages."""
+
+from __future__ import annotations
+
+
+class MmindexError(Exception):
+    """Base class of every error mmindex raises on purpose."""
+
+
+class MediaError(MmindexError):
+    """A media file could not be read or decoded (corrupt, truncated, unsupported, too large...)."""
+
+
+class UnknownConcept(MmindexError):
+    """A concept name, synonym or WordNet id that the vocabulary does not know."""
+
+    def __init__(self, name: str, suggestions: list[str] | tuple[str, ...] = ()):
+        self.name = name
+        self.suggestions = list(suggestions)
+        hint = f"; did you mean: {', '.join(self.suggestions)}?" if self.suggestions else ""
+        super().__init__(f"unknown concept {name!r}{hint}")
+
+
+class QueryError(MmindexError):
+    """A malformed query (syntax error, empty query, bad weight, unknown segment...)."""
+
+
+class IndexLocked(MmindexError):
+    """Another process is writing to the index."""
+
+
+class StoreError(MmindexError):
+    """The index directory is missing, unreadable or of an unsupported version."""
+
+
+class ModelError(MmindexError):
+    """A model or its weights could not be created or loaded."""
