@@ -1,3 +1,22 @@
-"""mmindex: deep-learning multimedia indexing and retrieval."""
+"""mmindex: deep-learning multimedia indexing and retrieval.
+
+The Python API is the `Engine` facade: `Engine(index_dir).add(paths)`, `.search(...)`, `.info()`.
+"""
+
+from __future__ import annotations
 
 __version__ = "0.1.0"
+__all__ = ["Engine", "Hit", "IngestConfig", "__version__"]
+
+
+def __getattr__(name: str):
+    # Imported lazily so that `mmindex --help` does not pay for numpy, FAISS and PyTorch.
+    if name in ("Engine", "Hit"):
+        from mmindex.search import engine
+
+        return getattr(engine, name)
+    if name == "IngestConfig":
+        from mmindex.config import IngestConfig
+
+        return IngestConfig
+    raise AttributeError(name)

@@ -1,0 +1,86 @@
+"""Walk files and folders, pick the media files, and report what cannot be read.
+
+The scan never raises on bad input: an unreadable folder, a broken symlink or a symlink loop
+becomes a `ScanItem` with an error, so that the run goes on and the error is recorded.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mkv", ".webm", ".avi", ".mov"})
+MEDIA_EXTENSIONS = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
+
+
+@dataclass(frozen=True)
+class ScanItem:
+    """A file found by the scan, or a path that could not be scanned (`error` is set)."""
+
+    path: str
+    error: str | None = None
+
+
+def media_kind(path: str | os.PathLike) -> str | None:
+    """'image' or 'video' from the file name's extension, None for anything else."""
+    ext = os.path.splitext(str(path))[1].lower()
+    if ext in IMAGE_EXTENSIONS:
+        return "image"
+    if ext in VIDEO_EXTENSIONS:
+        return "video"
+    return None
+
+
+def scan(paths: Iterable[str | os.PathLike]) -> Iterator[ScanItem]:
+    """Yield the media files under `paths`, recursively, each once, in a stable order.
+
+    A file named explicitly is yielded whatever its extension (the decoder decides); files met
+    while walking a folder are yielded only when their extension is a known media type.
+    """
+    seen_files: set[str] = set()
+    for raw in paths:
+        path = os.path.abspath(os.fspath(raw))
+        if os.path.isdir(path):
+            yield from _walk(path, seen_files)
+        elif os.path.islink(path) and not os.path.exists(path):
+            yield ScanItem(path, "broken symbolic link")
+        elif not os.path.exists(path):
+            yield ScanItem(path, "no such file or folder")
+        elif path not in seen_files:
+            seen_files.add(path)
+            yield ScanItem(path)
+
+
+def _walk(root: str, seen_files: set[str]) -> Iterator[ScanItem]:
+    # Real folders already visited, by (device, inode): following symlinks must not loop forever.
+    visited: set[tuple[int, int]] = set()
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            st = os.stat(folder)
+            key = (st.st_dev, st.st_ino)
+            if key in visited:
+                yield ScanItem(folder, "symbolic link loop (folder already visited)")
+                continue
+            visited.add(key)
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            yield ScanItem(folder, f"cannot read folder: {exc.strerror or exc}")
+            continue
+        subfolders = []
+        for entry in entries:
+            try:
+                if entry.is_dir():  # follows symlinks; loops are caught by `visited`
+                    subfolders.append(entry.path)
+                elif entry.is_file():
+                    if media_kind(entry.name) and entry.path not in seen_files:
+                        seen_files.add(entry.path)
+                        yield ScanItem(entry.path)
+                elif entry.is_symlink() and media_kind(entry.name):
+                    yield ScanItem(entry.path, "broken symbolic link")
+            except OSError as exc:
+                yield ScanItem(entry.path, f"cannot stat: {exc.strerror or exc}")
+        stack.extend(reversed(subfolders))

@@ -1,0 +1,50 @@
+"""The bundled sample media: real photos shipped by scikit-image and scikit-learn, written as files.
+
+They are public-domain, CC0 or CC-BY photos (see the README's credits). The demo and the tests index them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+# name -> (file name, how to get the pixels)
+PHOTOS = {
+    "chelsea": "chelsea.jpg",  # a cat (skimage)
+    "coffee": "coffee.jpg",  # a cup of espresso (skimage)
+    "astronaut": "astronaut.png",  # Eileen Collins (skimage)
+    "rocket": "rocket.jpg",  # a launch (skimage)
+    "motorcycle": "motorcycle.png",  # stereo_motorcycle left view (skimage)
+    "china": "china.jpg",  # a temple (sklearn)
+    "flower": "flower.jpg",  # a daisy (sklearn)
+}
+
+
+def photo_array(name: str) -> np.ndarray:
+    """The RGB uint8 pixels of a sample photo."""
+    if name in ("china", "flower"):
+        from sklearn.datasets import load_sample_image
+
+        return load_sample_image(f"{name}.jpg")
+    from skimage import data
+
+    if name == "motorcycle":
+        return data.stereo_motorcycle()[0]
+    return getattr(data, name)()
+
+
+def write_sample_photos(folder: str | Path) -> list[Path]:
+    """Write the sample photos into `folder` (JPEG quality 92 or PNG). Existing files are kept as they are."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, file in PHOTOS.items():
+        path = folder / file
+        if not path.exists():
+            tmp = path.with_suffix(".tmp" + path.suffix)
+            Image.fromarray(photo_array(name)).convert("RGB").save(tmp, quality=92)
+            tmp.replace(path)
+        paths.append(path)
+    return paths

@@ -1,0 +1,44 @@
+"""Per-modality rankers: every segment's score for one concept expression or one example."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mmindex.search.query import And, Node, Not, Or, Term
+
+_EPS = 1e-12
+
+
+def concept_column(scores: np.ndarray, classes: tuple[int, ...]) -> np.ndarray:
+    """Probability of a concept for every segment: its class column, or for a hierarchy node the sum
+    of its hyponym classes' probabilities (they are exclusive outcomes of one softmax)."""
+    if len(classes) == 1:
+        return scores[classes[0]].astype(np.float32)
+    col = scores[list(classes)].sum(axis=0, dtype=np.float32)
+    return np.minimum(col, 1.0, out=col)
+
+
+def expression_scores(node: Node, leaf) -> np.ndarray:
+    """Evaluate a concept expression; `leaf(name)` gives a Term's probability column.
+
+    AND = Π p_i^w_i (computed in log space), OR = 1 − Π (1 − p_i)^w_i, NOT = 1 − p.
+    """
+    if isinstance(node, Term):
+        return np.asarray(leaf(node.name), dtype=np.float64)
+    if isinstance(node, Not):
+        return 1.0 - expression_scores(node.child, leaf)
+    if isinstance(node, And):
+        logs = sum(c.weight * np.log(np.maximum(expression_scores(c, leaf), _EPS)) for c in node.children)
+        return np.exp(logs)
+    if isinstance(node, Or):
+        logs = sum(c.weight * np.log(np.maximum(1.0 - expression_scores(c, leaf), _EPS)) for c in node.children)
+        return 1.0 - np.exp(logs)
+    raise TypeError(f"not a query node: {node!r}")
+
+
+def term_names(node: Node) -> list[str]:
+    """Every concept name an expression mentions, in order."""
+    if isinstance(node, Term):
+        return [node.name]
+    children = (node.child,) if isinstance(node, Not) else node.children
+    return [n for c in children for n in term_names(c)]
