@@ -148,3 +148,7 @@ def concepts(text, limit, as_json) -> None:
         click.echo(f"{c.id}  {', '.join(c.synonyms)}{extra}")
     if not found:
         click.echo(f"no concept matches {text!r}", err=True)
+
+
+if __name__ == "__main__":
+    main()

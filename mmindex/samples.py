@@ -48,3 +48,22 @@ def write_sample_photos(folder: str | Path) -> list[Path]:
             tmp.replace(path)
         paths.append(path)
     return paths
+
+
+def write_variants(folder: str | Path, n: int, size: tuple[int, int] = (640, 480), seed: int = 0) -> list[Path]:
+    """Write `n` distinct JPEG photos of `size`: random crops (50–100% of each side) of the sample
+    photos, resized. Used to build bigger collections for tests and benchmarks."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    sources = [Image.fromarray(photo_array(name)).convert("RGB") for name in PHOTOS]
+    paths = []
+    for i in range(n):
+        im = sources[i % len(sources)]
+        w, h = im.size
+        cw, ch = int(w * rng.uniform(0.5, 1)), int(h * rng.uniform(0.5, 1))
+        x, y = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+        path = folder / f"variant{i:05d}.jpg"
+        im.crop((x, y, x + cw, y + ch)).resize(size, Image.Resampling.BILINEAR).save(path, quality=85)
+        paths.append(path)
+    return paths

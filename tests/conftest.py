@@ -1,0 +1,55 @@
+"""Shared fixtures: the sample photos written once per session, a shared model cache, an index built once."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# One ONNX export per test session, in a folder every user can read (some tests run as `nobody`).
+_CACHE = Path(tempfile.mkdtemp(prefix="mmindex-test-cache-"))
+_CACHE.chmod(0o777)
+os.environ.setdefault("MMINDEX_CACHE", str(_CACHE))
+os.environ.pop("MMINDEX_INDEX", None)
+
+
+def run_cli(*args: str, check: bool = True, env: dict | None = None, user: str | None = None,
+            timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run the real `mmindex` command line in a subprocess."""
+    cmd = [sys.executable, "-m", "mmindex.cli", *args]
+    if user:
+        cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *cmd]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"mmindex {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def shared_tmp() -> Path:
+    """A session folder that every user may write (for tests that run the CLI as `nobody`)."""
+    d = Path(tempfile.mkdtemp(prefix="mmindex-test-"))
+    d.chmod(0o777 | stat.S_ISVTX)
+    return d
+
+
+@pytest.fixture(scope="session")
+def sample_photos(shared_tmp) -> Path:
+    from mmindex.samples import write_sample_photos
+
+    folder = shared_tmp / "photos"
+    write_sample_photos(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def photo_index(shared_tmp, sample_photos) -> Path:
+    """An index of the sample photos, built once through the CLI."""
+    index = shared_tmp / "photo-index"
+    run_cli("add", str(sample_photos), "--index", str(index), "-q")
+    return index
