@@ -50,12 +50,18 @@ def main() -> None:
 @click.option("--runtime", "engine", type=click.Choice(["auto", "onnx", "torch"]), default="auto", show_default=True)
 @click.option("--pool", type=click.Choice(["max", "mean"]), default="max", show_default=True,
               help="How a segment's scores are pooled over its keyframes.")
+@click.option("--frame-step", default=1, show_default=True, type=click.IntRange(1, 100),
+              help="Shot detection looks at every N-th video frame (faster; may miss short transitions).")
+@click.option("--shots-dir", type=click.Path(file_okay=False, exists=True), default=None,
+              help="Folder of TRECVID master shot reference files <video stem>.msb, used instead of shot "
+                   "detection (a sidecar clip.mp4.msb or clip.msb beside a video is always used).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def add(paths, index, model, batch_size, workers, engine, pool, quiet) -> None:
+def add(paths, index, model, batch_size, workers, engine, pool, frame_step, shots_dir, quiet) -> None:
     """Index files and folders (recursively); unchanged files are skipped."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    config = IngestConfig(model=model, batch_size=batch_size, workers=workers, engine=engine, pool=pool)
+    config = IngestConfig(model=model, batch_size=batch_size, workers=workers, engine=engine, pool=pool,
+                          frame_step=frame_step, shots_dir=shots_dir)
     eng = _engine(index, config)
     with Progress(TextColumn("indexing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   disable=quiet, transient=False) as bar:

@@ -32,6 +32,10 @@ class IngestConfig:
     engine: inference runtime, "auto" (ONNX Runtime, falling back to PyTorch), "onnx" or "torch".
     max_pixels: larger images are rejected as decompression bombs (Pillow's default limit).
     pool: how a segment's scores are pooled over its keyframes, "max" or "mean".
+    frame_step: shot detection looks at every frame_step-th video frame (faster, but transitions
+        are placed only to within frame_step frames and short ones may be missed).
+    shots_dir: a folder of TRECVID master shot reference files, <video stem>.msb, used instead of
+        shot detection (a sidecar <video>.msb next to a video is used without this setting).
     """
 
     model: str = DEFAULT_MODEL
@@ -41,3 +45,5 @@ class IngestConfig:
     threads: int | None = None
     max_pixels: int = 89_478_485
     pool: str = "max"
+    frame_step: int = 1
+    shots_dir: str | None = None

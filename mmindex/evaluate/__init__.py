@@ -1,0 +1,1 @@
+"""Evaluation: metrics, run/qrels io, reports, and the shot-detection benchmark."""
