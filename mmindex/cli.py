@@ -95,13 +95,13 @@ def search(index, concepts, like, k, normalise, explain, as_json) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("#", "score", "segment", "path", "time")
+    table = Table("#", "score", "segment", "time")
+    table.add_column("path", overflow="fold")
     for i, h in enumerate(hits, 1):
         when = "" if h.start is None else f"{h.start:.2f}–{h.end:.2f} s"
-        row = [str(i), f"{h.score:.4f}", str(h.segment_id), h.path, when]
-        table.add_row(*row)
+        table.add_row(str(i), f"{h.score:.4f}", str(h.segment_id), when, h.path)
         if h.why:
-            table.add_row("", "", "", "  " + ", ".join(f"{k}={v:.4f}" for k, v in h.why.items()), "")
+            table.add_row("", "", "", "", "  " + ", ".join(f"{k} = {v:.4f}" for k, v in h.why.items()))
     Console().print(table if hits else "no hits")
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from PIL import Image
 
 from mmindex.cli import main as cli
-from mmindex.samples import write_sample_photos
+from mmindex.samples import write_sample_photos, write_sample_videos
 
 
 def run(*args: str) -> None:
@@ -29,6 +29,7 @@ def main(out: str = "out/demo") -> None:
     media = out_dir / "media"
     index = str(out_dir / "index")
     photos = write_sample_photos(media / "photos")
+    write_sample_videos(media / "videos")
     # A re-scaled, cropped copy of one photo, kept outside the index, to search by example.
     query_img = out_dir / "query-chelsea-crop.jpg"
     with Image.open(photos[0]) as im:
@@ -42,7 +43,8 @@ def main(out: str = "out/demo") -> None:
     run("search", "--index", index, "--concept", "cat AND NOT dog", "-k", "3")
     run("search", "--index", index, "--concept", "flower", "-k", "3")
     run("search", "--index", index, "--like", str(query_img), "-k", "3")
-    run("search", "--index", index, "--concept", "temple^2", "--like", str(query_img), "-k", "3", "--explain")
+    run("search", "--index", index, "--concept", "mountain bike", "-k", "3")
+    run("search", "--index", index, "--concept", "cat^2", "--like", str(query_img), "-k", "3", "--explain")
     run("concepts", "tabby")
 
 

