@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from mmindex.models import Runtime, create_model
 from PIL import Image
 
 from mmindex.config import DEFAULT_MODEL
 from mmindex.media.images import open_image, preprocess
+from mmindex.models import Runtime, create_model
 from mmindex.samples import write_variants
 
 

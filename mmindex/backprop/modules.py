@@ -210,13 +210,19 @@ def _windows(x: np.ndarray, k: int, stride: int) -> np.ndarray:
     return sliding_window_view(x, (k, k), axis=(2, 3))[:, :, ::stride, ::stride]
 
 
-def _fold(dwin: np.ndarray, shape: tuple[int, ...], stride: int) -> np.ndarray:
-    """Adjoint of `_windows` (col2im): add each window's gradient back where it was read from."""
-    dx = np.zeros(shape, dtype=dwin.dtype)
-    _, _, ho, wo, k, _ = dwin.shape
+def _fold(d: np.ndarray, shape: tuple[int, ...], stride: int) -> np.ndarray:
+    """Adjoint of `_windows` (col2im): add each window's gradient back where it was read from.
+
+    `d` holds the gradient of every window element as (k, k, B, C, H_out, W_out).
+    """
+    dx = np.zeros(shape, dtype=d.dtype)
+    k, _, b, c, ho, wo = d.shape
+    if stride == k:  # windows do not overlap: folding is a reshape
+        dx[:, :, : ho * k, : wo * k] = d.transpose(2, 3, 4, 0, 5, 1).reshape(b, c, ho * k, wo * k)
+        return dx
     for m in range(k):
         for n in range(k):
-            dx[:, :, m : m + stride * ho : stride, n : n + stride * wo : stride] += dwin[..., m, n]
+            dx[:, :, m : m + stride * ho : stride, n : n + stride * wo : stride] += d[m, n]
     return dx
 
 
@@ -243,24 +249,24 @@ class Conv2d(Module):
         self.xp_shape = xp.shape
         win = _windows(xp, self.kernel, self.stride)  # (B, C, Ho, Wo, k, k)
         b, c, ho, wo, k, _ = win.shape
-        # im2col: one row per output location (b, i, j), one column per weight (k, m, n)
-        self.cols = win.transpose(0, 2, 3, 1, 4, 5).reshape(b * ho * wo, c * k * k)
+        # im2col: one column per output location (b, i, j), one row per weight (k, m, n)
+        self.cols = win.transpose(1, 4, 5, 0, 2, 3).reshape(c * k * k, b * ho * wo)
         K = self.params["K"].reshape(len(self.params["K"]), -1)
-        out = self.cols @ K.T  # "all to all" across maps: a matrix product per location
+        out = K @ self.cols  # "all to all" across maps: one matrix product for every location
         if "B" in self.params:
-            out += self.params["B"]  # + B(l)
-        return out.reshape(b, ho, wo, -1).transpose(0, 3, 1, 2)
+            out += self.params["B"][:, None]  # + B(l)
+        return out.reshape(-1, b, ho, wo).transpose(1, 0, 2, 3)
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         b, c_out, ho, wo = grad_out.shape
-        g = grad_out.transpose(0, 2, 3, 1).reshape(-1, c_out)
+        g = grad_out.transpose(1, 0, 2, 3).reshape(c_out, -1)
         K = self.params["K"]
-        self.grads["K"] += (g.T @ self.cols).reshape(K.shape)  # dE/dK: X_in windows · dE/dX_out
+        self.grads["K"] += (g @ self.cols.T).reshape(K.shape)  # dE/dK = dE/dO · windows of X_in
         if "B" in self.params:
-            self.grads["B"] += g.sum(0)  # dE/dB(l) = Σ_(i,j) dE/dO(l, i, j)
-        dcols = g @ K.reshape(c_out, -1)  # dE/dX_in per window, then folded back (col2im)
-        dwin = dcols.reshape(b, ho, wo, K.shape[1], self.kernel, self.kernel).transpose(0, 3, 1, 2, 4, 5)
-        dx = _fold(dwin, self.xp_shape, self.stride)
+            self.grads["B"] += g.sum(1)  # dE/dB(l) = Σ_(i,j) dE/dO(l, i, j)
+        dcols = K.reshape(c_out, -1).T @ g  # dE/dX_in for every window element, folded back (col2im)
+        k = self.kernel
+        dx = _fold(dcols.reshape(-1, k, k, b, ho, wo).transpose(1, 2, 3, 0, 4, 5), self.xp_shape, self.stride)
         p = self.pad
         return dx[:, :, p:-p, p:-p] if p else dx
 
@@ -283,7 +289,7 @@ class MaxPool2d(_Pool):
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         dflat = np.zeros((*grad_out.shape, self.kernel * self.kernel), dtype=grad_out.dtype)
         np.put_along_axis(dflat, self.arg[..., None], grad_out[..., None], -1)  # dE/dI = dE/dO at the argmax
-        return _fold(dflat.reshape(self.win_shape), self.x_shape, self.stride)
+        return _fold(dflat.reshape(self.win_shape).transpose(4, 5, 0, 1, 2, 3), self.x_shape, self.stride)
 
 
 class AvgPool2d(_Pool):
@@ -296,7 +302,7 @@ class AvgPool2d(_Pool):
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         k = self.kernel
         dwin = np.broadcast_to((grad_out / (k * k))[..., None, None], (*grad_out.shape, k, k))  # dE/dI = dE/dO / k²
-        return _fold(dwin, self.x_shape, self.stride)
+        return _fold(dwin.transpose(4, 5, 0, 1, 2, 3), self.x_shape, self.stride)
 
 
 class Dropout(Module):

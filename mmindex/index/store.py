@@ -96,12 +96,13 @@ class MediaRecord:
 class Snapshot:
     """The committed state of the arrays, rows sorted by segment id.
 
-    `scores` is concept-major (C, N) so that one concept's column is contiguous.
+    `scores` is concept-major (C, N) so that one concept's column is contiguous, and float32 in
+    memory (float16 on disk) because summing float16 rows for a hierarchy concept is ~20x slower.
     """
 
     generation: int
     ids: np.ndarray  # (N,) int64, sorted
-    scores: np.ndarray  # (C, N) float16
+    scores: np.ndarray  # (C, N) float32
     embeddings: np.ndarray  # (N, D) float32
 
     def row_of(self, segment_id: int) -> int | None:
@@ -360,7 +361,7 @@ class _Transaction:
 def _assemble(root: Path, generation: int, rows: list, embed_dim: int, n_concepts: int) -> Snapshot:
     n = len(rows)
     ids = np.empty(n, dtype=np.int64)
-    scores = np.empty((n_concepts, n), dtype=np.float16)
+    scores = np.empty((n_concepts, n), dtype=np.float32)
     embeddings = np.empty((n, embed_dim), dtype=np.float32)
     i = 0
     while i < n:

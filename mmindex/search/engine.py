@@ -21,7 +21,7 @@ from mmindex.config import IngestConfig, default_index_dir
 from mmindex.errors import MediaError, QueryError, StoreError
 from mmindex.index.ingest import AddReport, ProgressFn, add_paths, read_media
 from mmindex.index.store import Snapshot, Store
-from mmindex.index.vectors import VectorIndex
+from mmindex.index.vectors import DEFAULT_FACTORY, VectorIndex
 from mmindex.search import fusion, rank
 from mmindex.search.query import Query
 
@@ -53,9 +53,17 @@ class Engine:
     writer lock for their duration (a second writer gets `IndexLocked`).
     """
 
-    def __init__(self, index: str | os.PathLike | None = None, config: IngestConfig | None = None):
+    def __init__(
+        self,
+        index: str | os.PathLike | None = None,
+        config: IngestConfig | None = None,
+        vector_index: str = DEFAULT_FACTORY,
+    ):
+        """`vector_index` is the FAISS factory string of the in-memory vector index: "Flat" (exact,
+        the default) or an approximate index such as "SQ8" whose candidates are re-ranked exactly."""
         self.index_dir = Path(index).expanduser() if index is not None else default_index_dir()
         self.config = config or IngestConfig()
+        self.vector_index = vector_index
         self.vocabulary = Vocabulary.imagenet()
         self._reader: Store | None = None
         self._cache: tuple[Snapshot, VectorIndex] | None = None
@@ -167,7 +175,7 @@ class Engine:
         store = self._store()
         if self._cache is None or self._cache[0].generation != store.generation:
             snap = store.snapshot()
-            self._cache = (snap, VectorIndex(snap.embeddings, snap.ids))
+            self._cache = (snap, VectorIndex(snap.embeddings, snap.ids, self.vector_index))
         return self._cache
 
     def _concept_column(self, snap: Snapshot, name: str) -> np.ndarray:

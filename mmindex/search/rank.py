@@ -12,10 +12,10 @@ _EPS = 1e-12
 def concept_column(scores: np.ndarray, classes: tuple[int, ...]) -> np.ndarray:
     """Probability of a concept for every segment: its class column, or for a hierarchy node the sum
     of its hyponym classes' probabilities (they are exclusive outcomes of one softmax)."""
-    if len(classes) == 1:
-        return scores[classes[0]].astype(np.float32)
-    col = scores[list(classes)].sum(axis=0, dtype=np.float32)
-    return np.minimum(col, 1.0, out=col)
+    col = scores[classes[0]].astype(np.float32)  # a copy: we add into it
+    for c in classes[1:]:  # row by row: no (len(classes), N) temporary
+        col += scores[c]
+    return np.minimum(col, 1.0, out=col) if len(classes) > 1 else col
 
 
 def expression_scores(node: Node, leaf) -> np.ndarray:
