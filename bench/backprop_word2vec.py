@@ -86,6 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     g = Word2Vec(sentences, vector_size=a.dim, min_count=5, sg=1, epochs=a.epochs, alpha=0.025, min_alpha=1e-4,
                  seed=a.seed, workers=2, **settings)
     t_gensim = time.perf_counter() - t0
+    print(f"gensim: {t_gensim:.1f} s", flush=True)
 
     vocab = Vocab.build(sentences, min_count=5)
     ids = vocab.encode(sentences)
@@ -93,6 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     curve = train(model, ids, vocab.counts, epochs=a.epochs, lr=0.025, batch_size=a.batch, rng=a.seed, **settings)
     t_engine = time.perf_counter() - t0
+    print(f"engine: {t_engine:.1f} s, loss per epoch {np.round(curve, 3).tolist()}", flush=True)
     curves = {"skip-gram, negative sampling": curve}
 
     rows = [("gensim skip-gram (C, 2 workers)", len(g.wv), t_gensim, *score(g.wv)),
@@ -108,6 +110,7 @@ def main(argv: list[str] | None = None) -> None:
             t0 = time.perf_counter()
             c = train(m, ids2, v2.counts, epochs=a.epochs, lr=0.025, batch_size=32, negative=0, rng=a.seed,
                       window=5, sample=1e-3)
+            print(f"engine {cls.__name__} full softmax: {time.perf_counter() - t0:.1f} s", flush=True)
             rows.append((f"engine {cls.__name__}, full softmax (Lee only)", len(v2.words), time.perf_counter() - t0,
                          *score(engine_kv(v2, m.vectors()))))
             curves[f"{cls.__name__}, full softmax (Lee only)"] = c

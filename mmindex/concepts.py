@@ -71,6 +71,7 @@ class Vocabulary:
     def __init__(self, concepts: list[Concept], senses: dict[str, list[str]] | None = None):
         """`concepts`: ImageNet classes first, in output order; `senses`: lemma -> ids, most frequent first."""
         self._concepts = list(concepts)
+        self._senses = senses or {}
         self._classes = [c for c in self._concepts if c.source == "imagenet"]
         self._position = {c.id: i for i, c in enumerate(self._concepts)}
         self._by_id = {c.id: c for c in self._concepts}
@@ -110,6 +111,14 @@ class Vocabulary:
             for wnid, lemmas, definition, classes in doc["nodes"]
         ]
         return cls(concepts, doc.get("senses", {}))
+
+    def extended(self, extra: list[Concept]) -> Vocabulary:
+        """This vocabulary plus `extra` concepts (e.g. an index's trained detectors), same sense ranks.
+
+        Extra concepts come last, so on a shared name the existing concept keeps it (rule 4) and the
+        extra one is reached by another of its synonyms (a trained concept's qualified "detector:label").
+        """
+        return Vocabulary(self._concepts + list(extra), self._senses) if extra else self
 
     @property
     def classes(self) -> list[Concept]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_MODEL = "efficientnet_lite0"
@@ -47,3 +47,27 @@ class IngestConfig:
     pool: str = "max"
     frame_step: int = 1
     shots_dir: str | None = None
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """How `mmindex serve` runs (see docs/service.md).
+
+    token: the bearer token that adding and removing media need; None disables those endpoints.
+        Kept out of repr so that it never reaches a log line.
+    public_read: read-only endpoints (search, thumbnails, media...) are open; False makes them need the token too.
+    media_roots: folders media may be served from and added from; empty means the folders that hold the
+        indexed media (derived from the index).
+    max_upload_bytes / max_upload_pixels: limits on an image uploaded as a search example.
+    max_k / max_offset: bounds on one page of hits and on how deep paging may go.
+    thumbnail_size: longest side of a thumbnail, in pixels.
+    """
+
+    token: str | None = field(default=None, repr=False)
+    public_read: bool = True
+    media_roots: tuple[str, ...] = ()
+    max_upload_bytes: int = 10 * 1024 * 1024
+    max_upload_pixels: int = 40_000_000
+    max_k: int = 500
+    max_offset: int = 10_000
+    thumbnail_size: int = 320

@@ -35,3 +35,11 @@ class StoreError(MmindexError):
 
 class ModelError(MmindexError):
     """A model or its weights could not be created or loaded."""
+
+
+class DataError(MmindexError):
+    """Training or evaluation data that cannot be used (empty class, one class only, bad annotation file...)."""
+
+
+class DetectorError(MmindexError):
+    """A trained detector bundle that is missing, corrupt, or does not fit the index or backbone it is used with."""

@@ -42,7 +42,8 @@ def gradcheck(module_or_loss: Module | Loss, inputs, eps: float = 1e-6, rtol: fl
     For a module, `inputs` is what `forward` takes (an array, or a list of arrays for a join); the scalar
     checked is E = Σ R ∘ F(W, X_in) for a fixed random R, so dE/dX_out = R. Both the data gradient dE/dX_in
     (of every float input) and the parameter gradients dE/dW are checked. For a loss, `inputs` is
-    (pred, target) and dE/dpred is checked. Returns True, or raises `GradcheckError`.
+    (pred, target) and dE/dpred is checked. The module is converted to float64 in place.
+    Returns True, or raises `GradcheckError`.
     """
     if isinstance(module_or_loss, Loss):
         loss = module_or_loss

@@ -20,6 +20,7 @@ import numpy as np
 
 from mmindex.config import IngestConfig
 from mmindex.errors import MediaError
+from mmindex.index import detectors
 from mmindex.index.store import MediaRecord, SegmentRecord, Store
 from mmindex.media import images
 from mmindex.media.scan import media_kind, scan
@@ -146,6 +147,7 @@ def add_paths(
     report = AddReport()
     items = list(scan(paths))
     known = store.media_hashes()
+    applied = detectors.load_applied(store)  # every applied detector scores the new media too
     total, done = len(items), 0
     runtime = None
     pending: list[Decoded] = []
@@ -160,7 +162,7 @@ def add_paths(
         else:
             records = []
         if records or errors:
-            store.write_batch(records, errors)
+            store.write_batch(records, errors, detectors.score_records(applied, records))
         for r in records:
             if r.path in known:
                 report.updated += 1

@@ -26,8 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from mmindex.errors import IndexLocked, StoreError
+from mmindex.index import detectors
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Step-by-step migrations: MIGRATIONS[v] upgrades a database at user_version v-1 to v.
 MIGRATIONS: dict[int, str] = {
@@ -62,6 +63,19 @@ MIGRATIONS: dict[int, str] = {
     CREATE TABLE concepts (col INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, name TEXT NOT NULL,
                            source TEXT NOT NULL);
     CREATE TABLE errors (path TEXT PRIMARY KEY, error TEXT NOT NULL, at REAL NOT NULL);
+    """,
+    # v2: trained detectors applied to the index (see mmindex/index/detectors.py).
+    2: """
+    CREATE TABLE detectors (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE, file TEXT NOT NULL,
+                            mode TEXT NOT NULL, backbone TEXT, weights_id TEXT, labels TEXT NOT NULL,
+                            first_col INTEGER NOT NULL, n_labels INTEGER NOT NULL, applied REAL NOT NULL);
+    CREATE TABLE detector_scores (
+        detector_id INTEGER NOT NULL REFERENCES detectors(id) ON DELETE CASCADE,
+        batch_id INTEGER NOT NULL REFERENCES batches(id) ON DELETE CASCADE,
+        file TEXT NOT NULL,
+        PRIMARY KEY (detector_id, batch_id)
+    );
+    ALTER TABLE concepts ADD COLUMN detector_id INTEGER REFERENCES detectors(id) ON DELETE CASCADE;
     """,
 }
 
@@ -247,8 +261,13 @@ class Store:
             raise StoreError("store opened read-only")
         return _Transaction(self)
 
-    def write_batch(self, media: Sequence[MediaRecord], errors: Sequence[tuple[str, str]] = ()) -> None:
-        """Commit media (replacing earlier versions of the same paths) and errors, atomically."""
+    def write_batch(self, media: Sequence[MediaRecord], errors: Sequence[tuple[str, str]] = (),
+                    trained: dict[int, np.ndarray] | None = None) -> None:
+        """Commit media (replacing earlier versions of the same paths) and errors, atomically.
+
+        `trained` holds the segments' scores by each applied detector ({detector id: (segments, labels)}),
+        written and referenced in the same transaction (see `mmindex.index.detectors`).
+        """
         with self.transaction():
             segments = [s for m in media for s in m.segments]
             batch_id = None
@@ -264,6 +283,8 @@ class Store:
                     embeddings=np.stack([s.embedding for s in segments]).astype(np.float16),
                 )
                 self.db.execute("UPDATE batches SET file = ? WHERE id = ?", (name, batch_id))
+                if trained:
+                    detectors.write_scores(self, batch_id, trained)
             row = 0
             for m in media:
                 self.db.execute("DELETE FROM media WHERE path = ?", (m.path,))
@@ -303,10 +324,15 @@ class Store:
             dead = self.db.execute(
                 "SELECT id, file FROM batches WHERE id NOT IN (SELECT DISTINCT batch_id FROM segments)"
             ).fetchall()
+            dead_scores = self.db.execute(
+                "SELECT file FROM detector_scores WHERE batch_id NOT IN (SELECT DISTINCT batch_id FROM segments)"
+            ).fetchall()
             self.db.execute("DELETE FROM batches WHERE id NOT IN (SELECT DISTINCT batch_id FROM segments)")
         # Only after the commit: a reader on an older snapshot may still want them, and retries if not.
         for _, name in dead:
             (self.root / "batches" / name).unlink(missing_ok=True)
+        for (name,) in dead_scores:
+            (self.root / detectors.FOLDER / name).unlink(missing_ok=True)
         return removed
 
     def _delete_orphan_files(self) -> None:
@@ -317,6 +343,7 @@ class Store:
         for p in folder.iterdir():
             if p.name not in known:
                 p.unlink(missing_ok=True)
+        detectors.delete_orphans(self)
 
     # ---- reading the arrays --------------------------------------------------------------------
     def snapshot(self) -> Snapshot:
@@ -329,11 +356,13 @@ class Store:
                     "SELECT s.id, s.batch_id, s.row, b.file FROM segments s JOIN batches b ON b.id = s.batch_id"
                     " ORDER BY s.batch_id, s.row"
                 ).fetchall()
+                trained = detectors.trained_layout(self.db)
+                # Columns are indexed by `col`; a replaced detector leaves a gap, so size by the largest col.
+                n_columns = (self.db.execute("SELECT max(col) FROM concepts").fetchone()[0] or -1) + 1
             finally:
                 self.db.execute("COMMIT")
             try:
-                return _assemble(self.root, generation, rows, int(self.meta("embed_dim") or 0),
-                                 len(self.concept_columns()))
+                return _assemble(self.root, generation, rows, int(self.meta("embed_dim") or 0), n_columns, trained)
             except FileNotFoundError:
                 continue  # a writer removed a dead batch after our snapshot: take a new one
         raise StoreError("index changed too often while reading; try again")
@@ -358,10 +387,11 @@ class _Transaction:
         db.execute("COMMIT")
 
 
-def _assemble(root: Path, generation: int, rows: list, embed_dim: int, n_concepts: int) -> Snapshot:
+def _assemble(root: Path, generation: int, rows: list, embed_dim: int, n_concepts: int,
+              trained: list | None = None) -> Snapshot:
     n = len(rows)
     ids = np.empty(n, dtype=np.int64)
-    scores = np.empty((n_concepts, n), dtype=np.float32)
+    scores = np.zeros((n_concepts, n), dtype=np.float32)
     embeddings = np.empty((n, embed_dim), dtype=np.float32)
     i = 0
     while i < n:
@@ -371,10 +401,13 @@ def _assemble(root: Path, generation: int, rows: list, embed_dim: int, n_concept
             j += 1
         take = np.fromiter((r[2] for r in rows[i:j]), dtype=np.int64, count=j - i)
         with np.load(root / "batches" / file) as arrays:
-            scores[:, i:j] = arrays["scores"][take].T
+            batch_scores = arrays["scores"]
+            scores[: batch_scores.shape[1], i:j] = batch_scores[take].T
             embeddings[i:j] = arrays["embeddings"][take]
         ids[i:j] = [r[0] for r in rows[i:j]]
         i = j
+    if trained:
+        detectors.fill_trained(root, trained, rows, scores)
     order = np.argsort(ids, kind="stable")
     return Snapshot(generation, ids[order], np.ascontiguousarray(scores[:, order]), embeddings[order])
 

@@ -23,6 +23,7 @@ from mmindex.index.ingest import AddReport, ProgressFn, add_paths, read_media
 from mmindex.index.store import Snapshot, Store
 from mmindex.index.vectors import DEFAULT_FACTORY, VectorIndex
 from mmindex.search import fusion, rank
+from mmindex.search.feedback import FeedbackParams, QuerySpec, SavedQueries, refine
 from mmindex.search.query import Query
 
 
@@ -38,12 +39,25 @@ class Hit:
     kind: str = "image"
     media_id: int | None = None
     why: dict[str, float] | None = field(default=None)
+    parts: dict[str, float] | None = field(default=None)  # on request: each criterion's share of `score`
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        if d["why"] is None:
-            del d["why"]
+        for key in ("why", "parts"):
+            if d[key] is None:
+                del d[key]
         return d
+
+
+class Results(list):
+    """Hits, best first (a plain list), with `explanation`: the fusion, each criterion and its weight, and
+    for a text criterion the concepts it was mapped to; and `message`: why there are no hits, when a
+    text query matched no concept (an empty result, never the top of a random ranking)."""
+
+    def __init__(self, hits: Iterable[Hit] = (), explanation: dict | None = None, message: str | None = None):
+        super().__init__(hits)
+        self.explanation = explanation or {}
+        self.message = message
 
 
 class Engine:
@@ -58,13 +72,21 @@ class Engine:
         index: str | os.PathLike | None = None,
         config: IngestConfig | None = None,
         vector_index: str = DEFAULT_FACTORY,
+        text_encoder: str | None = None,
     ):
         """`vector_index` is the FAISS factory string of the in-memory vector index: "Flat" (exact,
-        the default) or an approximate index such as "SQ8" whose candidates are re-ranked exactly."""
+        the default) or an approximate index such as "SQ8" whose candidates are re-ranked exactly.
+        `text_encoder` names the encoder of free-text queries (mmindex.text; default "minilm")."""
+        from mmindex.text import DEFAULT_TEXT_ENCODER
+
+        self.text_encoder = text_encoder or DEFAULT_TEXT_ENCODER
+        self._banks: dict = {}
+        self.feedback_params = FeedbackParams()
         self.index_dir = Path(index).expanduser() if index is not None else default_index_dir()
         self.config = config or IngestConfig()
         self.vector_index = vector_index
-        self.vocabulary = Vocabulary.imagenet()
+        self._base_vocabulary = Vocabulary.imagenet()
+        self._trained_vocabulary: tuple[tuple, Vocabulary] | None = None
         self._reader: Store | None = None
         self._cache: tuple[Snapshot, VectorIndex] | None = None
         self._runtime = None
@@ -89,6 +111,23 @@ class Engine:
             backbone = self._get_backbone()
             return add_paths(store, paths, self.config, self._get_runtime, backbone.data_config, progress)
 
+    def apply(self, detector: str | os.PathLike, name: str | None = None) -> dict:
+        """Score every segment with a trained detector bundle and add its labels as concepts (source "trained").
+
+        Media added later are scored by it too. Returns {name, concepts: [{id, name, query}], segments,
+        replaced}, where `query` is the name that resolves to the concept (the label, or "detector:label"
+        when the label already names another concept). Raises `DetectorError` if it does not fit the index.
+        """
+        from mmindex.index import detectors
+
+        with Store.open(self.index_dir, write=True) as store:
+            report = detectors.apply(store, detector, name)
+        vocabulary = self.vocabulary
+        report["concepts"] = [
+            {"id": cid, "name": label, "query": label if vocabulary.resolve(label).id == cid else cid}
+            for cid, label in report["concepts"]]
+        return report
+
     def remove(self, paths: Iterable[str | os.PathLike]) -> int:
         """Remove media by file path, or all media under a folder. Returns how many were removed."""
         with Store.open(self.index_dir, write=True) as store:
@@ -102,36 +141,120 @@ class Engine:
         k: int = 10,
         explain: bool = False,
         normalise: str = "minmax",
-    ) -> list[Hit]:
-        """Rank segments by concept expressions and/or examples (segment ids or image paths), fused.
+        text: str | Sequence[str] = (),
+        fusion_method: str = "combsum",
+        remember: bool = True,
+    ) -> Results:
+        """Rank segments by concept expressions, free texts and/or examples (segment ids or image paths),
+        fused by `fusion_method` ("combsum", "wsum", "combmnz", "rrf"; see search/fusion.py).
 
-        Raises QueryError or UnknownConcept for malformed queries.
+        Raises QueryError or UnknownConcept for malformed queries. `remember` keeps the query as the
+        index's last query, which `feedback` refines.
         """
-        query = Query.build(concepts, like, k)
+        texts = [text] if isinstance(text, str) else list(text)
+        spec = QuerySpec([str(c) for c in concepts], [str(r) for r in like], texts, k, normalise, fusion_method,
+                         self.text_encoder)
+        result = self._run(spec, explain)
+        if remember:
+            SavedQueries(self.index_dir).set_last(spec)
+        return result
+
+    def _run(self, spec: QuerySpec, explain: bool, judged: bool = False) -> Results:
+        """Run a query spec; with `judged`, refine it by its relevance judgments (see feedback.py)."""
+        query = Query.build(spec.concepts, spec.like, spec.k, spec.text)
+        if spec.fusion not in fusion.FUSION_METHODS:
+            raise QueryError(f"unknown fusion method {spec.fusion!r}; choose from {', '.join(fusion.FUSION_METHODS)}")
         with self._lock:
             snap, vectors = self._arrays()
             reader = self._store()
-            labels, columns, weights = [], [], []
+            labels, columns, weights, mapped = [], [], [], []
             for text, node, weight in query.concepts:
                 for name in rank.term_names(node):
                     self.vocabulary.resolve(name)  # unknown names fail before any work is done
                 labels.append(text)
                 columns.append(rank.expression_scores(node, lambda n: self._concept_column(snap, n)))
                 weights.append(weight)
+            for text, weight in query.text:
+                mapping = self._bank(spec.text_encoder, reader, snap).map(text)
+                mapped.append(mapping)
+                if not mapping.concepts:
+                    return Results([], self._explanation(spec, query, mapped), mapping.reason)
+                labels.append(f"text:{mapping.text}")
+                columns.append(mapping.scores(snap.scores))
+                weights.append(weight)
+            explanation = self._explanation(spec, query, mapped)
             for ref, weight in query.like:
                 vec = self._example_vector(ref, snap, reader)
-                if len(query.concepts) + len(query.like) == 1:  # one example: FAISS top-k is enough
+                if len(labels) + len(query.like) == 1 and not judged:  # one example: FAISS top-k is enough
                     ids, sims = vectors.search(vec, query.k)
-                    return self._hits(reader, ids, sims, None)
+                    return Results(self._hits(reader, ids, sims, None), explanation)
                 labels.append(f"like:{ref}")
                 columns.append(snap.embeddings @ vec)
                 weights.append(weight)
             if not len(snap.ids):
-                return []
-            fused = fusion.combsum(columns, weights, normalise)
+                return Results([], explanation)
+            fused, parts = fusion.fuse(columns, weights, spec.fusion, spec.normalise)
+            part_labels = labels
+            if judged:
+                fused, parts, part_labels, keep = self._refine(spec, snap, fused)
+                fused = np.where(keep, fused, -np.inf)
             rows = fusion.top_k(fused, query.k)
-            why = [{lab: float(col[r]) for lab, col in zip(labels, columns, strict=True)} for r in rows]
-            return self._hits(reader, snap.ids[rows], fused[rows], why if explain else None)
+            rows = rows[np.isfinite(fused[rows])]
+            why = [self._why(r, labels, columns, mapped, snap, part_labels, parts) for r in rows] if explain else None
+            return Results(self._hits(reader, snap.ids[rows], fused[rows], why), explanation)
+
+    def feedback(self, positive: Sequence[int] = (), negative: Sequence[int] = (), k: int | None = None,
+                 explain: bool = False, name: str | None = None) -> Results:
+        """Refine the last query (or the saved query `name`) with relevance judgments on segment ids.
+
+        Judgments add up over rounds; segments already judged are not shown again. The refined query,
+        with all its judgments, becomes the last query (save it with `save_query`). QueryError for ids
+        not in the index, or when there is no query to refine.
+        """
+        saved = SavedQueries(self.index_dir)
+        spec = saved.get(name) if name else saved.last()
+        ids = [int(i) for i in (*positive, *negative)]
+        if not ids:
+            raise QueryError("feedback needs at least one --positive or --negative segment id")
+        with self._lock:
+            snap, _ = self._arrays()
+        missing = [i for i in ids if snap.row_of(i) is None]
+        if missing:
+            raise QueryError(f"segment ids not in the index: {', '.join(map(str, missing))}")
+        spec = spec.judge(positive, negative)
+        if k is not None:
+            spec.k = k
+        result = self._run(spec, explain, judged=True)
+        saved.set_last(spec)
+        return result
+
+    def save_query(self, name: str) -> QuerySpec:
+        """Save the last query (with its judgments) under `name`, to re-run with `run_saved`."""
+        saved = SavedQueries(self.index_dir)
+        spec = saved.last()
+        saved.save(name, spec)
+        return spec
+
+    def saved_queries(self) -> dict[str, QuerySpec]:
+        """The saved queries of this index, by name."""
+        return SavedQueries(self.index_dir).all()
+
+    def delete_saved(self, name: str) -> None:
+        SavedQueries(self.index_dir).delete(name)
+
+    def run_saved(self, name: str, k: int | None = None, explain: bool = False) -> Results:
+        """Run a saved query again on the current index (with its judgments, if it has any)."""
+        spec = SavedQueries(self.index_dir).get(name)
+        if k is not None:
+            spec.k = k
+        return self._run(spec, explain, judged=bool(spec.positive or spec.negative))
+
+    def run_spec(self, spec: QuerySpec, explain: bool = False) -> Results:
+        """Run a query spec as given, with its judgments if it has any, touching no saved query.
+
+        For callers that keep the query themselves (the HTTP API: one index, many users, no shared "last query").
+        """
+        return self._run(spec, explain, judged=bool(spec.positive or spec.negative))
 
     def info(self) -> dict:
         """Counts of media, segments and concepts, the model, disk use, and every recorded error."""
@@ -164,6 +287,24 @@ class Engine:
             self._reader.close()
             self._reader = None
 
+    @property
+    def vocabulary(self) -> Vocabulary:
+        """ImageNet classes + WordNet nodes + this index's trained concepts: every concept name resolves here.
+
+        A trained concept's names are its label and "detector:label"; on a clash the existing concept
+        keeps the plain name (see `Vocabulary.extended`). Rebuilt only when the index's detectors change.
+        """
+        if not Store.exists(self.index_dir):
+            return self._base_vocabulary
+        trained = tuple(c for c in self._store().concept_columns() if c[3] == "trained")
+        if not trained:
+            return self._base_vocabulary
+        if self._trained_vocabulary is None or self._trained_vocabulary[0] != trained:
+            extra = [Concept(cid, label, tuple(dict.fromkeys((label, cid))), f"trained detector {cid.split(':')[0]}",
+                             "trained", (col,)) for col, cid, label, _ in trained]
+            self._trained_vocabulary = (trained, self._base_vocabulary.extended(extra))
+        return self._trained_vocabulary[1]
+
     # ---- internals -----------------------------------------------------------------------------
     def _store(self) -> Store:
         if self._reader is None:
@@ -177,6 +318,49 @@ class Engine:
             snap = store.snapshot()
             self._cache = (snap, VectorIndex(snap.embeddings, snap.ids, self.vector_index))
         return self._cache
+
+    def _bank(self, encoder: str | None, store: Store, snap: Snapshot):
+        """The concept bank of an encoder over this index's concept columns (built once, cached on disk)."""
+        from mmindex.text import create_text_encoder
+        from mmindex.text.bank import ConceptBank, entries_from_vocabulary
+
+        encoder = encoder or self.text_encoder
+        extra = tuple(c for c in store.concept_columns() if c[3] != "imagenet" and c[0] < snap.scores.shape[0])
+        key = (encoder, extra)
+        if key not in self._banks:
+            self._banks[key] = ConceptBank(entries_from_vocabulary(self.vocabulary, extra),
+                                           create_text_encoder(encoder))
+        return self._banks[key]
+
+    def _explanation(self, spec: QuerySpec, query: Query, mapped: list) -> dict:
+        criteria = [{"label": t, "kind": "concept", "weight": w} for t, _, w in query.concepts]
+        criteria += [{"label": f"text:{m.text}", "kind": "text", "weight": w, "encoder": spec.text_encoder,
+                      **m.to_dict()} for m, (_, w) in zip(mapped, query.text, strict=False)]
+        criteria += [{"label": f"like:{r}", "kind": "like", "weight": w} for r, w in query.like]
+        out = {"fusion": spec.fusion, "normalise": spec.normalise, "criteria": criteria}
+        if spec.positive or spec.negative:
+            out["feedback"] = {"positive": spec.positive, "negative": spec.negative,
+                               "params": vars(self.feedback_params)}
+        return out
+
+    @staticmethod
+    def _why(row, labels, columns, mapped, snap, part_labels, parts) -> tuple[dict, dict]:
+        """Each criterion's raw score (and each text concept's w·p) and each criterion's share of the score."""
+        why = {lab: float(col[row]) for lab, col in zip(labels, columns, strict=True)}
+        for m in mapped:
+            for c in m.concepts:
+                why[f"text:{m.text} > {c.name}"] = c.weight * float(rank.concept_column(snap.scores[:, row:row + 1],
+                                                                                        c.columns)[0])
+        return why, {lab: float(p[row]) for lab, p in zip(part_labels, parts, strict=True)}
+
+    def _refine(self, spec: QuerySpec, snap: Snapshot, base: np.ndarray):
+        """Feedback scores, their parts, and which rows may be shown (not yet judged)."""
+        pos = np.array([r for r in map(snap.row_of, spec.positive) if r is not None], dtype=np.int64)
+        neg = np.array([r for r in map(snap.row_of, spec.negative) if r is not None], dtype=np.int64)
+        fused, parts = refine(base, snap.embeddings, pos, neg, self.feedback_params)
+        keep = np.ones(len(fused), dtype=bool)
+        keep[np.concatenate([pos, neg])] = False
+        return fused, list(parts.values()), list(parts), keep
 
     def _concept_column(self, snap: Snapshot, name: str) -> np.ndarray:
         return rank.concept_column(snap.scores, self.vocabulary.resolve(name).classes)
@@ -206,8 +390,8 @@ class Engine:
             d = details.get(int(sid))
             if d is None:  # removed since the snapshot was taken
                 continue
-            hits.append(Hit(int(sid), d["path"], d["start"], d["end"], float(score), d["kind"], d["media_id"],
-                            why[i] if why else None))
+            w, p = why[i] if why else (None, None)
+            hits.append(Hit(int(sid), d["path"], d["start"], d["end"], float(score), d["kind"], d["media_id"], w, p))
         return hits
 
     def _get_backbone(self):

@@ -55,3 +55,104 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
         return np.empty(0, dtype=np.int64)
     part = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
     return part[np.argsort(-scores[part], kind="stable")]
+
+
+# ---- fusion methods by name (issue 5) ------------------------------------------------------------
+# CombMNZ and RRF fuse *retrieved lists*: a criterion "retrieves" its `depth` best segments, which are
+# normalised among themselves, and the rest score 0 for it (as in TREC runs and in ranx). CombSUM over
+# the whole collection (depth None) is the foundation's behaviour above.
+FUSION_METHODS = ("combsum", "wsum", "combmnz", "rrf")  # "wsum" is CombSUM by another name: Σ w_i·norm(s_i)
+DEFAULT_DEPTH = 1000
+RRF_K = 60  # Cormack, Clarke & Büttcher (SIGIR 2009): k = 60
+
+
+def fuse(
+    columns: Sequence[np.ndarray],
+    weights: Sequence[float] | None = None,
+    method: str = "combsum",
+    normalise: str = "minmax",
+    depth: int | None = None,
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Fuse score columns by name; returns the fused scores and each criterion's contribution to them.
+
+    combsum / wsum: Σ w_i·norm(s_i)                  (Fox & Shaw 1994; weighted sum)
+    combmnz:        |{i : d in run i}| · Σ w_i·norm(s_i)   (runs = each criterion's top `depth`, default 1000)
+    rrf:            Σ w_i / (RRF_K + rank_i(d))       (reciprocal rank fusion; `normalise` is not used)
+    A single criterion keeps its raw scores. The contributions add up to the fused score.
+    """
+    if method not in FUSION_METHODS:
+        raise QueryError(f"unknown fusion method {method!r}; choose from {', '.join(FUSION_METHODS)}")
+    if normalise not in NORMALISERS:
+        raise QueryError(f"unknown normalisation {normalise!r}; choose from {', '.join(NORMALISERS)}")
+    cols = [np.asarray(c, dtype=np.float64) for c in columns]
+    weights = [1.0] * len(cols) if weights is None else list(weights)
+    if len(cols) != len(weights):
+        raise ValueError("one weight per column")
+    if len(cols) == 1:
+        return cols[0], [cols[0]]
+    if method == "combmnz" and depth is None:
+        depth = DEFAULT_DEPTH
+    parts, hits = [], np.zeros(len(cols[0]), dtype=np.int64)
+    for col, w in zip(cols, weights, strict=True):
+        kept = top_k(col, depth) if depth is not None and depth < len(col) else None
+        part = np.zeros_like(col)
+        if method == "rrf":
+            order = kept if kept is not None else np.argsort(-col, kind="stable")
+            part[order] = w / (RRF_K + np.arange(1, len(order) + 1))
+        elif kept is None:
+            part = w * NORMALISERS[normalise](col)
+        else:
+            part[kept] = w * NORMALISERS[normalise](col[kept])
+        if kept is None:
+            hits += 1
+        else:
+            hits[kept] += 1
+        parts.append(part)
+    if method == "combmnz":
+        parts = [p * hits for p in parts]
+    return np.sum(parts, axis=0), parts
+
+
+def average_precision(scores: np.ndarray, relevant: np.ndarray) -> float:
+    """Non-interpolated AP of the ranking by `scores` (best first, ties in row order) for a boolean mask."""
+    n_rel = int(relevant.sum())
+    if n_rel == 0:
+        return 0.0
+    hits = relevant[np.argsort(-scores, kind="stable")]
+    ranks = np.flatnonzero(hits) + 1
+    return float(np.mean(np.arange(1, n_rel + 1) / ranks))
+
+
+def learn_weights(
+    validation: Sequence[tuple[Sequence[np.ndarray], np.ndarray]],
+    method: str = "combsum",
+    normalise: str = "minmax",
+    depth: int | None = None,
+    steps: int = 10,
+) -> tuple[list[float], float]:
+    """Fusion weights that maximise MAP on validation queries, by grid search over the simplex.
+
+    `validation` holds, per query, its criteria's score columns (the same criteria, in the same order, for
+    every query) and the boolean relevance of each row. Weights are multiples of 1/steps summing to 1.
+    Returns (weights, validation MAP). Grid search is exact at this resolution and cheap for the 2–4
+    criteria a query has; the weights are learned once, offline (see bench/text_feedback.py).
+    """
+    n = len(validation[0][0])
+    best: tuple[float, list[float]] = (-1.0, [1.0 / n] * n)
+    for combo in _simplex(n, steps):
+        w = [c / steps for c in combo]
+        m = float(np.mean([average_precision(fuse(cols, w, method, normalise, depth)[0], rel)
+                           for cols, rel in validation]))
+        if m > best[0] + 1e-12:
+            best = (m, w)
+    return best[1], best[0]
+
+
+def _simplex(n: int, steps: int):
+    """All n-tuples of non-negative integers summing to `steps`."""
+    if n == 1:
+        yield (steps,)
+        return
+    for i in range(steps + 1):
+        for rest in _simplex(n - 1, steps - i):
+            yield (i, *rest)

@@ -63,16 +63,19 @@ class Query:
     """What to look for: concept expressions, examples (segment ids or file paths), fused.
 
     `concepts` holds (text as given, parsed expression, fusion weight); `like` holds
-    (segment id or path, fusion weight).
+    (segment id or path, fusion weight); `text` holds (free text, fusion weight), mapped to concepts
+    by the concept bank (mmindex.text.bank).
     """
 
     concepts: list[tuple[str, Node, float]] = field(default_factory=list)
     like: list[tuple[int | str, float]] = field(default_factory=list)
     k: int = 10
+    text: list[tuple[str, float]] = field(default_factory=list)
 
     @classmethod
-    def build(cls, concepts=(), like=(), k: int = 10) -> Query:
-        """Parse concept expression strings and example references (int segment id, or path)."""
+    def build(cls, concepts=(), like=(), k: int = 10, text=()) -> Query:
+        """Parse concept expression strings, example references (int segment id, or path) and free
+        texts (a trailing ^number is the text's fusion weight: "a red car^2")."""
         if k < 1:
             raise QueryError(f"k must be at least 1, got {k}")
         q = cls(k=k)
@@ -82,8 +85,11 @@ class Query:
         for ref in like:
             ref, weight = _split_weight(str(ref))
             q.like.append((int(ref) if re.fullmatch(r"\d+", ref) else ref, weight))
-        if not q.concepts and not q.like:
-            raise QueryError("empty query: give at least one --concept or --like")
+        for t in [text] if isinstance(text, str) else (text or ()):
+            m = re.fullmatch(r"(?s)(.*\S)\s*\^([0-9.]+)\s*", t)
+            q.text.append((m.group(1), _weight(m.group(2), t)) if m else (t, 1.0))
+        if not q.concepts and not q.like and not q.text:
+            raise QueryError("empty query: give at least one --concept, --text or --like")
         return q
 
 

@@ -1,0 +1,198 @@
+"""Trained detectors applied to an index: their concept columns and per-batch score files.
+
+Layout (schema v2, see `store.MIGRATIONS[2]`):
+    detectors          one row per applied detector: name, bundle file, backbone, weights id, first column
+    concepts           its labels as score columns (source "trained", id "<detector>:<label>")
+    detector_scores    (detector, batch) -> file: that batch's rows scored by that detector
+    detectors/NNNN.mmdet            a copy of the bundle (media added later are scored with it)
+    detectors/NNNN-BBBBBBBB.npy     float16 (rows of batch B, labels of detector N)
+
+Crash safety is the batches': score files are written (temporary name, fsync, rename) inside the
+transaction that references them, so a killed `apply` leaves at most unreferenced files, which the next
+writer deletes (`delete_orphans`). Readers see a detector's columns only once all its files exist.
+
+Only probe detectors trained on the index's own backbone and weights can be applied: they score the
+stored embeddings directly, with no media decoded again. Other detectors (finetune, scratch, another
+backbone) are refused with `DetectorError` before anything is written.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from mmindex.errors import DetectorError
+
+if TYPE_CHECKING:
+    from mmindex.index.store import MediaRecord, Store
+
+FOLDER = "detectors"
+
+
+@dataclass
+class Applied:
+    """A detector applied to an index, loaded for scoring new media."""
+
+    id: int
+    name: str
+    bundle: object  # mmindex.learn.checkpoint.Bundle
+
+
+def bundle_file(detector_id: int) -> str:
+    return f"{detector_id:04d}.mmdet"
+
+
+def score_file(detector_id: int, batch_id: int) -> str:
+    return f"{detector_id:04d}-{batch_id:08d}.npy"
+
+
+def write_npy(path: Path, array: np.ndarray) -> None:
+    """Write under a temporary name, fsync, rename: a file under its final name is always whole."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        np.save(f, array)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def known_files(db) -> set[str]:
+    """Every file under detectors/ that a committed row references."""
+    known = {r[0] for r in db.execute("SELECT file FROM detector_scores")}
+    return known | {r[0] for r in db.execute("SELECT file FROM detectors")}
+
+
+def delete_orphans(store: Store) -> None:
+    """Delete files under detectors/ that no committed row references (left by a killed writer)."""
+    folder = store.root / FOLDER
+    if not folder.is_dir():
+        return
+    known = known_files(store.db)
+    for p in folder.iterdir():
+        if p.name not in known:
+            p.unlink(missing_ok=True)
+
+
+def trained_layout(db) -> list[tuple[int, int, int, dict[int, str]]]:
+    """For the snapshot: (detector id, first column, label count, {batch id: score file}) per detector."""
+    out = []
+    for det_id, first, n in db.execute("SELECT id, first_col, n_labels FROM detectors ORDER BY id").fetchall():
+        files = dict(db.execute("SELECT batch_id, file FROM detector_scores WHERE detector_id = ?", (det_id,)))
+        out.append((det_id, first, n, files))
+    return out
+
+
+def fill_trained(root: Path, layout, rows: list, scores: np.ndarray) -> None:
+    """Fill the trained rows of a snapshot's (C, N) `scores`, rows = (segment id, batch id, row, file) in order."""
+    n = len(rows)
+    for _det, first, count, files in layout:
+        i = 0
+        while i < n:
+            batch_id = rows[i][1]
+            j = i
+            while j < n and rows[j][1] == batch_id:
+                j += 1
+            take = np.fromiter((r[2] for r in rows[i:j]), dtype=np.int64, count=j - i)
+            name = files.get(batch_id)
+            if name is None:  # cannot happen through apply/add; a missing file must not break search
+                scores[first:first + count, i:j] = 0.0
+            else:
+                scores[first:first + count, i:j] = np.load(root / FOLDER / name)[take].T
+            i = j
+
+
+def load_applied(store: Store) -> list[Applied]:
+    """The detectors applied to this index, loaded (bundles from the index's own copies)."""
+    rows = store.db.execute("SELECT id, name, file FROM detectors ORDER BY id").fetchall()
+    if not rows:
+        return []
+    from mmindex.learn.checkpoint import load_bundle
+
+    return [Applied(i, name, load_bundle(store.root / FOLDER / f)) for i, name, f in rows]
+
+
+def score_records(applied: list[Applied], records: list[MediaRecord]) -> dict[int, np.ndarray]:
+    """Scores of every segment of `records` by every applied detector: {detector id: (segments, labels)}."""
+    import torch
+
+    emb = [s.embedding for m in records for s in m.segments]
+    if not emb or not applied:
+        return {}
+    x = torch.from_numpy(np.stack(emb).astype(np.float32))
+    return {a.id: a.bundle.detector.scores(x).numpy().astype(np.float16) for a in applied}
+
+
+def write_scores(store: Store, batch_id: int, trained: dict[int, np.ndarray]) -> None:
+    """Inside the batch's transaction: write each detector's score file for the batch and reference it."""
+    folder = store.root / FOLDER
+    folder.mkdir(exist_ok=True)
+    for det_id, scores in trained.items():
+        name = score_file(det_id, batch_id)
+        write_npy(folder / name, scores)
+        store.db.execute("INSERT INTO detector_scores (detector_id, batch_id, file) VALUES (?, ?, ?)",
+                         (det_id, batch_id, name))
+
+
+def apply(store: Store, bundle_path: str | os.PathLike, name: str | None = None) -> dict:
+    """Score every segment of the index with a detector and add its labels as concepts, in one transaction.
+
+    Re-applying a detector of the same name replaces it. Returns {name, concepts: [(id, name)], segments,
+    replaced}. Raises `DetectorError` before writing anything if the detector does not fit this index.
+    """
+    import torch
+
+    from mmindex.learn.checkpoint import load_bundle
+    from mmindex.models import create_model
+
+    bundle = load_bundle(bundle_path)
+    name = name or bundle.name
+    model = store.meta("model")
+    if bundle.mode != "probe":
+        raise DetectorError(
+            f"detector {name!r} was trained in {bundle.mode} mode; only probe detectors on the index's backbone "
+            f"({model}) can be applied, since they score the stored embeddings (train with --mode probe)")
+    bundle.check_backbone(model, create_model(model).weights_id)
+    if ":" in name or not name.strip():
+        raise DetectorError(f"detector name {name!r} must be non-empty and contain no ':'")
+    folder = store.root / FOLDER
+    folder.mkdir(exist_ok=True)
+    replaced: list[str] = []
+    with store.transaction() as db:
+        old = db.execute("SELECT id, file FROM detectors WHERE name = ?", (name,)).fetchone()
+        if old:
+            replaced = [old[1]] + [r[0] for r in db.execute("SELECT file FROM detector_scores WHERE detector_id = ?",
+                                                           (old[0],))]
+            db.execute("DELETE FROM concepts WHERE detector_id = ?", (old[0],))
+            db.execute("DELETE FROM detectors WHERE id = ?", (old[0],))
+        first = (db.execute("SELECT max(col) FROM concepts").fetchone()[0] or 0) + 1
+        labels = bundle.labels
+        det_id = db.execute(
+            "INSERT INTO detectors (name, file, mode, backbone, weights_id, labels, first_col, n_labels, applied)"
+            " VALUES (?, '', ?, ?, ?, ?, ?, ?, ?)",
+            (name, bundle.mode, bundle.backbone, bundle.weights_id, "\n".join(labels), first, len(labels),
+             time.time()),
+        ).lastrowid
+        shutil.copyfile(bundle_path, folder / (bundle_file(det_id) + ".tmp"))
+        os.replace(folder / (bundle_file(det_id) + ".tmp"), folder / bundle_file(det_id))
+        db.execute("UPDATE detectors SET file = ? WHERE id = ?", (bundle_file(det_id), det_id))
+        concepts = []
+        for j, label in enumerate(labels):
+            cid = f"{name}:{label}"
+            db.execute("INSERT INTO concepts (col, id, name, source, detector_id) VALUES (?, ?, ?, 'trained', ?)",
+                       (first + j, cid, label, det_id))
+            concepts.append((cid, label))
+        for batch_id, file in db.execute("SELECT id, file FROM batches").fetchall():
+            with np.load(store.root / "batches" / file) as arrays:
+                emb = torch.from_numpy(arrays["embeddings"].astype(np.float32))
+            write_scores(store, batch_id, {det_id: bundle.detector.scores(emb).numpy().astype(np.float16)})
+        segments = db.execute("SELECT count(*) FROM segments").fetchone()[0]
+    for f in replaced:  # after the commit: readers of an older snapshot may still read them
+        (folder / f).unlink(missing_ok=True)
+    return {"name": name, "detector_id": det_id, "concepts": concepts, "segments": segments,
+            "replaced": bool(old)}

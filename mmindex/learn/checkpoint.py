@@ -1,0 +1,124 @@
+"""Detector bundles (one file: weights, resolved config, labels, backbone, metrics) and training checkpoints.
+
+A bundle is a `torch.save`d dict read back with `weights_only=True` (no code is unpickled), so it can be
+copied to another machine and applied there:
+    format "mmindex-detector", version, name, labels, loss, config (the resolved `TrainConfig` as JSON),
+    backbone + weights_id (probe / finetune: the features it expects), in_dim, state_dict, metrics, created.
+A missing, truncated or foreign file raises `DetectorError` saying so; a bundle whose backbone is not
+the one it is used with is refused by `check_backbone`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from mmindex.errors import DetectorError
+from mmindex.learn.config import TrainConfig
+from mmindex.learn.detector import Detector
+
+FORMAT = "mmindex-detector"
+VERSION = 1
+
+
+@dataclass
+class Bundle:
+    """A loaded detector and what was saved with it."""
+
+    name: str
+    detector: Detector
+    config: TrainConfig
+    labels: list[str]
+    backbone: str | None
+    weights_id: str | None
+    metrics: dict = field(default_factory=dict)
+    path: str = ""
+
+    @property
+    def mode(self) -> str:
+        return self.config.mode
+
+    def check_backbone(self, backbone: str, weights_id: str) -> None:
+        """Refuse features of another backbone or other weights: the head would score noise."""
+        if self.mode == "scratch":
+            raise DetectorError(f"detector {self.name!r} was trained from scratch on raw pixels, not on "
+                                f"{backbone} features")
+        if (self.backbone, self.weights_id) != (backbone, weights_id):
+            raise DetectorError(f"detector {self.name!r} was trained on {self.backbone} features (weights "
+                                f"{self.weights_id}), not {backbone} (weights {weights_id})")
+
+
+def atomic_save(obj: object, path: str | os.PathLike) -> None:
+    """torch.save to a temporary file beside `path`, fsync, rename: never half a file under the name."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_bundle(path: str | os.PathLike, name: str, detector: Detector, weights_id: str | None,
+                in_dim: int | None, metrics: dict | None = None) -> None:
+    """Write a detector bundle atomically."""
+    cfg = detector.config
+    atomic_save({
+        "format": FORMAT, "version": VERSION, "name": name, "labels": list(detector.labels), "loss": detector.loss,
+        "config": cfg.to_json(), "backbone": None if cfg.mode == "scratch" else cfg.backbone,
+        "weights_id": weights_id, "in_dim": in_dim, "state_dict": detector.state_dict(),
+        "metrics": json.dumps(metrics or {}), "created": time.time(),
+    }, path)
+
+
+def _read(path: Path) -> dict:
+    if not path.is_file():
+        raise DetectorError(f"no detector file {path}")
+    try:
+        doc = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a corrupt or foreign file
+        raise DetectorError(f"{path} is not a readable mmindex detector (corrupt or truncated file?): "
+                            f"{type(exc).__name__}") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise DetectorError(f"{path} is not an mmindex detector bundle")
+    if int(doc.get("version", 0)) > VERSION:
+        raise DetectorError(f"{path} is a detector of format version {doc['version']}; this mmindex reads "
+                            f"up to {VERSION}")
+    return doc
+
+
+def load_bundle(path: str | os.PathLike) -> Bundle:
+    """Read a bundle and rebuild its detector (eval mode). Raises `DetectorError` if anything is wrong."""
+    path = Path(path).expanduser()
+    doc = _read(path)
+    try:
+        config = TrainConfig.from_dict(json.loads(doc["config"]))
+        detector = Detector(config, doc["labels"], doc["loss"], doc.get("in_dim"))
+        detector.load_state_dict(doc["state_dict"], strict=True)
+    except DetectorError:
+        raise
+    except Exception as exc:
+        raise DetectorError(f"{path}: the saved weights do not fit the saved configuration: "
+                            f"{type(exc).__name__}: {str(exc)[:300]}") from None
+    return Bundle(doc["name"], detector.eval(), config, list(doc["labels"]), doc.get("backbone"),
+                  doc.get("weights_id"), json.loads(doc.get("metrics") or "{}"), str(path))
+
+
+def read_header(path: str | os.PathLike) -> dict:
+    """Name, labels, mode, backbone and weights id of a bundle, without building its network."""
+    doc = _read(Path(path).expanduser())
+    config = json.loads(doc["config"])
+    return {"name": doc["name"], "labels": list(doc["labels"]), "mode": config.get("mode"),
+            "backbone": doc.get("backbone"), "weights_id": doc.get("weights_id"), "loss": doc["loss"]}

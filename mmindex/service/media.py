@@ -1,0 +1,163 @@
+"""Which files the service may read, and the thumbnails it makes of segments.
+
+The rule for serving a file: it must be a media path recorded in the index (clients name segments by
+id, never by path), and its *real* path, symlinks resolved, must lie inside one of the media roots.
+A file swapped for a symlink to /etc/passwd after indexing is therefore refused (403), and a path
+that no longer exists is 404. The roots are the folders given to `serve --media-root`, or else the
+folders that hold the indexed media.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+from PIL import Image
+
+from mmindex.errors import MediaError
+from mmindex.media.images import open_image
+
+log = logging.getLogger(__name__)
+
+
+class Forbidden(Exception):
+    """A path outside the media roots (403)."""
+
+
+class Missing(Exception):
+    """A path that does not exist or is not a regular file (404)."""
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+class MediaRoots:
+    """The folders media may be read from and added from.
+
+    `media_paths` lists the indexed media paths; it is called again only when `generation` changes.
+    """
+
+    def __init__(self, configured: Sequence[str], media_paths: Callable[[], Iterable[str]]):
+        self._configured = [os.path.abspath(os.path.expanduser(r)) for r in configured]
+        self._media_paths = media_paths
+        self._derived: tuple[int, list[str]] | None = None
+        self._lock = threading.Lock()
+
+    def roots(self, generation: int) -> list[str]:
+        """Lexical (absolute, normalised) root folders."""
+        if self._configured:
+            return self._configured
+        with self._lock:
+            if self._derived is None or self._derived[0] != generation:
+                folders = sorted({os.path.dirname(p) for p in self._media_paths()})
+                minimal: list[str] = []
+                for f in folders:  # sorted, so a folder's ancestors come before it
+                    if not any(_inside(f, m) for m in minimal):
+                        minimal.append(f)
+                self._derived = (generation, minimal)
+            return self._derived[1]
+
+    def check(self, path: str, generation: int, must_exist: bool = True) -> str:
+        """The real path to open for `path`, or Forbidden / Missing.
+
+        `path` must be absolute and free of `..`; lexically and after resolving symlinks it must be
+        inside the same root.
+        """
+        if not os.path.isabs(path) or os.path.normpath(path) != path:
+            raise Forbidden(f"not an absolute, normalised path: {path!r}")
+        real = os.path.realpath(path)
+        for root in self.roots(generation):
+            if _inside(path, root) and _inside(real, os.path.realpath(root)):
+                break
+        else:
+            raise Forbidden("outside the media roots")
+        if must_exist and not os.path.isfile(real):
+            raise Missing("media file is missing")
+        return real
+
+
+class Thumbnails:
+    """JPEG thumbnails of segments, cached as `<cache>/<segment id>-<size>.jpg`.
+
+    Segment ids are never reused (a changed file gets new segments), so a cached thumbnail never goes
+    stale. Files are written under a temporary name and renamed, so a reader never sees half of one.
+    Without a writable cache folder they are made on every request.
+    """
+
+    def __init__(self, cache: Path | None, size: int = 320, max_pixels: int = 89_478_485):
+        self.size = size
+        self.max_pixels = max_pixels
+        self.cache = cache
+        if cache is not None:
+            try:
+                cache.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                log.warning("thumbnail cache %s is not writable (%s); thumbnails will not be cached", cache, exc)
+                self.cache = None
+
+    def get(self, segment_id: int, real_path: str, kind: str, start: float | None, end: float | None) -> bytes:
+        """The thumbnail's JPEG bytes. Raises MediaError when the media cannot be decoded."""
+        cached = self.cache / f"{segment_id}-{self.size}.jpg" if self.cache is not None else None
+        if cached is not None:
+            try:
+                return cached.read_bytes()
+            except FileNotFoundError:
+                pass
+        if kind == "video":
+            middle = 0.0 if start is None else (start + (end if end is not None else start)) / 2
+            img = video_frame(real_path, middle)
+        else:
+            with open(real_path, "rb") as f:
+                img = open_image(f.read(), self.max_pixels, draft_size=self.size)
+        img.thumbnail((self.size, self.size), Image.Resampling.BICUBIC)
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", quality=82, optimize=True)
+        data = buf.getvalue()
+        if cached is not None:
+            self._write(cached, data)
+        return data
+
+    def _write(self, target: Path, data: bytes) -> None:
+        try:
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".tmp")
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, target)  # atomic: concurrent writers of the same thumbnail both succeed
+        except OSError as exc:
+            log.warning("cannot cache thumbnail %s: %s", target, exc)
+
+
+def video_frame(path: str, seconds: float, max_frames: int = 3000) -> Image.Image:
+    """The first frame at or after `seconds` from the video's first frame, as an RGB image.
+
+    Times in the index count from the stream's first frame, so the seek target adds its start_time.
+    """
+    import av  # noqa: PLC0415 (PyAV only when a video thumbnail is asked for)
+
+    try:
+        with av.open(path, "r") as container:
+            if not container.streams.video:
+                raise MediaError("no video stream")
+            stream = container.streams.video[0]
+            base = float(stream.time_base or 0) or 1 / 90000
+            first = (stream.start_time or 0) * base
+            if seconds > 0:
+                container.seek(int((first + seconds) / base), stream=stream, backward=True, any_frame=False)
+            last = None
+            for i, frame in enumerate(container.decode(stream)):
+                last = frame
+                if frame.time is None or frame.time - first >= seconds - 1e-3 or i >= max_frames:
+                    break
+            if last is None:
+                raise MediaError("no frames")
+            return last.to_image().convert("RGB")
+    except av.error.FFmpegError as exc:
+        raise MediaError(f"cannot decode video: {exc.strerror}") from None
+    except OSError as exc:
+        raise MediaError(f"cannot read video: {exc.strerror or exc}") from None

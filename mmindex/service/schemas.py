@@ -1,0 +1,128 @@
+"""The HTTP API's request and response bodies (pydantic models; they make /openapi.json)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class ErrorOut(BaseModel):
+    """Every 4xx/5xx answer: a message a person can act on, never a traceback."""
+
+    error: str
+    suggestions: list[str] | None = Field(default=None, description="close concept names, for an unknown concept")
+    detail: list[dict] | None = Field(default=None, description="which parameters were invalid, and why")
+
+
+class HitOut(BaseModel):
+    """One hit, exactly as `mmindex search --json` prints it."""
+
+    segment_id: int
+    path: str
+    start: float | None
+    end: float | None
+    score: float
+    kind: str
+    media_id: int | None = None
+    why: dict[str, float] | None = Field(default=None, description="each criterion's raw score (explain=true)")
+    parts: dict[str, float] | None = Field(default=None, description="each criterion's share of the score")
+
+
+class SearchOut(BaseModel):
+    """A page of hits, best first. `next_offset` is null on the last page."""
+
+    hits: list[HitOut]
+    offset: int
+    k: int
+    next_offset: int | None
+    took_ms: float
+    explanation: dict | None = Field(default=None, description="the fusion, each criterion and its weight, and the "
+                                     "concepts a free text was mapped to (explain=true or text given)")
+    message: str | None = Field(default=None, description="why there are no hits (a text that matched no concept)")
+
+
+class SegmentOut(BaseModel):
+    """A segment's details and the URLs of its thumbnail and media (with the shot's time fragment)."""
+
+    segment_id: int
+    media_id: int
+    path: str
+    kind: str
+    start: float | None
+    end: float | None
+    thumbnail_url: str
+    media_url: str
+
+
+class ConceptOut(BaseModel):
+    id: str
+    name: str
+    synonyms: list[str]
+    source: str
+    classes: int = Field(description="ImageNet classes the concept covers (1 for a class)")
+
+
+class ConceptsOut(BaseModel):
+    concepts: list[ConceptOut]
+
+
+class Features(BaseModel):
+    """What the engine behind this server supports; the web UI shows only what is there."""
+
+    text: bool
+    feedback: bool
+    upload: bool
+    write: bool
+
+
+class HealthOut(BaseModel):
+    status: str
+    segments: int
+    generation: int
+    features: Features
+    version: str
+
+
+class LatencyOut(BaseModel):
+    count: int
+    p50_ms: float | None
+    p99_ms: float | None
+
+
+class MetricsOut(BaseModel):
+    """Counters since the server started; latency over the last 10,000 searches."""
+
+    uptime_s: float
+    requests: int
+    queries: int
+    errors_4xx: int
+    errors_5xx: int
+    search_latency: LatencyOut
+    index: dict[str, int]
+
+
+class PathsIn(BaseModel):
+    paths: list[str] = Field(min_length=1, max_length=1000, description="files or folders on the server")
+
+
+class AddOut(BaseModel):
+    added: int
+    updated: int
+    unchanged: int
+    failed: int
+    errors: list[list[str]]
+    seconds: float
+
+
+class RemoveOut(BaseModel):
+    removed: int
+
+
+class FeedbackIn(BaseModel):
+    """The query being refined, and the hits the user marked relevant or not."""
+
+    concept: list[str] = Field(default_factory=list, max_length=20)
+    like: list[int] = Field(default_factory=list, max_length=20)
+    text: str | None = Field(default=None, max_length=500)
+    positive: list[int] = Field(default_factory=list, max_length=200)
+    negative: list[int] = Field(default_factory=list, max_length=200)
+    k: int = Field(default=24, ge=1, le=500)
