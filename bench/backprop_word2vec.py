@@ -48,7 +48,7 @@ def engine_kv(vocab: Vocab, vectors: np.ndarray) -> KeyedVectors:
     return kv
 
 
-def plot(curves: dict[str, list[float]], path: Path) -> None:
+def plot(curves: dict[str, list[float]], path: Path, corpus: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -59,7 +59,7 @@ def plot(curves: dict[str, list[float]], path: Path) -> None:
         ax.plot(range(1, len(c) + 1), c, marker="o", label=label)
     ax.set_xlabel("epoch")
     ax.set_ylabel("mean loss per training pair")
-    ax.set_title("word2vec with the engine (Lee + Wikipedia corpus)")
+    ax.set_title(f"word2vec with the engine ({corpus} corpus)")
     ax.legend()
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
             mine = ", ".join(x for x, _ in most_similar(model.vectors(), vocab, w, 5))
             theirs = ", ".join(x for x, _ in g.wv.most_similar(w, topn=5))
             print(f"- {w}: {mine} | {theirs}")
-    plot(curves, a.plot)
+    plot(curves, a.plot, a.corpus)
     print(f"\nloss curve: {a.plot}")
 
 

@@ -107,9 +107,10 @@ class Service:
 
     def search(self, concepts, like, text, k, offset, explain, normalise) -> dict:
         """One page of hits: the engine is asked for offset + k and the first `offset` are dropped."""
-        if not concepts and not like and not text:
-            raise HTTPException(400, "empty query: give at least one concept, like or text")
         self._check_depth(offset, k)
+        if not concepts and not like and not text:
+            return self._empty(offset, k, "empty query: give at least one concept, like or text")
+        self._check_ids(int(str(ref).partition("^")[0]) for ref in like if str(ref).partition("^")[0].isdigit())
         kwargs = dict(self._search_options)
         if text:
             if not self.features.text:
@@ -127,19 +128,25 @@ class Service:
         from mmindex.search.feedback import QuerySpec
 
         if not body.concept and not body.like and not body.text:
-            raise HTTPException(400, "feedback needs the query it refines: concept, like or text")
-        if not body.positive and not body.negative:
-            raise HTTPException(400, "feedback needs at least one positive or negative segment id")
-        with self._store_lock:
-            known = self.store.segments([*body.positive, *body.negative])
-        missing = sorted({i for i in (*body.positive, *body.negative) if i not in known})
-        if missing:
-            raise HTTPException(400, f"segment ids not in the index: {', '.join(map(str, missing))}")
+            return self._empty(0, body.k, "empty query: feedback refines a query, give its concept, like or text")
+        self._check_ids([*body.like, *body.positive, *body.negative])
         spec = QuerySpec([*body.concept], [str(i) for i in body.like], [body.text] if body.text else [], body.k,
                          text_encoder=getattr(self.engine, "text_encoder", None))
         t0 = time.perf_counter()
         results = self.engine.run_spec(spec.judge(body.positive, body.negative), explain=True)
         return self._page(results, 0, body.k, t0, True)
+
+    def _check_ids(self, ids) -> None:
+        """404 for example or judged segment ids that are not in the index."""
+        ids = list(ids)
+        with self._store_lock:
+            known = self.store.segments(ids)
+        missing = sorted({i for i in ids if i not in known})
+        if missing:
+            raise HTTPException(404, f"no segment with id {', '.join(map(str, missing))} in the index")
+
+    def _empty(self, offset: int, k: int, message: str) -> dict:
+        return {"hits": [], "offset": offset, "k": k, "next_offset": None, "took_ms": 0.0, "message": message}
 
     def _check_depth(self, offset: int, k: int) -> None:
         if offset + k > self.config.max_offset + self.config.max_k:
@@ -168,10 +175,12 @@ def create_app(engine_or_index: Engine | str | os.PathLike, config: ServiceConfi
     svc = Service(engine, config)
     app = FastAPI(title="mmindex", version=__version__, summary="Search an mmindex index by concept and example.")
     app.state.service = svc
-    read, write = Depends(svc.auth.read), Depends(svc.auth.write)
+    # Read endpoints document (and check) the bearer token only when reads are private.
+    read = [] if config.public_read else [Depends(svc.auth.read)]
+    write = [Depends(svc.auth.write)]
     api = APIRouter(prefix="/api", responses=_ERRORS)
 
-    @api.get("/search", response_model=schemas.SearchOut, response_model_exclude_unset=True, dependencies=[read])
+    @api.get("/search", response_model=schemas.SearchOut, response_model_exclude_unset=True, dependencies=read)
     def search(
         concept: ConceptParam = [],  # noqa: B006 (FastAPI copies defaults per request)
         like: LikeParam = [],  # noqa: B006
@@ -184,7 +193,7 @@ def create_app(engine_or_index: Engine | str | os.PathLike, config: ServiceConfi
         """Rank segments by concept expressions and example segments, fused; same hits as `mmindex search --json`."""
         return svc.search(concept, like, text, k, offset, explain, normalise)
 
-    @api.post("/search", response_model=schemas.SearchOut, response_model_exclude_unset=True, dependencies=[read])
+    @api.post("/search", response_model=schemas.SearchOut, response_model_exclude_unset=True, dependencies=read)
     def search_by_upload(
         image: Annotated[UploadFile, File(description="an image to use as the example")],
         concept: Annotated[list[str], Form(max_length=20)] = [],  # noqa: B006
@@ -204,7 +213,7 @@ def create_app(engine_or_index: Engine | str | os.PathLike, config: ServiceConfi
                 engine.embed_image(tmp.name)  # loads the model outside the engine's search lock
             return svc.search(concept, [tmp.name], None, k, offset, explain, "minmax")
 
-    @api.get("/segments/{segment_id}", response_model=schemas.SegmentOut, dependencies=[read])
+    @api.get("/segments/{segment_id}", response_model=schemas.SegmentOut, dependencies=read)
     def segment(segment_id: SegmentId) -> dict:
         """A segment's media path, kind, time range and the URLs of its thumbnail and media."""
         s = svc.segment(segment_id)
@@ -212,7 +221,7 @@ def create_app(engine_or_index: Engine | str | os.PathLike, config: ServiceConfi
         return {"segment_id": segment_id, **s, "thumbnail_url": f"/api/segments/{segment_id}/thumbnail",
                 "media_url": f"/api/media/{segment_id}{fragment}"}
 
-    @api.get("/segments/{segment_id}/thumbnail", response_class=Response, dependencies=[read],
+    @api.get("/segments/{segment_id}/thumbnail", response_class=Response, dependencies=read,
              responses={200: {"content": {"image/jpeg": {}}}})
     def thumbnail(segment_id: SegmentId) -> Response:
         """A JPEG thumbnail: the image, or the frame in the middle of a video shot. Cached on disk."""
@@ -225,9 +234,10 @@ def create_app(engine_or_index: Engine | str | os.PathLike, config: ServiceConfi
         scope = "public" if config.public_read else "private"
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": f"{scope}, max-age=86400"})
 
-    @api.head("/media/{segment_id}", response_class=FileResponse, dependencies=[read], include_in_schema=False)
-    @api.get("/media/{segment_id}", response_class=FileResponse, dependencies=[read],
-             responses={200: {"content": {"application/octet-stream": {}}}, 206: {"description": "partial content"},
+    @api.head("/media/{segment_id}", response_class=FileResponse, dependencies=read, include_in_schema=False)
+    @api.get("/media/{segment_id}", response_class=FileResponse, dependencies=read,
+             responses={200: {"content": {"image/*": {}, "video/*": {}, "application/octet-stream": {}}},
+                        206: {"description": "partial content"},
                         416: {"description": "range not satisfiable"}})
     def media(segment_id: SegmentId) -> FileResponse:
         """The segment's media file, with HTTP Range support (a video plays from a shot's start)."""
@@ -236,7 +246,7 @@ def create_app(engine_or_index: Engine | str | os.PathLike, config: ServiceConfi
         media_type = guessed if guessed in _MEDIA_TYPES else "application/octet-stream"
         return FileResponse(real, media_type=media_type, headers={"Content-Security-Policy": "sandbox"})
 
-    @api.get("/concepts", response_model=schemas.ConceptsOut, dependencies=[read])
+    @api.get("/concepts", response_model=schemas.ConceptsOut, dependencies=read)
     def concepts(
         q: Annotated[str | None, Query(max_length=100, description="text to complete")] = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 10,
@@ -252,13 +262,13 @@ def create_app(engine_or_index: Engine | str | os.PathLike, config: ServiceConfi
         return {"status": "ok", "segments": svc.counts()["segments"], "generation": svc.generation(),
                 "features": svc.features.model_dump(), "version": __version__}
 
-    @api.get("/metrics", response_model=schemas.MetricsOut, dependencies=[read])
+    @api.get("/metrics", response_model=schemas.MetricsOut, dependencies=read)
     def metrics() -> dict:
         """Requests, queries, errors and search latency since start; index size."""
         return {**svc.metrics.snapshot(), "index": {**svc.counts(), "disk_bytes": svc.disk_bytes()}}
 
     @api.post("/feedback", response_model=schemas.SearchOut, response_model_exclude_unset=True,
-              dependencies=[read], status_code=200)
+              dependencies=read, status_code=200)
     def feedback(body: schemas.FeedbackIn) -> dict:
         """Relevance feedback: the query re-ranked with hits marked relevant (positive) or not (negative).
 
@@ -267,7 +277,7 @@ def create_app(engine_or_index: Engine | str | os.PathLike, config: ServiceConfi
         """
         return svc.feedback(body)
 
-    @api.post("/media", response_model=schemas.AddOut, dependencies=[write])
+    @api.post("/media", response_model=schemas.AddOut, dependencies=write)
     def add_media(body: schemas.PathsIn) -> dict:
         """Index files or folders on the server (inside the media roots). Needs the token."""
         paths = [_allowed(svc, p) for p in body.paths]
@@ -275,7 +285,7 @@ def create_app(engine_or_index: Engine | str | os.PathLike, config: ServiceConfi
         return {"added": report.added, "updated": report.updated, "unchanged": report.unchanged,
                 "failed": report.failed, "errors": [list(e) for e in report.errors], "seconds": report.seconds}
 
-    @api.delete("/media", response_model=schemas.RemoveOut, dependencies=[write])
+    @api.delete("/media", response_model=schemas.RemoveOut, dependencies=write)
     def remove_media(
         path: Annotated[list[str], Query(min_length=1, max_length=1000, description="file or folder (repeatable)")],
     ) -> dict:
@@ -284,7 +294,12 @@ def create_app(engine_or_index: Engine | str | os.PathLike, config: ServiceConfi
 
     app.include_router(api)
     _install_error_handlers(app)
-    app.mount("/", StaticFiles(directory=WEB, html=True), name="web")
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(WEB / "index.html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=WEB), name="static")
     app.add_middleware(ServiceMiddleware, metrics=svc.metrics, max_body=config.max_upload_bytes + 1024 * 1024)
     return app
 
@@ -313,7 +328,12 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
-        return error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:  # Starlette names only the first route's methods; name every route's
+            allowed = {m for r in app.routes if getattr(r, "methods", None) and r.path_regex.match(request.url.path)
+                       for m in r.methods}
+            headers = {**(headers or {}), "Allow": ", ".join(sorted(allowed))}
+        return error(exc.status_code, str(exc.detail), headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SegmentRef = Annotated[int, Field(ge=0, le=2**63 - 1)]  # a SQLite INTEGER
 
 
 class ErrorOut(BaseModel):
@@ -101,6 +105,7 @@ class MetricsOut(BaseModel):
 
 
 class PathsIn(BaseModel):
+    model_config = ConfigDict(strict=True)  # JSON types as written: no "1" for 1, no false for 0
     paths: list[str] = Field(min_length=1, max_length=1000, description="files or folders on the server")
 
 
@@ -120,9 +125,11 @@ class RemoveOut(BaseModel):
 class FeedbackIn(BaseModel):
     """The query being refined, and the hits the user marked relevant or not."""
 
+    model_config = ConfigDict(strict=True)
+
     concept: list[str] = Field(default_factory=list, max_length=20)
-    like: list[int] = Field(default_factory=list, max_length=20)
+    like: list[SegmentRef] = Field(default_factory=list, max_length=20)
     text: str | None = Field(default=None, max_length=500)
-    positive: list[int] = Field(default_factory=list, max_length=200)
-    negative: list[int] = Field(default_factory=list, max_length=200)
+    positive: list[SegmentRef] = Field(default_factory=list, max_length=200)
+    negative: list[SegmentRef] = Field(default_factory=list, max_length=200)
     k: int = Field(default=24, ge=1, le=500)

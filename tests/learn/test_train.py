@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
@@ -13,12 +12,12 @@ from mmindex.learn.checkpoint import load_bundle, read_header
 from mmindex.learn.train import loss_fn
 from tests.learn.conftest import TEST_NPZ, TRAIN_NPZ
 
-FAST = dict(mode="scratch", arch="lenet", epochs=4, lr=0.05, batch_size=32, patience=0)
+FAST = dict(mode="scratch", arch="lenet", epochs=3, lr=0.05, batch_size=32, patience=0)
 
 
 def test_scratch_lenet_learns_and_writes_a_bundle(tmp_path):
     rep = train(str(TRAIN_NPZ), tmp_path / "fm.mmdet", TrainConfig(**FAST), val_spec=str(TEST_NPZ), name="fm")
-    assert rep.split_made is False and rep.val_size == 100 and rep.epochs_run == 4
+    assert rep.split_made is False and rep.val_size == 100 and rep.epochs_run == 3
     assert rep.history[-1]["train_loss"] < rep.history[0]["train_loss"]
     assert rep.best_metric > 0.3  # 10 classes: chance is 0.1
     assert (tmp_path / "fm.mmdet.curves.png").stat().st_size > 1000
@@ -121,17 +120,3 @@ def test_corrupt_and_foreign_bundles_are_clear_errors(tmp_path):
     b = load_bundle(tmp_path / "ok.mmdet")
     with pytest.raises(DetectorError, match="scratch"):
         b.check_backbone("efficientnet_lite0", "abc")
-
-
-def test_softmax_and_sigmoid_heads_on_multilabel_targets(tmp_path):
-    """Soft / multi-hot targets train with both losses (the benchmark compares them at scale)."""
-    with np.load(TRAIN_NPZ) as z:
-        images, labels = z["images"], z["labels"]
-    from mmindex.learn.data import mosaics
-
-    m, t = mosaics(images, labels.astype(int), 200, 10, seed=0)
-    np.savez(tmp_path / "mosaic.npz", images=m, labels=t.argmax(1), label_names=np.array([str(i) for i in range(10)]))
-    for loss in ("softmax", "sigmoid"):
-        cfg = TrainConfig(**{**FAST, "epochs": 1, "loss": loss, "input_size": 56})
-        rep = train(str(tmp_path / "mosaic.npz"), tmp_path / f"{loss}.mmdet", cfg, curves=False)
-        assert rep.loss == loss
