@@ -470,5 +470,14 @@ def apply_detector(detector, index, name, as_json) -> None:
                                                      f"  ({c['name']!r} already names another concept)"))
 
 
+@main.command("learn-demo")
+@click.option("--out", default="out/backprop-demo.png", show_default=True, help="Learning-curve PNG.")
+def learn_demo(out) -> None:
+    """Train a small net with the lecture's NumPy back-propagation engine and plot its learning curve."""
+    from mmindex.backprop import demo
+
+    sys.exit(demo.main(["--out", out]))
+
+
 if __name__ == "__main__":
     main()

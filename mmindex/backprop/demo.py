@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     history = fit(net, SoftmaxCrossEntropy(), SGD(net, 0.05, momentum=0.9), data.x_train, data.y_train,
-                  epochs=a.epochs, batch_size=64, schedule=lambda e: step_lr(e, 0.05, step=4),
+                  epochs=a.epochs, batch_size=128, schedule=lambda e: step_lr(e, 0.05, step=4),
                   penalty=Penalty(l2=1e-4, start_epoch=2), validation=(data.x_test, data.y_test), on_epoch=show)
     plot_history(history, a.out, "MLP on Fashion-MNIST (mmindex.backprop)")
     print(f"trained in {time.perf_counter() - t0:.1f} s; learning curve written to {a.out}")

@@ -79,9 +79,9 @@ class Query:
         if k < 1:
             raise QueryError(f"k must be at least 1, got {k}")
         q = cls(k=k)
-        for text in concepts:
-            node = parse_concepts(text)
-            q.concepts.append((text.strip(), _with_weight(node, 1.0), node.weight))
+        for expr in concepts:  # not `text`: that name is the free-text parameter, read below
+            node = parse_concepts(expr)
+            q.concepts.append((expr.strip(), _with_weight(node, 1.0), node.weight))
         for ref in like:
             ref, weight = _split_weight(str(ref))
             q.like.append((int(ref) if re.fullmatch(r"\d+", ref) else ref, weight))

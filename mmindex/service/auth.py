@@ -18,6 +18,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 COOKIE = "mmindex_token"
 
 _bearer = HTTPBearer(auto_error=False, description="the token given to `mmindex serve --token` / $MMINDEX_TOKEN")
+_BEARER = Security(_bearer)  # FastAPI reads dependencies from parameter defaults
 
 
 class Auth:
@@ -38,14 +39,14 @@ class Auth:
             return False
         return hmac.compare_digest(hashlib.sha256(presented.encode()).digest(), self._digest)
 
-    def write(self, creds: HTTPAuthorizationCredentials | None = Security(_bearer)) -> None:
+    def write(self, creds: HTTPAuthorizationCredentials | None = _BEARER) -> None:
         """Dependency of add/remove: 403 when no token is configured, 401 when it is missing or wrong."""
         if self._digest is None:
             raise HTTPException(403, "writing is disabled: start the server with --token (or $MMINDEX_TOKEN)")
         if creds is None or not self.matches(creds.credentials):
             raise HTTPException(401, "missing or wrong token", headers={"WWW-Authenticate": "Bearer"})
 
-    def read(self, request: Request, creds: HTTPAuthorizationCredentials | None = Security(_bearer)) -> None:
+    def read(self, request: Request, creds: HTTPAuthorizationCredentials | None = _BEARER) -> None:
         """Dependency of read-only endpoints: open unless the server was started with reads private."""
         if self.public_read:
             return

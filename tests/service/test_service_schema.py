@@ -12,7 +12,6 @@ import pytest
 
 schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, settings  # noqa: E402
-
 from schemathesis.specs.openapi.checks import positive_data_acceptance  # noqa: E402
 
 from mmindex.config import ServiceConfig  # noqa: E402
@@ -35,7 +34,7 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", _app())
 
 @schema.parametrize()
 @settings(max_examples=25, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture])
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 def test_api_conforms_to_its_schema(case):
     # A concept expression has a grammar and a vocabulary that JSON Schema cannot state: a generated
     # string such as "0" is schema-valid and still rightly a 400 (unknown concept). Every other check runs,

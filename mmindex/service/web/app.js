@@ -124,7 +124,7 @@ function describe(explanation) {
 
 function submit() {
   const q = $("q").value.trim();
-  hideSuggest();
+  cancelSuggest();
   state.marks.clear();
   state.offset = 0;
   state.upload = null;
@@ -239,8 +239,18 @@ function lastTerm(value) {
 
 function hideSuggest() { $("suggest").hidden = true; active = -1; }
 
+// After a search, a suggestion list still on its way must not open over the results.
+let submitted = null;
+function cancelSuggest() {
+  clearTimeout(suggestTimer);
+  if (suggestAbort) suggestAbort.abort();
+  submitted = $("q").value;
+  hideSuggest();
+}
+
 async function suggest() {
   if ($("mode").value === "text") return hideSuggest();
+  if ($("q").value === submitted) return;
   const term = lastTerm($("q").value);
   if (term.length < 2) return hideSuggest();
   if (suggestAbort) suggestAbort.abort();
@@ -253,7 +263,7 @@ async function suggest() {
   list.replaceChildren(...concepts.map((c, i) => el("li", { role: "option", id: `s${i}`, "data-name": c.name,
     onmousedown: (e) => { e.preventDefault(); pick(c.name); } },
     el("span", {}, c.name), el("small", {}, c.classes > 1 ? `${c.classes} classes` : c.id))));
-  list.hidden = concepts.length === 0;
+  list.hidden = concepts.length === 0 || $("q").value === submitted || document.activeElement !== $("q");
   active = -1;
 }
 
@@ -266,7 +276,7 @@ function pick(name) {
   q.focus();
 }
 
-$("q").addEventListener("input", () => { clearTimeout(suggestTimer); suggestTimer = setTimeout(suggest, 120); });
+$("q").addEventListener("input", () => { submitted = null; clearTimeout(suggestTimer); suggestTimer = setTimeout(suggest, 120); });
 $("q").addEventListener("blur", () => setTimeout(hideSuggest, 100));
 $("q").addEventListener("keydown", (e) => {
   const items = [...$("suggest").children];
