@@ -30,7 +30,9 @@ def test_fusion_matches_ranx(ours, theirs, weights):
     columns = [rng.random(300) for _ in range(3)]
     fused, parts = fusion.fuse(columns, weights, ours, "minmax", depth=50)
     expected = _ranx_fuse(columns, 50, theirs, weights)
-    assert set(expected) == {f"d{i}" for i in np.flatnonzero(fused > 0)}
+    # every document with a positive fused score is in ranx's fused run (ranx also keeps the ones whose
+    # min-max-normalised score is 0: the last of a run), and the scores agree
+    assert {f"d{i}" for i in np.flatnonzero(fused > 0)} <= set(expected)
     for doc, score in expected.items():
         assert fused[int(doc[1:])] == pytest.approx(score, rel=1e-6, abs=1e-9), doc
     assert np.allclose(np.sum(parts, axis=0), fused)  # the parts add up to the score
