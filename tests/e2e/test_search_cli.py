@@ -122,3 +122,11 @@ def test_concepts_command():
     assert "n02123045" in out
     data = json.loads(run_cli("concepts", "dog", "--json", "--limit", "3").stdout)
     assert data["concepts"][0]["id"] == "n02084071" and data["concepts"][0]["classes"] > 100
+
+
+def test_free_text_queries_find_the_right_photo(photo_index):
+    for text, expected in [("a cup of coffee", "coffee.jpg"), ("a cat", "chelsea.jpg"),
+                           ("a chinese temple", "china.jpg")]:
+        assert names(search(photo_index, "--text", text, "-k", "1")) == [expected], text
+    proc = run_cli("search", "--index", str(photo_index), "--text", "   ", check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
