@@ -45,6 +45,7 @@ def main(out: str = "out/demo") -> None:
     run("search", "--index", index, "--like", str(query_img), "-k", "3")
     run("search", "--index", index, "--concept", "mountain bike", "-k", "3")
     run("search", "--index", index, "--concept", "cat^2", "--like", str(query_img), "-k", "3", "--explain")
+    run("search", "--index", index, "--text", "a cup of coffee", "-k", "3")
     run("concepts", "tabby")
     print(f"\nTo search in a browser, run:  mmindex serve --index {index}\n"
           "then open http://127.0.0.1:8000 (API docs at http://127.0.0.1:8000/docs).")
