@@ -50,6 +50,14 @@ def main() -> None:
     print("|---:|---:|---:|---:|---|---:|---|")
     for i, (m, g, h, nodes, k, w, tau) in enumerate(results[:8], 1):
         print(f"| {i} | {m:.3f} | {g} | {h} | {nodes} | {k} | {w}{f' τ={tau}' if w == 'softmax' else ''} |")
+    print()
+    print("best per top_k (and per nodes):")
+    print()
+    print("| top_k | nodes | val MAP | gloss g | parent h | weighting |")
+    print("|---:|---|---:|---:|---:|---|")
+    for k, nodes in itertools.product((1, 3, 5, 10, 20), (True, False)):
+        m, g, h, _, _, w, tau = next(r for r in results if r[4] == k and r[3] == nodes)
+        print(f"| {k} | {nodes} | {m:.3f} | {g} | {h} | {w}{f' τ={tau}' if w == 'softmax' else ''} |")
     d = BankParams()
     default = next(r for r in results if r[1:] == (d.gloss_weight, d.parent_weight, d.nodes, d.top_k, d.weighting,
                                                     d.temperature if d.weighting == "softmax" else 1.0))

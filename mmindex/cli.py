@@ -291,9 +291,10 @@ def text() -> None:
 @click.option("--window", default=5, show_default=True, type=click.IntRange(1, 50))
 @click.option("--min-count", default=5, show_default=True, type=click.IntRange(1))
 @click.option("--epochs", default=5, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--negative", default=5, show_default=True, type=click.IntRange(0, 100), help="Negative samples.")
 @click.option("--evaluate/--no-evaluate", default=True, show_default=True,
               help="Report WordSim-353, SimLex-999 and analogy scores.")
-def train_word2vec(corpus, out, from_index, cbow, dim, window, min_count, epochs, evaluate) -> None:
+def train_word2vec(corpus, out, from_index, cbow, dim, window, min_count, epochs, negative, evaluate) -> None:
     """Train word2vec on CORPUS (text files or folders) and save it, for --text-encoder word2vec:OUT."""
     from mmindex.text import word2vec as w2v
 
@@ -305,7 +306,8 @@ def train_word2vec(corpus, out, from_index, cbow, dim, window, min_count, epochs
 
         with Store.open(from_index) as store:
             sentences += w2v.collection_sentences(store.media_hashes())
-    config = w2v.Word2VecConfig(sg=not cbow, vector_size=dim, window=window, min_count=min_count, epochs=epochs)
+    config = w2v.Word2VecConfig(sg=not cbow, vector_size=dim, window=window, min_count=min_count, epochs=epochs,
+                                negative=negative)
     done = w2v.train_and_save(sentences, out, config)
     click.echo(f"trained on {len(sentences):,} sentences: {done['words']:,} words in {done['seconds']:.1f} s "
                f"-> {done['path']} (use --text-encoder word2vec:{done['path']})")
@@ -477,6 +479,59 @@ def learn_demo(out) -> None:
     from mmindex.backprop import demo
 
     sys.exit(demo.main(["--out", out]))
+
+
+@main.command("train-sequence")
+@click.argument("data", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", "-o", "out", required=True, type=click.Path(dir_okay=False), help="Model file to write.")
+@click.option("--arch", type=click.Choice(["elman", "jordan", "lstm", "gru", "mean"]), default="gru",
+              show_default=True, help="Recurrent network, or mean = mean pooling + MLP (the order-blind baseline).")
+@click.option("--val", "val", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Validation .npz (else a seeded split of DATA is held out).")
+@click.option("--test", "test", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Also report accuracy (MAP for label sets) on this .npz.")
+@click.option("--hidden", default=64, show_default=True, type=click.IntRange(1))
+@click.option("--loss", type=click.Choice(["auto", "softmax", "sigmoid"]), default="auto", show_default=True)
+@click.option("--epochs", default=20, show_default=True, type=click.IntRange(1))
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1, 65536))
+@click.option("--lr", default=3e-3, show_default=True, type=click.FloatRange(min=0, min_open=True))
+@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True)
+@click.option("--schedule", type=click.Choice(["step", "cosine", "constant"]), default="cosine", show_default=True)
+@click.option("--clip", default=1.0, show_default=True, type=click.FloatRange(0),
+              help="Largest gradient norm in back-propagation through time (0: no clipping).")
+@click.option("--val-fraction", default=0.2, show_default=True, type=click.FloatRange(0, 1, min_open=True,
+                                                                                       max_open=True))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--quiet", "-q", is_flag=True, help="No per-epoch lines.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+def train_sequence(data, out, arch, val, test, hidden, loss, epochs, batch_size, lr, optimizer, schedule, clip,
+                   val_fraction, seed, quiet, as_json) -> None:
+    """Train a temporal model on DATA, an .npz with x (N, T, D) frame features and y (N,) class ids or (N, L)
+    0/1 label sets; optional lengths (N,) and labels (names). See docs/video.md."""
+    from dataclasses import asdict
+
+    from mmindex.learn.sequence import SequenceConfig, evaluate_sequence
+    from mmindex.learn.sequence import train_sequence as run_training
+
+    config = SequenceConfig(arch=arch, hidden=hidden, loss=loss, epochs=epochs, batch_size=batch_size, lr=lr,
+                            optimizer=optimizer, schedule=schedule, clip=clip, val_fraction=val_fraction, seed=seed)
+
+    def on_epoch(epoch, epochs_, loss_, metric):
+        click.echo(f"epoch {epoch + 1}/{epochs_}  loss {loss_:.4f}  val {metric:.4f}", err=True)
+
+    report = run_training(data, out, config, val=val, progress=None if quiet or as_json else on_epoch)
+    result = asdict(report) | ({"test": evaluate_sequence(out, test)} if test else {})
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    click.echo(f"trained {report.arch} ({report.loss}) on {report.train_size} sequences, {len(report.labels)} "
+               f"labels, {report.epochs_run} epochs in {report.seconds:.1f} s; clipped {report.clipped_steps} "
+               f"of {report.steps} steps")
+    click.echo(f"{report.metric_name}: {report.best_metric:.4f} (best epoch {report.best_epoch})")
+    if test:
+        key = "map" if "map" in result["test"] else "accuracy"
+        click.echo(f"test {key}: {result['test'][key]:.4f} on {result['test']['sequences']} sequences")
+    click.echo(f"wrote {report.out}" + (f" and {report.curves}" if report.curves else ""))
 
 
 if __name__ == "__main__":

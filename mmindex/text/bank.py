@@ -63,13 +63,13 @@ there here where when how why not very just only also too more most other such o
 class BankParams:
     """How a query is mapped to concepts (defaults tuned on validation queries, see docs/text.md)."""
 
-    top_k: int = 5  # concepts pooled per query
+    top_k: int = 10  # concepts pooled per query
     weighting: str = "softmax"  # "softmax", "similarity" or "uniform"
-    temperature: float = 0.05  # τ of the softmax weighting
-    threshold: float = 0.35  # minimum query–concept cosine similarity
-    gloss_weight: float = 0.5  # g above
-    parent_weight: float = 0.25  # h above
-    nodes: bool = True  # map to WordNet nodes ("dog", "footwear") as well as to classes
+    temperature: float = 0.02  # τ of the softmax weighting
+    threshold: float = 0.40  # minimum query–concept cosine similarity
+    gloss_weight: float = 0.0  # g above (validation preferred no gloss: glosses pull in unrelated words)
+    parent_weight: float = 0.5  # h above
+    nodes: bool = True  # also map to WordNet nodes ("dog", "pullover"): see docs/text.md for why, against validation
 
 
 @dataclass(frozen=True)

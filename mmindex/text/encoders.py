@@ -159,6 +159,8 @@ class MiniLMEncoder:
             if self._threads:
                 opts.intra_op_num_threads = self._threads
             opts.inter_op_num_threads = 1
+            # Spinning ORT threads would steal the cores from the numpy work that follows each query.
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
             self._session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
         return self._session
 

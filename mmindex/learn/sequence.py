@@ -1,0 +1,399 @@
+"""Temporal models (issue 3): label a sequence of keyframe embeddings (B, T, D) with a recurrent network.
+
+    from mmindex.learn.sequence import SequenceConfig, train_sequence
+    report = train_sequence("shots.npz", "shots.mmseq", SequenceConfig(arch="gru", epochs=20))
+
+Architectures (the lecture's "Recurrent neural networks" slides): `elman` (torch.nn.RNN), `jordan` (written
+here: PyTorch has none; the previous *output* is the context), `lstm` (torch.nn.LSTM), `gru` (torch.nn.GRU),
+and `mean`, the baseline that averages the frames and classifies the average with an MLP, so it cannot see
+order. The label is read from the output at the last valid step: one class (softmax) or a label set (sigmoid).
+Training is back-propagation through time (autograd through the unrolled loop) with the gradient's global
+norm clipped, and reuses the learning package's pieces: `loss_fn`, `schedules.learning_rate`,
+`checkpoint.atomic_save` and `evaluate.reports.learning_curves`.
+
+Data (.npz): `x` (N, T, D) float frame features; `y` (N,) int class ids, or (N, L) 0/1 label sets; optional
+`lengths` (N,) int (frames after a sequence's length are padding and never read) and `labels` (names).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from mmindex.errors import DataError, DetectorError
+from mmindex.learn.checkpoint import atomic_save
+from mmindex.learn.schedules import SCHEDULES, learning_rate
+from mmindex.learn.train import loss_fn, seed_everything
+
+ARCHS = ("elman", "jordan", "lstm", "gru", "mean")
+FORMAT, VERSION = "mmindex-sequence", 1
+#: progress(epoch, epochs, train_loss, val_metric) after each epoch.
+SequenceProgress = Callable[[int, int, float, float], None]
+
+
+@dataclass
+class SequenceConfig:
+    """Options of `train_sequence`. `clip` is the largest global gradient norm (0: measured, not clipped)."""
+
+    arch: str = "gru"
+    hidden: int = 64
+    loss: str = "auto"  # auto | softmax | sigmoid; auto = sigmoid when y holds label sets
+    epochs: int = 20
+    batch_size: int = 64
+    lr: float = 3e-3
+    optimizer: str = "adam"  # adam | sgd (with momentum)
+    momentum: float = 0.9
+    schedule: str = "cosine"
+    clip: float = 1.0
+    weight_decay: float = 0.0
+    val_fraction: float = 0.2
+    seed: int = 0
+
+    def validate(self) -> SequenceConfig:
+        """Raise `DataError` for an option no run can use."""
+        checks = [(self.arch in ARCHS, f"arch must be one of {', '.join(ARCHS)}"),
+                  (self.loss in ("auto", "softmax", "sigmoid"), "loss must be auto, softmax or sigmoid"),
+                  (self.optimizer in ("adam", "sgd"), "optimizer must be adam or sgd"),
+                  (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}"),
+                  (self.hidden >= 1 and self.epochs >= 1 and self.batch_size >= 1, "hidden, epochs, batch size ≥ 1"),
+                  (self.lr > 0 and self.clip >= 0, "lr must be > 0 and clip ≥ 0"),
+                  (0 < self.val_fraction < 1, "val_fraction must be in (0, 1)")]
+        for ok, why in checks:
+            if not ok:
+                raise DataError(why)
+        return self
+
+
+@dataclass
+class SequenceData:
+    """Sequences `x` (N, T, D), multi-hot `targets` (N, L), valid `lengths` (N,) and label names."""
+
+    x: np.ndarray
+    targets: np.ndarray
+    lengths: np.ndarray
+    labels: list[str]
+    multilabel: bool
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def subset(self, idx: np.ndarray) -> SequenceData:
+        return SequenceData(self.x[idx], self.targets[idx], self.lengths[idx], self.labels, self.multilabel)
+
+
+def make_sequences(x: np.ndarray, y: np.ndarray, lengths: np.ndarray | None = None,
+                   labels: list[str] | None = None) -> SequenceData:
+    """Check and wrap arrays (the npz format above); raises `DataError` with what is wrong."""
+    x, y = np.asarray(x), np.asarray(y)
+    if x.ndim != 3 or x.shape[0] == 0 or x.shape[1] == 0 or not np.issubdtype(x.dtype, np.number):
+        raise DataError(f"x must be a non-empty numeric array (N, T, D), not {x.dtype} {x.shape}")
+    if not np.isfinite(x).all():
+        raise DataError("x holds NaN or infinite values")
+    if y.shape[:1] != x.shape[:1] or y.ndim not in (1, 2):
+        raise DataError(f"y must be (N,) class ids or (N, L) label sets with N = {len(x)}, not {y.shape}")
+    if y.ndim == 1:
+        if not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
+            raise DataError("y (N,) must hold non-negative integer class ids")
+        n_out = max(int(y.max()) + 1, len(labels or ()))
+        if n_out < 2:
+            raise DataError("y holds one class only; a classifier needs at least two")
+        targets = np.zeros((len(y), n_out), np.float32)
+        targets[np.arange(len(y)), y] = 1
+    else:
+        if not np.isin(y, (0, 1)).all():
+            raise DataError("y (N, L) label sets must hold 0 and 1 only")
+        targets = y.astype(np.float32)
+    lengths = np.full(len(x), x.shape[1]) if lengths is None else np.asarray(lengths).astype(np.int64)
+    if lengths.shape != (len(x),) or lengths.min() < 1 or lengths.max() > x.shape[1]:
+        raise DataError(f"lengths must be (N,) integers in [1, T = {x.shape[1]}]")
+    names = [str(n) for n in labels] if labels is not None else [str(i) for i in range(targets.shape[1])]
+    if len(names) != targets.shape[1]:
+        raise DataError(f"{len(names)} label names for {targets.shape[1]} labels")
+    return SequenceData(x.astype(np.float32), targets, lengths.astype(np.int64), names, y.ndim == 2)
+
+
+def load_sequences(path: str | os.PathLike) -> SequenceData:
+    """Read sequences from an .npz file with `x`, `y` and optional `lengths`, `labels`."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if "x" not in z or "y" not in z:
+                raise DataError(f"{path}: an .npz with arrays x (N, T, D) and y is needed; found {sorted(z.files)}")
+            arrays = {k: z[k] for k in ("x", "y", "lengths", "labels") if k in z}
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read {path}: {exc}") from None
+    labels = arrays.get("labels")
+    return make_sequences(arrays["x"], arrays["y"], arrays.get("lengths"),
+                          None if labels is None else [str(n) for n in labels])
+
+
+def save_sequences(path: str | os.PathLike, data: SequenceData) -> None:
+    """Write `data` in the npz format `load_sequences` reads (class ids when exclusive)."""
+    y = data.targets.astype(np.int64) if data.multilabel else data.targets.argmax(1)
+    np.savez_compressed(path, x=data.x, y=y, lengths=data.lengths, labels=np.array(data.labels))
+
+
+class JordanRNN(nn.Module):
+    """Jordan's recurrent layer: the context is the previous output y_{t-1}, not the hidden state."""
+
+    def __init__(self, in_dim: int, hidden: int, head: nn.Linear, squash: Callable[[Tensor], Tensor]):
+        super().__init__()
+        self.inp = nn.Linear(in_dim, hidden)  # W_h, b_h
+        self.ctx = nn.Linear(head.out_features, hidden, bias=False)  # U_h
+        self.head, self.squash = head, squash  # W_y, b_y and σ of the output
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Output logits at every step (B, T, L)."""
+        wx = self.inp(x)  # W_h x_t for every t at once; only the recurrence needs the loop
+        y = x.new_zeros(x.shape[0], self.head.out_features)  # no output before the first frame
+        out = []
+        for t in range(x.shape[1]):
+            h = torch.tanh(wx[:, t] + self.ctx(y))  # Jordan: h_t = σ(W_h x_t + U_h y_{t-1} + b_h)
+            logits = self.head(h)
+            y = self.squash(logits)  # y_t = σ(W_y h_t + b_y), fed back at t+1
+            out.append(logits)
+        return torch.stack(out, 1)
+
+
+class SequenceClassifier(nn.Module):
+    """One of ARCHS over (B, T, D) frames, standardised with the training set's mean and deviation."""
+
+    def __init__(self, arch: str, in_dim: int, hidden: int, num_labels: int, loss: str = "softmax"):
+        super().__init__()
+        self.arch, self.loss = arch, loss
+        self.register_buffer("mu", torch.zeros(in_dim))
+        self.register_buffer("sd", torch.ones(in_dim))
+        self.head = nn.Linear(hidden, num_labels)
+        if arch == "elman":  # Elman: h_t = σ(W_h x_t + U_h h_{t-1} + b_h), σ = tanh
+            self.rnn = nn.RNN(in_dim, hidden, batch_first=True, nonlinearity="tanh")
+        elif arch == "lstm":  # input, forget, output gates and a memory cell (Hochreiter and Schmidhuber)
+            self.rnn = nn.LSTM(in_dim, hidden, batch_first=True)
+        elif arch == "gru":  # update and reset gates, no separate cell (Cho et al.)
+            self.rnn = nn.GRU(in_dim, hidden, batch_first=True)
+        elif arch == "jordan":
+            squash = (lambda z: z.softmax(-1)) if loss == "softmax" else torch.sigmoid
+            self.rnn = JordanRNN(in_dim, hidden, self.head, squash)
+        elif arch == "mean":  # feed-forward on the average frame: h = ReLU(W_h x̄ + b_h), y = W_y h + b_y
+            self.rnn = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU())
+        else:
+            raise DataError(f"arch must be one of {', '.join(ARCHS)}, not {arch!r}")
+
+    def set_normalisation(self, x: np.ndarray, lengths: np.ndarray) -> None:
+        """Per-dimension mean and deviation over the valid frames of the training sequences."""
+        valid = x[np.arange(x.shape[1])[None, :] < lengths[:, None]]
+        self.mu.copy_(torch.from_numpy(valid.mean(0)))
+        self.sd.copy_(torch.from_numpy(valid.std(0)).clamp(min=1e-3))
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """Logits (B, L) of the sequence label, read at each sequence's last valid frame."""
+        x = (x - self.mu) / self.sd
+        b, t = x.shape[:2]
+        lengths = torch.full((b,), t, dtype=torch.long) if lengths is None else lengths
+        if self.arch == "mean":
+            mask = (torch.arange(t)[None, :] < lengths[:, None]).to(x.dtype).unsqueeze(-1)
+            return self.head(self.rnn((x * mask).sum(1) / lengths[:, None].to(x.dtype)))
+        if self.arch == "jordan":
+            return self.rnn(x)[torch.arange(b), lengths - 1]
+        out = self.rnn(x)[0]  # (B, T, H); causal, so padding after a sequence's end never changes its outputs
+        return self.head(out[torch.arange(b), lengths - 1])  # y_T = W_y h_T + b_y
+
+    def scores(self, x: Tensor, lengths: Tensor | None = None, batch: int = 1024) -> Tensor:
+        """Probabilities (softmax or sigmoid) in evaluation mode, without gradients."""
+        self.eval()
+        with torch.inference_mode():
+            logits = torch.cat([self(x[i:i + batch], None if lengths is None else lengths[i:i + batch])
+                                for i in range(0, len(x), batch)])
+        return logits.softmax(1) if self.loss == "softmax" else logits.sigmoid()
+
+
+def bptt_step(model: SequenceClassifier, opt: torch.optim.Optimizer, x: Tensor, lengths: Tensor, targets: Tensor,
+              clip: float) -> tuple[float, float]:
+    """One mini-batch of back-propagation through time with clipping; returns (loss, gradient norm before clip).
+
+    autograd unrolls the recurrence, so ∂E/∂W sums the contributions of every time step (the lecture's
+    "back-propagation through many hidden states"); their product over steps is what explodes, hence the clip.
+    """
+    model.train()
+    loss = loss_fn(model.loss, model(x, lengths), targets)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    # g ← g · min(1, clip / ‖g‖): the direction is kept, the step is bounded (Pascanu et al., 2013)
+    norm = nn.utils.clip_grad_norm_(model.parameters(), clip if clip > 0 else math.inf)
+    opt.step()
+    return float(loss.detach()), float(norm)
+
+
+def metric(scores: np.ndarray, data: SequenceData) -> float:
+    """Top-1 accuracy for exclusive classes, MAP over labels for label sets (as `learn.train`)."""
+    from mmindex.evaluate import metrics
+
+    if data.multilabel:
+        return metrics.mean_average_precision(scores, data.targets > 0.5)
+    return float((scores.argmax(1) == data.targets.argmax(1)).mean())
+
+
+@dataclass
+class SequenceReport:
+    """What `train_sequence` did and measured; `best_metric` is validation accuracy (or MAP for label sets)."""
+
+    arch: str
+    out: str
+    loss: str
+    labels: list[str]
+    train_size: int
+    val_size: int
+    metric_name: str
+    best_metric: float
+    best_epoch: int
+    epochs_run: int
+    seconds: float
+    clipped_steps: int
+    steps: int
+    history: list[dict] = field(default_factory=list)
+    curves: str | None = None
+
+
+def _tensors(d: SequenceData) -> tuple[Tensor, Tensor, Tensor]:
+    return torch.from_numpy(d.x), torch.from_numpy(d.lengths), torch.from_numpy(d.targets)
+
+
+def train_sequence(data: str | os.PathLike | SequenceData, out: str | os.PathLike, config: SequenceConfig | None = None,
+                   *, val: str | os.PathLike | SequenceData | None = None, progress: SequenceProgress | None = None,
+                   curves: bool = True) -> SequenceReport:
+    """Train `config.arch` on `data` (else a seeded split of it validates), keep the best epoch, write `out`.
+
+    Raises `DataError` for unusable data or options, before any training. Writes `<out>.curves.png` unless
+    `curves` is False.
+    """
+    config = (config or SequenceConfig()).validate()
+    seed_everything(config.seed)
+    ds = data if isinstance(data, SequenceData) else load_sequences(data)
+    if val is None:
+        order = np.random.default_rng(config.seed).permutation(len(ds))
+        n_val = max(1, round(len(ds) * config.val_fraction))
+        if len(ds) - n_val < 1:
+            raise DataError(f"{len(ds)} sequences are too few to hold out a validation split")
+        ds, vs = ds.subset(order[n_val:]), ds.subset(order[:n_val])
+    else:
+        vs = val if isinstance(val, SequenceData) else load_sequences(val)
+    if vs.x.shape[2] != ds.x.shape[2] or vs.targets.shape[1] != ds.targets.shape[1]:
+        raise DataError("validation data must have the training data's feature size and labels")
+    loss_kind = config.loss if config.loss != "auto" else ("sigmoid" if ds.multilabel else "softmax")
+
+    model = SequenceClassifier(config.arch, ds.x.shape[2], config.hidden, len(ds.labels), loss_kind)
+    model.set_normalisation(ds.x, ds.lengths)
+    if config.optimizer == "adam":
+        opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                              weight_decay=config.weight_decay)
+    x, lengths, y = _tensors(ds)
+    xv, lv, yv = _tensors(vs)
+    gen = torch.Generator().manual_seed(config.seed)
+    steps = math.ceil(len(ds) / config.batch_size)
+    history: list[dict] = []
+    best, best_epoch, best_state, clipped, t0 = -math.inf, 0, None, 0, time.perf_counter()
+    for epoch in range(config.epochs):
+        perm = torch.randperm(len(ds), generator=gen)
+        total, norms = 0.0, []
+        for step in range(steps):
+            idx = perm[step * config.batch_size:(step + 1) * config.batch_size]
+            lr = learning_rate(epoch + step / steps, config.lr, config.schedule, total=config.epochs)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            loss, norm = bptt_step(model, opt, x[idx], lengths[idx], y[idx], config.clip)
+            total += loss * len(idx)
+            norms.append(norm)
+            clipped += bool(config.clip and norm > config.clip)
+        scores = model.scores(xv, lv)
+        with torch.inference_mode():
+            val_loss = float(loss_fn(loss_kind, torch.cat([model(xv[i:i + 1024], lv[i:i + 1024])
+                                                           for i in range(0, len(xv), 1024)]), yv))
+        m = metric(scores.numpy(), vs)
+        history.append({"epoch": epoch + 1, "lr": lr, "train_loss": total / len(ds), "val_loss": val_loss,
+                        "val_metric": m, "grad_norm": float(np.mean(norms)),
+                        "clipped": float(np.mean([n > config.clip for n in norms])) if config.clip else 0.0})
+        if m > best:
+            best, best_epoch, best_state = m, epoch + 1, copy.deepcopy(model.state_dict())
+        if progress:
+            progress(epoch, config.epochs, total / len(ds), m)
+    seconds = time.perf_counter() - t0
+    if best_state is not None:  # None only if every validation metric was NaN
+        model.load_state_dict(best_state)
+    metric_name = "val_map" if vs.multilabel else "val_accuracy"
+    atomic_save({"format": FORMAT, "version": VERSION, "config": asdict(config), "loss": loss_kind,
+                 "labels": ds.labels, "in_dim": ds.x.shape[2], "state": model.state_dict(),
+                 "metrics": {metric_name: best, "best_epoch": best_epoch}}, out)
+    png = None
+    if curves:
+        from mmindex.evaluate.reports import learning_curves
+
+        png = str(learning_curves(history, f"{out}.curves.png", metric_name, title=f"{Path(out).stem} ({config.arch})"))
+    return SequenceReport(config.arch, str(out), loss_kind, ds.labels, len(ds), len(vs), metric_name, best, best_epoch,
+                          len(history), seconds, clipped, steps * len(history), history, png)
+
+
+def load_sequence_model(path: str | os.PathLike) -> tuple[SequenceClassifier, dict]:
+    """The model saved by `train_sequence` (in evaluation mode) and its header; raises `DetectorError`."""
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 — torch raises many types for a missing or corrupt file
+        raise DetectorError(f"cannot read sequence model {path}: {exc}") from None
+    if not isinstance(blob, dict) or blob.get("format") != FORMAT or blob.get("version") != VERSION:
+        raise DetectorError(f"{path} is not a {FORMAT} v{VERSION} file")
+    cfg = blob["config"]
+    model = SequenceClassifier(cfg["arch"], blob["in_dim"], cfg["hidden"], len(blob["labels"]), blob["loss"])
+    model.load_state_dict(blob["state"])
+    model.eval()
+    return model, {k: v for k, v in blob.items() if k != "state"}
+
+
+def evaluate_sequence(path: str | os.PathLike, data: str | os.PathLike | SequenceData) -> dict:
+    """Accuracy (or MAP for label sets) of a saved model on labelled sequences."""
+    model, header = load_sequence_model(path)
+    ds = data if isinstance(data, SequenceData) else load_sequences(data)
+    if ds.x.shape[2] != header["in_dim"] or ds.targets.shape[1] != len(header["labels"]):
+        raise DataError(f"the data has {ds.x.shape[2]}-d frames and {ds.targets.shape[1]} labels; the model "
+                        f"wants {header['in_dim']} and {len(header['labels'])}")
+    scores = model.scores(*_tensors(ds)[:2]).numpy()
+    return {"arch": header["config"]["arch"], "sequences": len(ds),
+            ("map" if ds.multilabel else "accuracy"): metric(scores, ds)}
+
+
+# ---- the demonstration task: order of two Fashion-MNIST classes ----------------------------------------------
+
+def frame_features(images: np.ndarray, dim: int | None = None, seed: int = 0) -> np.ndarray:
+    """Raw pixels in [0, 1], flattened, or their fixed random projection to `dim` dimensions (N, D)."""
+    flat = images.reshape(len(images), -1).astype(np.float32) / 255.0
+    if dim is None:
+        return flat
+    w = np.random.default_rng(seed).standard_normal((flat.shape[1], dim)).astype(np.float32)
+    return flat @ (w / np.sqrt(flat.shape[1]))  # Johnson–Lindenstrauss: distances kept up to a factor
+
+
+def order_task(features: np.ndarray, classes: np.ndarray, n: int, *, length: int = 8, first: int = 7,
+               second: int = 9, names: tuple[str, str] = ("B before A", "A before B"),
+               seed: int = 0) -> SequenceData:
+    """`n` sequences of `length` frames holding one frame of class `first`, one of `second`, and distractors
+    of the other classes; label 1 when `first` comes before `second`. Both labels contain the same bag of
+    classes, so a model that averages the frames is at chance by construction."""
+    rng = np.random.default_rng(seed)
+    pool_a, pool_b = np.flatnonzero(classes == first), np.flatnonzero(classes == second)
+    pool_d = np.flatnonzero((classes != first) & (classes != second))
+    if length < 2 or not len(pool_a) or not len(pool_b) or (length > 2 and not len(pool_d)):
+        raise DataError("the order task needs length ≥ 2 and images of both classes and of distractors")
+    pick = rng.choice(pool_d, size=(n, length)) if len(pool_d) else np.zeros((n, length), np.int64)
+    y = rng.integers(0, 2, n)
+    for i in range(n):
+        p, q = np.sort(rng.choice(length, 2, replace=False))
+        a, b = rng.choice(pool_a), rng.choice(pool_b)
+        pick[i, p], pick[i, q] = (a, b) if y[i] else (b, a)
+    return make_sequences(features[pick], y, labels=list(names))
