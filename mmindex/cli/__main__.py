@@ -1,0 +1,3 @@
+from mmindex.cli import main
+
+main()

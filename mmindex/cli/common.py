@@ -1,0 +1,73 @@
+"""What every command group shares: the `main` group, the `--index` option, the Engine and result printing."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from mmindex.errors import MmindexError
+
+
+class _Group(click.Group):
+    """Turns library errors into a one-line message and exit status 1, never a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except MmindexError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+
+def index_option(f):
+    return click.option(
+        "--index", "index", type=click.Path(file_okay=False), default=None, envvar="MMINDEX_INDEX",
+        help="Index folder (default: $MMINDEX_INDEX, else ~/.local/share/mmindex/index).",
+    )(f)
+
+
+def open_engine(index, config=None):
+    from mmindex import Engine
+
+    return Engine(index, config)
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="mmindex")
+def main() -> None:
+    """Index image and video collections with deep networks and search them."""
+
+
+def emit_hits(hits, as_json: bool, explain: bool) -> None:
+    """Print results: JSON {"hits": [...]} (then "explain" with --explain, "message" when empty for a
+    reason), or a table. A reason for no hits also goes to stderr."""
+    message = getattr(hits, "message", None)
+    if message:
+        click.echo(f"no hits: {message}", err=True)
+    if as_json:
+        doc = {"hits": [h.to_dict() for h in hits]}
+        if explain:
+            doc["explain"] = getattr(hits, "explanation", {})
+        if message:
+            doc["message"] = message
+        click.echo(json.dumps(doc))
+        return
+    if explain:
+        for c in getattr(hits, "explanation", {}).get("criteria", []):
+            mapped = ", ".join(f"{m['name']} ({m['weight']:.2f})" for m in c.get("concepts", []))
+            click.echo(f"{c['label']}  weight {c['weight']:g}" + (f"  → {mapped}" if mapped else ""))
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("#", "score", "segment", "time")
+    table.add_column("path", overflow="fold")
+    for i, h in enumerate(hits, 1):
+        when = "" if h.start is None else f"{h.start:.2f}–{h.end:.2f} s"
+        table.add_row(str(i), f"{h.score:.4f}", str(h.segment_id), when, h.path)
+        if h.why:
+            table.add_row("", "", "", "", "  " + ", ".join(f"{k} = {v:.4f}" for k, v in h.why.items()))
+        if h.parts and len(h.parts) > 1:
+            table.add_row("", "", "", "", "  share: " + ", ".join(f"{k} {v:+.4f}" for k, v in h.parts.items()))
+    Console().print(table if hits else "no hits")

@@ -1,0 +1,205 @@
+"""Learning: train, evaluate and apply concept detectors; temporal models; the back-propagation demo."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from mmindex.cli.common import index_option, main, open_engine
+from mmindex.config import DEFAULT_MODEL
+
+
+@main.command()
+@click.argument("data")
+@click.option("--out", "-o", "out", required=True, type=click.Path(dir_okay=False), help="Detector bundle to write.")
+@click.option("--val", "val", default=None, help="Held-out validation set (else a split of DATA is made).")
+@click.option("--name", default=None, help="Detector name (default: the --out file's stem); concepts are NAME:label.")
+@click.option("--mode", type=click.Choice(["probe", "finetune", "scratch"]), default="probe", show_default=True)
+@click.option("--backbone", default=DEFAULT_MODEL, show_default=True, help="Backbone for probe / finetune.")
+@click.option("--arch", default="vgg_small", show_default=True, help="Small architecture for scratch.")
+@click.option("--head", type=click.Choice(["linear", "mlp"]), default="linear", show_default=True)
+@click.option("--hidden", default=512, show_default=True, type=click.IntRange(1), help="MLP hidden units.")
+@click.option("--dropout", default=0.0, show_default=True, type=click.FloatRange(0, 0.95))
+@click.option("--loss", type=click.Choice(["auto", "softmax", "sigmoid", "mse"]), default="auto", show_default=True,
+              help="auto: softmax for class folders, sigmoid for annotation files (multi-label).")
+@click.option("--epochs", default=30, show_default=True, type=click.IntRange(1))
+@click.option("--batch-size", default=128, show_default=True, type=click.IntRange(1, 65536))
+@click.option("--lr", default=0.1, show_default=True, type=click.FloatRange(min=0, min_open=True))
+@click.option("--momentum", default=0.9, show_default=True, type=click.FloatRange(0, 1, max_open=True))
+@click.option("--backbone-lr", default=0.1, show_default=True, help="Backbone LR / head LR (finetune).")
+@click.option("--schedule", type=click.Choice(["step", "cosine", "constant"]), default="step", show_default=True)
+@click.option("--step-every", default=10, show_default=True, type=click.IntRange(1),
+              help="Step decay: constant for N epochs...")
+@click.option("--step-factor", default=10.0, show_default=True, help="...then divide the LR by this.")
+@click.option("--l2", default=1e-4, show_default=True, type=click.FloatRange(0))
+@click.option("--l1", default=0.0, show_default=True, type=click.FloatRange(0))
+@click.option("--penalty-from", default=2, show_default=True, type=click.IntRange(0),
+              help="Epoch (0-based) from which L1/L2 are on.")
+@click.option("--patience", default=5, show_default=True, type=click.IntRange(0),
+              help="Early stopping after N epochs without a better validation metric (0: never).")
+@click.option("--val-fraction", default=0.2, show_default=True, type=click.FloatRange(0, 1, min_open=True,
+                                                                                        max_open=True))
+@click.option("--no-calibrate", is_flag=True, help="Do not fit temperature / Platt scaling.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--resume", is_flag=True, help="Continue from OUT.ckpt, left by an interrupted run.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+def train(data, out, val, name, mode, backbone, arch, head, hidden, dropout, loss, epochs, batch_size, lr, momentum,
+          backbone_lr, schedule, step_every, step_factor, l2, l1, penalty_from, patience, val_fraction, no_calibrate,
+          seed, resume, quiet, as_json) -> None:
+    """Train a concept detector on DATA: a folder of class folders, a CSV/JSON annotation file, or fashion-mnist."""
+    from dataclasses import asdict
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from mmindex.learn import TrainConfig
+    from mmindex.learn import train as run_training
+
+    config = TrainConfig(mode=mode, backbone=backbone, arch=arch, head=head, hidden=hidden, dropout=dropout,
+                         loss=loss, epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum,
+                         backbone_lr=backbone_lr, schedule=schedule, step_every=step_every, step_factor=step_factor,
+                         l2=l2, l1=l1, penalty_from=penalty_from, patience=patience, val_fraction=val_fraction,
+                         calibrate=not no_calibrate, seed=seed)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+               TimeElapsedColumn())
+    with Progress(*columns, disable=quiet or as_json, transient=False) as bar:
+        feats = bar.add_task("inputs", total=None, info="")
+        task = bar.add_task("epoch", total=None, info="", visible=False)
+
+        def on_step(epoch, epochs_, step, steps, loss_, metric):
+            info = f"loss {loss_:.4f}" + ("" if metric is None else f"  val {metric:.4f}")
+            bar.update(task, description=f"epoch {epoch + 1}/{epochs_}", completed=step, total=steps, info=info,
+                       visible=True)
+
+        report = run_training(data, out, config, val_spec=val, name=name, resume=resume, progress=on_step,
+                              feature_progress=lambda d, t: bar.update(feats, completed=d, total=t))
+    if as_json:
+        click.echo(json.dumps(asdict(report)))
+        return
+    if report.split_made:
+        click.echo(f"validation: a seeded split of {report.val_size} images held out from DATA")
+    what = "top-1 accuracy" if report.metric_name.endswith("accuracy") else "MAP"
+    click.echo(f"trained {report.name!r} ({report.mode}, {report.loss}) on {report.train_size} images, "
+               f"{len(report.labels)} labels, {report.epochs_run} epochs in {report.seconds:.1f} s "
+               f"({report.images_per_s:.0f} images/s)")
+    click.echo(f"validation {what}: {report.best_metric:.4f} (best epoch {report.best_epoch}); "
+               f"calibration: {report.calibration or 'none'}")
+    click.echo(f"wrote {report.out}" + (f" and {report.curves}" if report.curves else ""))
+    for path, why in report.skipped[:20]:
+        click.echo(f"  skipped: {path}: {why}", err=True)
+    if len(report.skipped) > 20:
+        click.echo(f"  ... and {len(report.skipped) - 20} more skipped", err=True)
+
+
+@main.command()
+@click.argument("detector", type=click.Path(dir_okay=False))
+@click.argument("data")
+@click.option("--confusion", type=click.Path(dir_okay=False), default=None, help="Write the confusion matrix PNG.")
+@click.option("--run-out", type=click.Path(dir_okay=False), default=None, help="Write a trec_eval run file.")
+@click.option("--qrels-out", type=click.Path(dir_okay=False), default=None, help="Write a trec_eval qrels file.")
+@click.option("--qrels", "qrels_in", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Judgments to compute infAP with (trec_eval qrels; -1 = pooled but unjudged).")
+@click.option("--sample", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="Judge only this random share of the items (TRECVID sampling) and report infAP.")
+@click.option("--json", "as_json", is_flag=True)
+def evaluate(detector, data, confusion, run_out, qrels_out, qrels_in, sample, as_json) -> None:
+    """Evaluate DETECTOR on labelled DATA: top-1/top-5 error, AP/MAP, infAP, P@k, nDCG@k, confusion matrix."""
+    from mmindex.learn.evaluation import evaluate_detector
+
+    r = evaluate_detector(detector, data, confusion_png=confusion, run_out=run_out, qrels_out=qrels_out,
+                          qrels_in=qrels_in, sample=sample)
+    if as_json:
+        click.echo(json.dumps(r))
+        return
+    click.echo(f"{r['detector']} on {r['data']}: {r['images']} images, {len(r['labels'])} labels")
+    for key in ("top1_error", "top5_error", "map", "infAP", "P@5", "P@10", "nDCG@5", "nDCG@10"):
+        if key in r:
+            click.echo(f"  {key:<11}{r[key]:.4f}")
+    for lab, ap in r["ap"].items():
+        click.echo(f"  AP {lab:<20}{'n/a' if ap is None else f'{ap:.4f}'}")
+    if r.get("confusion_png"):
+        click.echo(f"confusion matrix: {r['confusion_png']}")
+    for path, why in r["skipped"]:
+        click.echo(f"  skipped: {path}: {why}", err=True)
+
+
+@main.command("apply")
+@click.argument("detector", type=click.Path(dir_okay=False))
+@index_option
+@click.option("--name", default=None, help="Detector name in the index (default: the bundle's).")
+@click.option("--json", "as_json", is_flag=True)
+def apply_detector(detector, index, name, as_json) -> None:
+    """Score every segment of the index with DETECTOR and make its labels searchable concepts."""
+    r = open_engine(index).apply(detector, name)
+    if as_json:
+        click.echo(json.dumps(r))
+        return
+    click.echo(f"{'replaced' if r['replaced'] else 'applied'} detector {r['name']!r} to {r['segments']} segments; "
+               "media added later are scored by it too")
+    for c in r["concepts"]:
+        click.echo(f"  --concept {c['query']!r}" + ("" if c["query"] == c["name"] else
+                                                     f"  ({c['name']!r} already names another concept)"))
+
+
+@main.command("learn-demo")
+@click.option("--out", default="out/backprop-demo.png", show_default=True, help="Learning-curve PNG.")
+def learn_demo(out) -> None:
+    """Train a small net with the lecture's NumPy back-propagation engine and plot its learning curve."""
+    from mmindex.backprop import demo
+
+    sys.exit(demo.main(["--out", out]))
+
+
+@main.command("train-sequence")
+@click.argument("data", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", "-o", "out", required=True, type=click.Path(dir_okay=False), help="Model file to write.")
+@click.option("--arch", type=click.Choice(["elman", "jordan", "lstm", "gru", "mean"]), default="gru",
+              show_default=True, help="Recurrent network, or mean = mean pooling + MLP (the order-blind baseline).")
+@click.option("--val", "val", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Validation .npz (else a seeded split of DATA is held out).")
+@click.option("--test", "test", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Also report accuracy (MAP for label sets) on this .npz.")
+@click.option("--hidden", default=64, show_default=True, type=click.IntRange(1))
+@click.option("--loss", type=click.Choice(["auto", "softmax", "sigmoid"]), default="auto", show_default=True)
+@click.option("--epochs", default=20, show_default=True, type=click.IntRange(1))
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1, 65536))
+@click.option("--lr", default=3e-3, show_default=True, type=click.FloatRange(min=0, min_open=True))
+@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True)
+@click.option("--schedule", type=click.Choice(["step", "cosine", "constant"]), default="cosine", show_default=True)
+@click.option("--clip", default=1.0, show_default=True, type=click.FloatRange(0),
+              help="Largest gradient norm in back-propagation through time (0: no clipping).")
+@click.option("--val-fraction", default=0.2, show_default=True, type=click.FloatRange(0, 1, min_open=True,
+                                                                                       max_open=True))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--quiet", "-q", is_flag=True, help="No per-epoch lines.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+def train_sequence(data, out, arch, val, test, hidden, loss, epochs, batch_size, lr, optimizer, schedule, clip,
+                   val_fraction, seed, quiet, as_json) -> None:
+    """Train a temporal model on DATA, an .npz with x (N, T, D) frame features and y (N,) class ids or (N, L)
+    0/1 label sets; optional lengths (N,) and labels (names). See docs/video.md."""
+    from dataclasses import asdict
+
+    from mmindex.learn.sequence import SequenceConfig, evaluate_sequence
+    from mmindex.learn.sequence import train_sequence as run_training
+
+    config = SequenceConfig(arch=arch, hidden=hidden, loss=loss, epochs=epochs, batch_size=batch_size, lr=lr,
+                            optimizer=optimizer, schedule=schedule, clip=clip, val_fraction=val_fraction, seed=seed)
+
+    def on_epoch(epoch, epochs_, loss_, metric):
+        click.echo(f"epoch {epoch + 1}/{epochs_}  loss {loss_:.4f}  val {metric:.4f}", err=True)
+
+    report = run_training(data, out, config, val=val, progress=None if quiet or as_json else on_epoch)
+    result = asdict(report) | ({"test": evaluate_sequence(out, test)} if test else {})
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    click.echo(f"trained {report.arch} ({report.loss}) on {report.train_size} sequences, {len(report.labels)} "
+               f"labels, {report.epochs_run} epochs in {report.seconds:.1f} s; clipped {report.clipped_steps} "
+               f"of {report.steps} steps")
+    click.echo(f"{report.metric_name}: {report.best_metric:.4f} (best epoch {report.best_epoch})")
+    if test:
+        key = "map" if "map" in result["test"] else "accuracy"
+        click.echo(f"test {key}: {result['test'][key]:.4f} on {result['test']['sequences']} sequences")
+    click.echo(f"wrote {report.out}" + (f" and {report.curves}" if report.curves else ""))

@@ -1,0 +1,117 @@
+"""Searching: search, concepts, feedback and saved queries."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from mmindex.cli.common import emit_hits, index_option, main, open_engine
+
+
+@main.command()
+@index_option
+@click.option("--concept", "-c", "concepts", multiple=True, help='Concept expression, e.g. "cat AND NOT dog".')
+@click.option("--like", "-l", "like", multiple=True, help="Example: a segment id or an image file.")
+@click.option("--text", "-t", "texts", multiple=True, help='Free text, e.g. "a cup of coffee" (mapped to concepts).')
+@click.option("--text-encoder", default=None, help="minilm (default), word2vec:PATH or clip:ARCH@WEIGHTS.")
+@click.option("-k", "k", default=10, show_default=True, type=click.IntRange(1, 100_000), help="Number of hits.")
+@click.option("--normalise", type=click.Choice(["minmax", "zscore", "rank"]), default="minmax", show_default=True,
+              help="Score normalisation before fusing several criteria.")
+@click.option("--fusion", "fusion_method", type=click.Choice(["combsum", "wsum", "combmnz", "rrf"]),
+              default="combsum", show_default=True, help="How several criteria are fused.")
+@click.option("--explain", is_flag=True, help="Show each criterion's score for each hit, and what text mapped to.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object {\"hits\": [...]}.")
+def search(index, concepts, like, texts, text_encoder, k, normalise, fusion_method, explain, as_json) -> None:
+    """Search by concept, free text and/or example; criteria are fused."""
+    from mmindex import Engine
+
+    results = Engine(index, text_encoder=text_encoder).search(
+        concepts, like, k=k, explain=explain, normalise=normalise, text=texts, fusion_method=fusion_method)
+    emit_hits(results, as_json, explain)
+
+
+@main.command()
+@click.argument("text", required=False)
+@click.option("--limit", default=None, type=click.IntRange(1), help="At most this many.")
+@click.option("--json", "as_json", is_flag=True)
+def concepts(text, limit, as_json) -> None:
+    """List the concept vocabulary, or search it by name, synonym or WordNet id."""
+    from mmindex.concepts import Vocabulary
+
+    found = Vocabulary.imagenet().search(text, limit)
+    if as_json:
+        click.echo(json.dumps({"concepts": [
+            {"id": c.id, "name": c.name, "synonyms": list(c.synonyms), "source": c.source,
+             "classes": len(c.classes)} for c in found]}))
+        return
+    for c in found:
+        extra = f"  [{len(c.classes)} classes]" if c.source != "imagenet" else ""
+        click.echo(f"{c.id}  {', '.join(c.synonyms)}{extra}")
+    if not found:
+        click.echo(f"no concept matches {text!r}", err=True)
+
+
+@main.command()
+@index_option
+@click.option("--positive", "-p", multiple=True, type=int, help="A segment id that is a good hit (repeatable).")
+@click.option("--negative", "-n", multiple=True, type=int, help="A segment id that is a wrong hit (repeatable).")
+@click.option("--query", "name", default=None, help="Refine this saved query instead of the last one.")
+@click.option("--save", "save_as", default=None, help="Save the refined query under this name.")
+@click.option("-k", "k", default=None, type=click.IntRange(1, 100_000), help="Number of hits (default: as before).")
+@click.option("--explain", is_flag=True)
+@click.option("--json", "as_json", is_flag=True)
+def feedback(index, positive, negative, name, save_as, k, explain, as_json) -> None:
+    """Refine the last query with relevance judgments (Rocchio, then a linear classifier)."""
+    eng = open_engine(index)
+    results = eng.feedback(positive, negative, k=k, explain=explain, name=name)
+    if save_as:
+        eng.save_query(save_as)
+    emit_hits(results, as_json, explain)
+
+
+@main.group()
+def saved() -> None:
+    """Saved queries: save the last query, list, re-run or delete them."""
+
+
+@saved.command("save")
+@click.argument("name")
+@index_option
+def saved_save(name, index) -> None:
+    """Save the last query (with its feedback) as NAME."""
+    spec = open_engine(index).save_query(name)
+    click.echo(f"saved {name!r}: {json.dumps(spec.to_dict())}")
+
+
+@saved.command("list")
+@index_option
+@click.option("--json", "as_json", is_flag=True)
+def saved_list(index, as_json) -> None:
+    """List the saved queries."""
+    found = {n: s.to_dict() for n, s in open_engine(index).saved_queries().items()}
+    if as_json:
+        click.echo(json.dumps({"queries": found}))
+        return
+    for n, s in found.items():
+        click.echo(f"{n}: {json.dumps(s)}")
+
+
+@saved.command("run")
+@click.argument("name")
+@index_option
+@click.option("-k", "k", default=None, type=click.IntRange(1, 100_000))
+@click.option("--explain", is_flag=True)
+@click.option("--json", "as_json", is_flag=True)
+def saved_run(name, index, k, explain, as_json) -> None:
+    """Run the saved query NAME again."""
+    emit_hits(open_engine(index).run_saved(name, k=k, explain=explain), as_json, explain)
+
+
+@saved.command("delete")
+@click.argument("name")
+@index_option
+def saved_delete(name, index) -> None:
+    """Delete the saved query NAME."""
+    open_engine(index).delete_saved(name)
+    click.echo(f"deleted {name!r}")

@@ -1,0 +1,34 @@
+"""Serving the HTTP API and the web UI."""
+
+from __future__ import annotations
+
+import click
+
+from mmindex.cli.common import index_option, main, open_engine
+
+
+@main.command()
+@index_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--token", envvar="MMINDEX_TOKEN", default=None, show_envvar=True,
+              help="Bearer token that adding/removing media needs (without it those endpoints are off).")
+@click.option("--private", is_flag=True, help="Reading (search, thumbnails, media) needs the token too.")
+@click.option("--media-root", "media_roots", multiple=True, type=click.Path(file_okay=False),
+              help="Folder media may be served and added from (repeatable; default: the indexed media's folders).")
+@click.option("--max-upload-mb", default=10, show_default=True, type=click.IntRange(1, 1024),
+              help="Largest image accepted as an uploaded search example.")
+def serve(index, host, port, token, private, media_roots, max_upload_mb) -> None:
+    """Serve the HTTP API and the web UI (http://HOST:PORT/, API docs at /docs)."""
+    import uvicorn
+
+    from mmindex.config import ServiceConfig
+    from mmindex.service import create_app
+
+    if private and not token:
+        raise click.UsageError("--private needs --token (or $MMINDEX_TOKEN)")
+    config = ServiceConfig(token=token or None, public_read=not private, media_roots=tuple(media_roots),
+                           max_upload_bytes=max_upload_mb * 1024 * 1024)
+    app = create_app(open_engine(index), config)
+    click.echo(f"serving {app.state.service.engine.index_dir} on http://{host}:{port}/ (API docs: /docs)")
+    uvicorn.run(app, host=host, port=port, server_header=False, log_level="info")
