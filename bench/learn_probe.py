@@ -1,7 +1,7 @@
 """Probe detectors on EfficientNet-Lite0 features (issue 4): Fashion-MNIST multi-class error vs scikit-learn
 LogisticRegression, multi-label 2×2 mosaics (sigmoid vs softmax head), retrieval MAP after `apply`.
 
-    python bench/learn_probe.py [--train 6000] [--test 2000] [--mosaics 2000]
+    python bench/learn_probe.py [--train 6000] [--test 2000] [--mosaics 2000] [--head mlp] [--device cuda]
 
 Needs Debian `dataset-fashion-mnist`. Features are cached ($MMINDEX_CACHE/features), so a re-run skips them.
 Prints markdown tables; writes learning curves to docs/img/.
@@ -24,6 +24,7 @@ from mmindex.learn import TrainConfig, train
 from mmindex.learn.checkpoint import load_bundle
 from mmindex.learn.data import FASHION_MNIST_LABELS, load_fashion_mnist, mosaics
 from mmindex.learn.features import extract_features
+from mmindex.learn.train import resolve_device
 
 DOCS_IMG = Path(__file__).resolve().parents[1] / "docs" / "img"
 
@@ -34,6 +35,9 @@ def main() -> None:
     ap.add_argument("--test", type=int, default=2000)
     ap.add_argument("--mosaics", type=int, default=2000)
     ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--head", default="linear", choices=["linear", "mlp"])
+    ap.add_argument("--device", default="auto", help="auto, cpu or cuda (features and training)")
+    ap.add_argument("--no-retrieval", action="store_true", help="skip the index + apply part (needs FAISS, PyAV)")
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-learn-"))
     DOCS_IMG.mkdir(parents=True, exist_ok=True)
@@ -41,15 +45,16 @@ def main() -> None:
     np.savez(tmp / "train.npz", images=np.stack(tr.sources), labels=tr.classes, label_names=np.array(tr.labels))
     np.savez(tmp / "test.npz", images=np.stack(te.sources), labels=te.classes, label_names=np.array(te.labels))
     t0 = time.perf_counter()
-    ftr, _, _ = extract_features(tr, "efficientnet_lite0")
-    fte, _, _ = extract_features(te, "efficientnet_lite0")
+    dev = resolve_device(a.device)
+    ftr, _, _ = extract_features(tr, "efficientnet_lite0", batch_size=128, device=dev)
+    fte, _, _ = extract_features(te, "efficientnet_lite0", batch_size=128, device=dev)
     feat_s = time.perf_counter() - t0
     print(f"features: {len(tr) + len(te)} images in {feat_s:.0f} s (cached ones are not recomputed)")
 
     # ---- multi-class: our probe vs scikit-learn LogisticRegression on the same features --------------
-    cfg = TrainConfig(mode="probe", epochs=a.epochs, lr=0.1, batch_size=128, schedule="step", step_every=10,
-                      l2=1e-4, patience=5, seed=0)
-    rep = train(str(tmp / "train.npz"), tmp / "fmnist.mmdet", cfg, val_spec=None, name="fmnist")
+    cfg = TrainConfig(mode="probe", head=a.head, epochs=a.epochs, lr=0.1, batch_size=128, schedule="step",
+                      step_every=10, l2=1e-4, patience=5, seed=0)
+    rep = train(str(tmp / "train.npz"), tmp / "fmnist.mmdet", cfg, val_spec=None, name="fmnist", device=dev)
     shutil.copy(rep.curves, DOCS_IMG / "learn_probe_lite0.png")
     b = load_bundle(tmp / "fmnist.mmdet")
     s = b.detector.scores(torch.from_numpy(fte)).numpy()
@@ -64,7 +69,7 @@ def main() -> None:
     sk_err = 1 - lr.score(scaler.transform(fte), te.classes)
     print("\n| method (lite0 features) | train imgs | test imgs | test top-1 err | train s |")
     print("|---|---|---|---|---|")
-    print(f"| mmindex probe, linear head, SGD | {rep.train_size} (+{rep.val_size} val) | {len(te)} | "
+    print(f"| mmindex probe, {a.head} head, SGD | {rep.train_size} (+{rep.val_size} val) | {len(te)} | "
           f"{100 * ours:.2f}% | {rep.seconds:.1f} |")
     print(f"| scikit-learn LogisticRegression (lbfgs) | {len(tr)} | {len(te)} | {100 * sk_err:.2f}% | {sk_s:.1f} |")
     print(f"probe: {rep.epochs_run} epochs, {rep.images_per_s:.0f} img/s, peak RSS {rep.peak_rss_mb:.0f} MB, "
@@ -85,8 +90,9 @@ def main() -> None:
     print("\n| multi-label head (2x2 mosaics, lite0 probe) | test MAP | train s |")
     print("|---|---|---|")
     for loss in ("sigmoid", "softmax"):
-        mcfg = TrainConfig(mode="probe", loss=loss, epochs=a.epochs, lr=0.1, batch_size=128, l2=1e-4, patience=5)
-        r = train(str(folder / "train.csv"), tmp / f"mosaic-{loss}.mmdet", mcfg, name=f"mosaic_{loss}")
+        mcfg = TrainConfig(mode="probe", loss=loss, head=a.head, epochs=a.epochs, lr=0.1, batch_size=128, l2=1e-4,
+                           patience=5)
+        r = train(str(folder / "train.csv"), tmp / f"mosaic-{loss}.mmdet", mcfg, name=f"mosaic_{loss}", device=dev)
         shutil.copy(r.curves, DOCS_IMG / f"learn_mosaic_{loss}.png")
         from mmindex.learn.evaluation import evaluate_detector
 
@@ -94,6 +100,8 @@ def main() -> None:
         print(f"| {loss} | {ev['map']:.4f} | {r.seconds:.1f} |")
 
     # ---- retrieval after apply: index the held-out test images, query each class -----------------------
+    if a.no_retrieval:
+        return
     from mmindex import Engine
 
     imgs = tmp / "heldout"

@@ -1,6 +1,6 @@
 """Scratch CNN on Fashion-MNIST (issue 4): test top-1 error, throughput and peak memory.
 
-    python bench/learn_scratch.py [--arch vgg_small] [--epochs 3] [--train N]
+    python bench/learn_scratch.py [--arch vgg_small] [--epochs 3] [--train N] [--device cuda]
 
 Needs Debian `dataset-fashion-mnist`. Prints one markdown table row; writes the learning curve to
 docs/img/learn_scratch_<arch>.png.
@@ -31,12 +31,15 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=0.05)
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--schedule", default="cosine")
+    ap.add_argument("--dropout", type=float, default=0.0)
+    ap.add_argument("--device", default="auto", help="auto, cpu or cuda")
     a = ap.parse_args()
     out = Path(tempfile.mkdtemp()) / "fmnist.mmdet"
     cfg = TrainConfig(mode="scratch", arch=a.arch, epochs=a.epochs, lr=a.lr, batch_size=a.batch_size,
-                      schedule=a.schedule, l2=5e-5, penalty_from=1, patience=0, val_fraction=1 / 12, seed=0)
+                      schedule=a.schedule, dropout=a.dropout, l2=5e-5, penalty_from=1, patience=0, val_fraction=1 / 12,
+                      seed=0)
     t0 = time.perf_counter()
-    rep = train(f"fashion-mnist:train:{a.train}", out, cfg)
+    rep = train(f"fashion-mnist:train:{a.train}", out, cfg, device=a.device)
     wall = time.perf_counter() - t0
     test = load_fashion_mnist("test")
     b = load_bundle(out)

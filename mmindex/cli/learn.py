@@ -44,11 +44,13 @@ from mmindex.config import DEFAULT_MODEL
 @click.option("--no-calibrate", is_flag=True, help="Do not fit temperature / Platt scaling.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--resume", is_flag=True, help="Continue from OUT.ckpt, left by an interrupted run.")
+@click.option("--device", default="auto", show_default=True,
+              help="auto (a CUDA GPU when PyTorch sees one), cpu or cuda[:N]; the bundle is saved for the CPU.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 def train(data, out, val, name, mode, backbone, arch, head, hidden, dropout, loss, epochs, batch_size, lr, momentum,
           backbone_lr, schedule, step_every, step_factor, l2, l1, penalty_from, patience, val_fraction, no_calibrate,
-          seed, resume, quiet, as_json) -> None:
+          seed, resume, device, quiet, as_json) -> None:
     """Train a concept detector on DATA: a folder of class folders, a CSV/JSON annotation file, or fashion-mnist."""
     from dataclasses import asdict
 
@@ -74,7 +76,7 @@ def train(data, out, val, name, mode, backbone, arch, head, hidden, dropout, los
                        visible=True)
 
         report = run_training(data, out, config, val_spec=val, name=name, resume=resume, progress=on_step,
-                              feature_progress=lambda d, t: bar.update(feats, completed=d, total=t))
+                              feature_progress=lambda d, t: bar.update(feats, completed=d, total=t), device=device)
     if as_json:
         click.echo(json.dumps(asdict(report)))
         return

@@ -73,11 +73,13 @@ class Detector(nn.Module):
 
     @torch.inference_mode()
     def scores(self, x: Tensor, batch_size: int = 512) -> Tensor:
-        """Calibrated probabilities (N, C) in eval mode, batch by batch."""
+        """Calibrated probabilities (N, C) in eval mode, batch by batch on the model's device; returned on the CPU."""
         was = self.training
         self.eval()
+        dev = self.mean.device
         try:
-            parts = [self.probabilities(self.logits(x[i:i + batch_size])) for i in range(0, len(x), batch_size)]
+            parts = [self.probabilities(self.logits(x[i:i + batch_size].to(dev))).cpu()
+                     for i in range(0, len(x), batch_size)]
         finally:
             self.train(was)
         return torch.cat(parts) if parts else torch.zeros(0, len(self.labels))

@@ -117,11 +117,14 @@ class FeatureCache:
 
 
 def extract_features(ds: Dataset, backbone: str, progress: ProgressFn | None = None, batch_size: int = 32,
-                     engine: str = "auto") -> tuple[np.ndarray, Dataset, str]:
+                     engine: str = "auto", device=None) -> tuple[np.ndarray, Dataset, str]:
     """Probe features (N, D) float32 (L2-normalised pooled features), the kept dataset, and the weights id.
 
-    Cached images are not decoded again; the backbone is built only if some image is not cached.
+    Cached images are not decoded again; the backbone is built only if some image is not cached. With a
+    CUDA `device`, PyTorch runs the backbone there (in float32, TF32 off, so that the features stay within
+    float tolerance of the ONNX Runtime ones `mmindex add` stores).
     """
+    on_gpu = device is not None and str(device).startswith("cuda")
     from mmindex.media import images
     from mmindex.models import Runtime, create_model
 
@@ -138,7 +141,8 @@ def extract_features(ds: Dataset, backbone: str, progress: ProgressFn | None = N
                 bad[i] = f"cannot read file: {exc.strerror or exc}"
         found = cache.get([k for k in keys if k])
         todo = [i for i, k in enumerate(keys) if k and k not in found]
-        runtime = Runtime(model, engine=engine) if todo else None
+        runtime = (Runtime(model, engine="torch" if on_gpu else engine, device=device if on_gpu else None)
+                   if todo else None)
         dc = model.data_config
         done = len(ds) - len(todo)
         for b in range(0, len(todo), batch_size):

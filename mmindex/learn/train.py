@@ -68,11 +68,26 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def prepare_inputs(config: TrainConfig, ds: data.Dataset, progress=None,
-                   expect_weights: str | None = None) -> tuple[Tensor, data.Dataset, str | None]:
-    """Model inputs for a dataset in `config.mode`: (X, the dataset without unreadable images, weights id)."""
+def resolve_device(device: str = "auto") -> torch.device:
+    """"auto" → CUDA when PyTorch sees a GPU, else the CPU; otherwise the named device."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise DataError(f"unknown device {device!r}: use auto, cpu or cuda[:N]") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise DataError("--device cuda: PyTorch sees no GPU here")
+    return dev
+
+
+def prepare_inputs(config: TrainConfig, ds: data.Dataset, progress=None, expect_weights: str | None = None,
+                   device: torch.device | None = None) -> tuple[Tensor, data.Dataset, str | None]:
+    """Model inputs for a dataset in `config.mode`: (X, the dataset without unreadable images, weights id).
+
+    Probe features are computed on `device` when it is a GPU (PyTorch there; ONNX Runtime on the CPU)."""
     if config.mode == "probe":
-        x, ds, wid = features.extract_features(ds, config.backbone, progress)
+        x, ds, wid = features.extract_features(ds, config.backbone, progress, device=device)
         if expect_weights is not None and wid != expect_weights:
             raise DetectorError(f"the detector was trained on {config.backbone} weights {expect_weights}; "
                                 f"the installed weights are {wid}")
@@ -119,8 +134,11 @@ def _penalised(model: Detector) -> list[Tensor]:
 
 def train(data_spec: str, out: str | os.PathLike, config: TrainConfig | None = None, *, val_spec: str | None = None,
           name: str | None = None, resume: bool = False, progress: ProgressFn | None = None,
-          feature_progress=None, curves: bool = True) -> TrainReport:
+          feature_progress=None, curves: bool = True, device: str = "auto") -> TrainReport:
     """Train a detector on `data_spec` (see `mmindex.learn.data`) and write its bundle to `out`.
+
+    device: "auto" (CUDA when PyTorch sees a GPU, else the CPU), "cpu" or "cuda[:N]". It is where the
+    loop runs and probe features are computed; the bundle is always saved for the CPU.
 
     The checkpoint `<out>.ckpt` is written after every epoch and removed at the end; `resume` continues
     from it. Raises `DataError` for unusable data, before any training.
@@ -134,12 +152,14 @@ def train(data_spec: str, out: str | os.PathLike, config: TrainConfig | None = N
     if val is None:
         ds, val = data.split(ds, config.val_fraction, config.seed)
     loss_kind = resolve_loss(config, ds)
-    x, ds, wid = prepare_inputs(config, ds, feature_progress)
-    xv, val, _ = prepare_inputs(config, val, feature_progress)
+    dev = resolve_device(device)
+    x, ds, wid = prepare_inputs(config, ds, feature_progress, device=dev)
+    xv, val, _ = prepare_inputs(config, val, feature_progress, device=dev)
     y, yv = torch.from_numpy(ds.targets), torch.from_numpy(val.targets)
 
     model = Detector(config, ds.labels, loss_kind, x.shape[1] if config.mode == "probe" else None)
     model.set_normalisation(x[: min(len(x), 20000)])
+    model.to(dev)
     head = list(model.head.parameters())
     body = [p for p in model.network.parameters() if p.requires_grad]
     scale = config.backbone_lr if config.mode == "finetune" else 1.0
@@ -177,7 +197,7 @@ def train(data_spec: str, out: str | os.PathLike, config: TrainConfig | None = N
                                every=config.step_every, factor=config.step_factor, warmup=config.warmup)
             for g in opt.param_groups:
                 g["lr"] = lr * g["scale"]
-            loss = loss_fn(loss_kind, model.logits(x[idx]), y[idx])
+            loss = loss_fn(loss_kind, model.logits(x[idx].to(dev, non_blocking=True)), y[idx].to(dev))
             if epoch >= config.penalty_from and (config.l2 or config.l1):
                 w = _penalised(model)
                 if config.l2:
@@ -196,7 +216,8 @@ def train(data_spec: str, out: str | os.PathLike, config: TrainConfig | None = N
         metric = validation_metric(scores, val)
         with torch.inference_mode():
             model.eval()
-            val_loss = float(loss_fn(loss_kind, model.logits(xv[:20000]), yv[:20000]))
+            val_loss = float(sum(loss_fn(loss_kind, model.logits(xv[i:i + 512].to(dev)), yv[i:i + 512].to(dev))
+                                 * len(yv[i:i + 512]) for i in range(0, len(xv), 512)) / max(len(xv), 1))
         history.append({"epoch": epoch + 1, "lr": lr, "train_loss": total / max(seen, 1), "val_loss": val_loss,
                         "val_metric": metric})
         if progress:
@@ -216,7 +237,7 @@ def train(data_spec: str, out: str | os.PathLike, config: TrainConfig | None = N
 
     if best_state is not None:
         model.load_state_dict(best_state)
-    model.eval()
+    model.cpu().eval()  # calibration, the bundle and `apply` run on the CPU
     cal = _calibrate(model, xv, val, loss_kind) if config.calibrate else {}
     final = validation_metric(model.scores(xv).numpy(), val)
     metric_name = "val_map" if val.multilabel else "val_top1_accuracy"
