@@ -81,6 +81,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=30)
     ap.add_argument("--index", help="reuse an index built by an earlier run (default: build a fresh one)")
     ap.add_argument("--no-like", action="store_true", help="leave more-like-this out of the mix")
+    ap.add_argument("--serve-args", default="", help='extra `mmindex serve` options, e.g. "--search-threads 1"')
     args = ap.parse_args()
     mix = MIX_NO_LIKE if args.no_like else MIX
     names = [c.name for c in Vocabulary.imagenet().classes]
@@ -93,8 +94,8 @@ def main() -> None:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         server = subprocess.Popen([sys.executable, "-m", "mmindex.cli", "serve", "--index", str(root),
-                                   "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                  env=os.environ.copy())
+                                   "--port", str(port), *args.serve_args.split()],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
         try:
             t = time.perf_counter()
             while True:

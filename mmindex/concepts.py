@@ -89,6 +89,8 @@ class Vocabulary:
         for name, found in self._by_name.items():
             found.sort(key=functools.partial(self._preference, name))
         self._names = list(self._by_name)
+        # Each concept's searchable strings, normalised once: autocomplete scans them on every keystroke.
+        self._searchable = [(c, tuple(dict.fromkeys(map(normalise, (c.id, *c.synonyms))))) for c in self._concepts]
 
     @classmethod
     @functools.cache
@@ -158,13 +160,14 @@ class Vocabulary:
         exact = self._lookup(q)
         word = re.compile(rf"\b{re.escape(q)}\b")
         scored = []
-        for c in self._concepts:
-            tiers = [(_match_tier(n, q, word), len(n)) for n in map(normalise, (c.id, *c.synonyms)) if q in n]
+        for c, names in self._searchable:
+            tiers = [(_match_tier(n, q, word), len(n)) for n in names if q in n]
             if tiers:
                 scored.append((min(tiers), self._position[c.id], c))
         found = list(dict.fromkeys(exact + [c for *_, c in sorted(scored, key=lambda t: t[:2])]))
-        for name in difflib.get_close_matches(q, self._names, n=_MAX_SUGGESTIONS, cutoff=0.6):
-            found += [c for c in self._by_name[name][:1] if c not in found]
+        if limit is None or len(found) < limit:  # fuzzy matches come last: skip them when they would be cut
+            for name in difflib.get_close_matches(q, self._names, n=_MAX_SUGGESTIONS, cutoff=0.6):
+                found += [c for c in self._by_name[name][:1] if c not in found]
         return found[:limit]
 
     def _lookup(self, name: str) -> list[Concept]:

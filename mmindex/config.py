@@ -36,6 +36,11 @@ class IngestConfig:
         are placed only to within frame_step frames and short ones may be missed).
     shots_dir: a folder of TRECVID master shot reference files, <video stem>.msb, used instead of
         shot detection (a sidecar <video>.msb next to a video is used without this setting).
+    executor: where decoding and inference run (the CLI's `--engine`): "local" (threads in this process)
+        or "ray" (Ray Data tasks and an actor pool, see mmindex/index/ray_ingest.py). Either way only this
+        process writes the index. Not to be confused with `engine`, the inference runtime.
+    ray_address: the Ray cluster to use ("auto", "HOST:PORT", "ray://HOST:10001"); None starts a local one.
+    ray_workers: inference actors (each holds one model and reserves `threads or 1` CPUs).
     """
 
     model: str = DEFAULT_MODEL
@@ -47,6 +52,9 @@ class IngestConfig:
     pool: str = "max"
     frame_step: int = 1
     shots_dir: str | None = None
+    executor: str = "local"
+    ray_address: str | None = None
+    ray_workers: int = 1
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,8 @@ class ServiceConfig:
     max_upload_bytes / max_upload_pixels: limits on an image uploaded as a search example.
     max_k / max_offset: bounds on one page of hits and on how deep paging may go.
     thumbnail_size: longest side of a thumbnail, in pixels.
+    search_threads: searches that run at once (the others wait their turn); default the number of CPUs.
+        More than the cores only makes the threads fight over them and the GIL.
     """
 
     token: str | None = field(default=None, repr=False)
@@ -71,3 +81,4 @@ class ServiceConfig:
     max_k: int = 500
     max_offset: int = 10_000
     thumbnail_size: int = 320
+    search_threads: int = field(default_factory=lambda: os.cpu_count() or 1)

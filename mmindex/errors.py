@@ -33,8 +33,16 @@ class StoreError(MmindexError):
     """The index directory is missing, unreadable or of an unsupported version."""
 
 
+class VectorIndexError(MmindexError):
+    """A vector-index setting FAISS cannot build, or one that differs from the setting the index was built with."""
+
+
 class ModelError(MmindexError):
     """A model or its weights could not be created or loaded."""
+
+
+class ClusterError(MmindexError):
+    """The distributed engine (Ray) is missing, cannot start or connect, or its job failed."""
 
 
 class DataError(MmindexError):

@@ -18,7 +18,10 @@ from mmindex.cli.common import index_option, main, open_engine
               help="Folder media may be served and added from (repeatable; default: the indexed media's folders).")
 @click.option("--max-upload-mb", default=10, show_default=True, type=click.IntRange(1, 1024),
               help="Largest image accepted as an uploaded search example.")
-def serve(index, host, port, token, private, media_roots, max_upload_mb) -> None:
+@click.option("--search-threads", default=None, type=click.IntRange(1, 256),
+              help="Searches run at once (default: the number of CPUs); the others queue.")
+@click.option("--access-log/--no-access-log", default=True, show_default=True, help="Log every request.")
+def serve(index, host, port, token, private, media_roots, max_upload_mb, search_threads, access_log) -> None:
     """Serve the HTTP API and the web UI (http://HOST:PORT/, API docs at /docs)."""
     import uvicorn
 
@@ -28,7 +31,8 @@ def serve(index, host, port, token, private, media_roots, max_upload_mb) -> None
     if private and not token:
         raise click.UsageError("--private needs --token (or $MMINDEX_TOKEN)")
     config = ServiceConfig(token=token or None, public_read=not private, media_roots=tuple(media_roots),
-                           max_upload_bytes=max_upload_mb * 1024 * 1024)
+                           max_upload_bytes=max_upload_mb * 1024 * 1024,
+                           **({"search_threads": search_threads} if search_threads else {}))
     app = create_app(open_engine(index), config)
     click.echo(f"serving {app.state.service.engine.index_dir} on http://{host}:{port}/ (API docs: /docs)")
-    uvicorn.run(app, host=host, port=port, server_header=False, log_level="info")
+    uvicorn.run(app, host=host, port=port, server_header=False, log_level="info", access_log=access_log)

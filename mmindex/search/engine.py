@@ -11,17 +11,18 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 
 from mmindex.concepts import Concept, Vocabulary
 from mmindex.config import IngestConfig, default_index_dir
-from mmindex.errors import MediaError, QueryError, StoreError
+from mmindex.errors import ClusterError, MediaError, QueryError, StoreError
+from mmindex.index import vectors
 from mmindex.index.ingest import AddReport, ProgressFn, add_paths, read_media
 from mmindex.index.store import Snapshot, Store
-from mmindex.index.vectors import DEFAULT_FACTORY, VectorIndex
+from mmindex.index.vectors import Base, VectorIndex, check_matches, check_setting, load_base
 from mmindex.search import fusion, rank
 from mmindex.search.feedback import FeedbackParams, QuerySpec, SavedQueries, refine
 from mmindex.search.query import Query
@@ -42,7 +43,9 @@ class Hit:
     parts: dict[str, float] | None = field(default=None)  # on request: each criterion's share of `score`
 
     def to_dict(self) -> dict:
-        d = asdict(self)
+        """The JSON form (`search --json`, the HTTP API); `why` and `parts` only when set."""
+        # Not dataclasses.asdict: it deep-copies every field, and the service calls this for every hit.
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
         for key in ("why", "parts"):
             if d[key] is None:
                 del d[key]
@@ -71,11 +74,12 @@ class Engine:
         self,
         index: str | os.PathLike | None = None,
         config: IngestConfig | None = None,
-        vector_index: str = DEFAULT_FACTORY,
+        vector_index: str | None = None,
         text_encoder: str | None = None,
     ):
-        """`vector_index` is the FAISS factory string of the in-memory vector index: "Flat" (exact,
-        the default) or an approximate index such as "SQ8" whose candidates are re-ranked exactly.
+        """`vector_index` is the vector-index setting ("flat", "hnsw", "ivfpq" or a FAISS factory string, see
+        mmindex.index.vectors): recorded when `add` creates the index (default "flat"), and checked against
+        the recorded one otherwise (VectorIndexError if they differ); None takes the index's own.
         `text_encoder` names the encoder of free-text queries (mmindex.text; default "minilm")."""
         from mmindex.text import DEFAULT_TEXT_ENCODER
 
@@ -86,12 +90,15 @@ class Engine:
         self.config = config or IngestConfig()
         self.vector_index = vector_index
         self._base_vocabulary = Vocabulary.imagenet()
-        self._trained_vocabulary: tuple[tuple, Vocabulary] | None = None
-        self._reader: Store | None = None
+        self._trained_vocabulary: tuple[int, Vocabulary] | None = None  # (store generation, vocabulary)
+        self._local = threading.local()  # each thread's read-only Store: searches run in parallel threads
+        self._readers: list[Store] = []
         self._cache: tuple[Snapshot, VectorIndex] | None = None
+        self._base: Base | None = None  # the mapped vector-index file, kept while the store still names it
         self._runtime = None
         self._backbone = None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the cached arrays
+        self._model_lock = threading.Lock()  # guards loading the image model and the text concept banks
 
     # ---- writing -------------------------------------------------------------------------------
     def add(self, paths: Iterable[str | os.PathLike], progress: ProgressFn | None = None) -> AddReport:
@@ -102,14 +109,27 @@ class Engine:
         if Store.exists(self.index_dir):
             store = Store.open(self.index_dir, write=True)
         else:
+            embed_dim = model_info(name)["embed_dim"]
+            setting = check_setting(self.vector_index or "flat", embed_dim)
             concepts = [(c.id, c.name, c.source) for c in self.vocabulary.classes]
-            store = Store.create(self.index_dir, name, model_info(name)["embed_dim"], concepts)
+            store = Store.create(self.index_dir, name, embed_dim, concepts, vector_index=setting)
         with store:
             built_with = store.meta("model")
             if built_with != name:
                 raise StoreError(f"index {self.index_dir} was built with model {built_with!r}, not {name!r}")
+            check_matches(store.meta("vector_index"), self.vector_index)
             backbone = self._get_backbone()
-            return add_paths(store, paths, self.config, self._get_runtime, backbone.data_config, progress)
+            if self.config.executor == "ray":
+                from mmindex.index.ray_ingest import add_paths_ray
+
+                report = add_paths_ray(store, paths, self.config, backbone.data_config, progress)
+            elif self.config.executor == "local":
+                report = add_paths(store, paths, self.config, self._get_runtime, backbone.data_config, progress)
+            else:
+                raise ClusterError(f"unknown executor {self.config.executor!r}; choose local or ray")
+            if report.added or report.updated:
+                vectors.update(store, store.snapshot())
+            return report
 
     def apply(self, detector: str | os.PathLike, name: str | None = None) -> dict:
         """Score every segment with a trained detector bundle and add its labels as concepts (source "trained").
@@ -131,7 +151,37 @@ class Engine:
     def remove(self, paths: Iterable[str | os.PathLike]) -> int:
         """Remove media by file path, or all media under a folder. Returns how many were removed."""
         with Store.open(self.index_dir, write=True) as store:
-            return store.remove(os.path.abspath(os.fspath(p)) for p in paths)
+            removed = store.remove(os.path.abspath(os.fspath(p)) for p in paths)
+            if removed:
+                vectors.update(store, store.snapshot())
+            return removed
+
+    def compact(self, target_rows: int | None = None, progress: ProgressFn | None = None) -> dict:
+        """Merge small batch files and drop dead rows (see mmindex.index.compact), then fold the vector
+        index's pending changes and tombstones into a new file. Returns the CompactReport's fields and the
+        vector index's {"action", "factory", "vectors"} under "vector_index"."""
+        from dataclasses import asdict
+
+        from mmindex.index.compact import DEFAULT_TARGET_ROWS, compact
+
+        with Store.open(self.index_dir, write=True) as store:
+            check_matches(store.meta("vector_index"), self.vector_index)
+            report = asdict(compact(store, target_rows or DEFAULT_TARGET_ROWS, progress))
+            report["vector_index"] = vectors.update(store, store.snapshot(), drop_dead=True)
+            return report
+
+    def rebuild(self, vector_index: str | None = None, progress: ProgressFn | None = None) -> dict:
+        """Rebuild the vector index from the stored embeddings, with a new setting if given (then queries must
+        ask for it, or for nothing). Returns {"action", "factory", "vectors", "seconds"}."""
+        import time
+
+        t0 = time.perf_counter()
+        with Store.open(self.index_dir, write=True) as store:
+            setting = check_setting(vector_index, int(store.meta("embed_dim") or 0)) if vector_index else None
+            report = vectors.update(store, store.snapshot(), setting=setting, rebuild=True, progress=progress)
+        if vector_index:
+            self.vector_index = vector_index
+        return {**report, "seconds": time.perf_counter() - t0}
 
     # ---- reading -------------------------------------------------------------------------------
     def search(
@@ -164,44 +214,46 @@ class Engine:
         query = Query.build(spec.concepts, spec.like, spec.k, spec.text)
         if spec.fusion not in fusion.FUSION_METHODS:
             raise QueryError(f"unknown fusion method {spec.fusion!r}; choose from {', '.join(fusion.FUSION_METHODS)}")
+        # Only the cached arrays need the lock (a reload replaces them); the arrays are immutable and each
+        # thread has its own SQLite reader, so the ranking itself runs in parallel (NumPy and FAISS free the GIL).
         with self._lock:
-            snap, vectors = self._arrays()
-            reader = self._store()
-            labels, columns, weights, mapped = [], [], [], []
-            for text, node, weight in query.concepts:
-                for name in rank.term_names(node):
-                    self.vocabulary.resolve(name)  # unknown names fail before any work is done
-                labels.append(text)
-                columns.append(rank.expression_scores(node, lambda n: self._concept_column(snap, n)))
-                weights.append(weight)
-            for text, weight in query.text:
-                mapping = self._bank(spec.text_encoder, reader, snap).map(text)
-                mapped.append(mapping)
-                if not mapping.concepts:
-                    return Results([], self._explanation(spec, query, mapped), mapping.reason)
-                labels.append(f"text:{mapping.text}")
-                columns.append(mapping.scores(snap.scores))
-                weights.append(weight)
-            explanation = self._explanation(spec, query, mapped)
-            for ref, weight in query.like:
-                vec = self._example_vector(ref, snap, reader)
-                if len(labels) + len(query.like) == 1 and not judged:  # one example: FAISS top-k is enough
-                    ids, sims = vectors.search(vec, query.k)
-                    return Results(self._hits(reader, ids, sims, None), explanation)
-                labels.append(f"like:{ref}")
-                columns.append(snap.embeddings @ vec)
-                weights.append(weight)
-            if not len(snap.ids):
-                return Results([], explanation)
-            fused, parts = fusion.fuse(columns, weights, spec.fusion, spec.normalise)
-            part_labels = labels
-            if judged:
-                fused, parts, part_labels, keep = self._refine(spec, snap, fused)
-                fused = np.where(keep, fused, -np.inf)
-            rows = fusion.top_k(fused, query.k)
-            rows = rows[np.isfinite(fused[rows])]
-            why = [self._why(r, labels, columns, mapped, snap, part_labels, parts) for r in rows] if explain else None
-            return Results(self._hits(reader, snap.ids[rows], fused[rows], why), explanation)
+            snap, nearest = self._arrays()
+        reader = self._store()
+        labels, columns, weights, mapped = [], [], [], []
+        for text, node, weight in query.concepts:
+            for name in rank.term_names(node):
+                self.vocabulary.resolve(name)  # unknown names fail before any work is done
+            labels.append(text)
+            columns.append(rank.expression_scores(node, lambda n: self._concept_column(snap, n)))
+            weights.append(weight)
+        for text, weight in query.text:
+            mapping = self._bank(spec.text_encoder, reader, snap).map(text)
+            mapped.append(mapping)
+            if not mapping.concepts:
+                return Results([], self._explanation(spec, query, mapped), mapping.reason)
+            labels.append(f"text:{mapping.text}")
+            columns.append(mapping.scores(snap.scores))
+            weights.append(weight)
+        explanation = self._explanation(spec, query, mapped)
+        for ref, weight in query.like:
+            vec = self._example_vector(ref, snap, reader)
+            if len(labels) + len(query.like) == 1 and not judged:  # one example: FAISS top-k is enough
+                ids, sims = nearest.search(vec, query.k)
+                return Results(self._hits(reader, ids, sims, None), explanation)
+            labels.append(f"like:{ref}")
+            columns.append(snap.embeddings @ vec)
+            weights.append(weight)
+        if not len(snap.ids):
+            return Results([], explanation)
+        fused, parts = fusion.fuse(columns, weights, spec.fusion, spec.normalise)
+        part_labels = labels
+        if judged:
+            fused, parts, part_labels, keep = self._refine(spec, snap, fused)
+            fused = np.where(keep, fused, -np.inf)
+        rows = fusion.top_k(fused, query.k)
+        rows = rows[np.isfinite(fused[rows])]
+        why = [self._why(r, labels, columns, mapped, snap, part_labels, parts) for r in rows] if explain else None
+        return Results(self._hits(reader, snap.ids[rows], fused[rows], why), explanation)
 
     def feedback(self, positive: Sequence[int] = (), negative: Sequence[int] = (), k: int | None = None,
                  explain: bool = False, name: str | None = None) -> Results:
@@ -257,14 +309,31 @@ class Engine:
         return self._run(spec, explain, judged=bool(spec.positive or spec.negative))
 
     def info(self) -> dict:
-        """Counts of media, segments and concepts, the model, disk use, and every recorded error."""
+        """Counts of media, segments and concepts, the model, batch files, the vector index, memory and disk
+        use, and every recorded error.
+
+        Loads the arrays and the vector index as a search would, so `memory` is what searching costs:
+        `rss_bytes` this process's resident memory, `mapped_bytes` the files mapped (shared with the page
+        cache), `resident_bytes` what the arrays and indexes hold in this process's own memory.
+        """
         store = self._store()
         counts = store.counts()
+        with self._lock:
+            snap, index = self._arrays()
+        described = index.describe()
+        file_bytes = (self.index_dir / vectors.FOLDER / described["file"]).stat().st_size if described["file"] else 0
+        index_mapped = file_bytes if described["mapped"] else 0
         return {
             "index": str(self.index_dir),
             **counts,
             "models": [store.meta("model")],
             "embed_dim": int(store.meta("embed_dim") or 0),
+            "batch_files": store.batch_files(),
+            "vector_index": {"setting": store.meta("vector_index") or "flat", **described, "file_bytes": file_bytes},
+            "memory": {"rss_bytes": _rss_bytes(), "mapped_bytes": snap.mapped_bytes() + index_mapped,
+                       "resident_bytes": snap.resident_bytes() + int(index.delta.ntotal) * snap.embeddings.shape[1] * 4
+                       + (0 if described["mapped"] else file_bytes)},
+            "disk": store.disk_usage(),
             "disk_bytes": store.disk_bytes(),
             "errors": store.errors(),
         }
@@ -283,9 +352,11 @@ class Engine:
         return emb[0]
 
     def close(self) -> None:
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
+        with self._lock:
+            for reader in self._readers:
+                reader.close()
+            self._readers.clear()
+            self._local = threading.local()
 
     @property
     def vocabulary(self) -> Vocabulary:
@@ -296,27 +367,45 @@ class Engine:
         """
         if not Store.exists(self.index_dir):
             return self._base_vocabulary
-        trained = tuple(c for c in self._store().concept_columns() if c[3] == "trained")
-        if not trained:
-            return self._base_vocabulary
-        if self._trained_vocabulary is None or self._trained_vocabulary[0] != trained:
+        store = self._store()
+        generation = store.generation  # one small read; the concept table is read only when it changed
+        if self._trained_vocabulary is None or self._trained_vocabulary[0] != generation:
+            trained = [c for c in store.concept_columns() if c[3] == "trained"]
             extra = [Concept(cid, label, tuple(dict.fromkeys((label, cid))), f"trained detector {cid.split(':')[0]}",
                              "trained", (col,)) for col, cid, label, _ in trained]
-            self._trained_vocabulary = (trained, self._base_vocabulary.extended(extra))
+            self._trained_vocabulary = (generation, self._base_vocabulary.extended(extra) if extra
+                                        else self._base_vocabulary)
         return self._trained_vocabulary[1]
 
     # ---- internals -----------------------------------------------------------------------------
     def _store(self) -> Store:
-        if self._reader is None:
-            self._reader = Store.open(self.index_dir)
-        return self._reader
+        """This thread's read-only Store (opened on first use; `close` closes them all)."""
+        reader = getattr(self._local, "reader", None)
+        if reader is None:
+            reader = self._local.reader = Store.open(self.index_dir)
+            self._readers.append(reader)  # list.append is atomic; not under _lock, which _arrays() holds
+        return reader
 
     def _arrays(self) -> tuple[Snapshot, VectorIndex]:
-        """The committed arrays and vector index, reloaded only when the store's generation changed."""
+        """The committed arrays and vector index, reloaded only when the store's generation changed.
+
+        The vector-index file is mapped once and kept while the store names it; segments committed since
+        it was written are searched exactly in memory, removed ones are filtered out (see vectors.py).
+        """
         store = self._store()
         if self._cache is None or self._cache[0].generation != store.generation:
-            snap = store.snapshot()
-            self._cache = (snap, VectorIndex(snap.embeddings, snap.ids, self.vector_index))
+            check_matches(store.meta("vector_index"), self.vector_index)
+            for _attempt in range(5):
+                snap = store.snapshot()
+                try:
+                    if self._base is None or self._base.file != snap.vector_file:
+                        self._base = load_base(self.index_dir, snap.vector_file, store.meta("vector_factory"))
+                    break
+                except FileNotFoundError:
+                    continue  # replaced by a writer since this snapshot: take a new one
+            else:
+                raise StoreError("index changed too often while reading; try again")
+            self._cache = (snap, VectorIndex(snap.embeddings, snap.ids, base=self._base, build=False))
         return self._cache
 
     def _bank(self, encoder: str | None, store: Store, snap: Snapshot):
@@ -327,9 +416,10 @@ class Engine:
         encoder = encoder or self.text_encoder
         extra = tuple(c for c in store.concept_columns() if c[3] != "imagenet" and c[0] < snap.scores.shape[0])
         key = (encoder, extra)
-        if key not in self._banks:
-            self._banks[key] = ConceptBank(entries_from_vocabulary(self.vocabulary, extra),
-                                           create_text_encoder(encoder))
+        with self._model_lock:  # built once, even when parallel searches ask for it together
+            if key not in self._banks:
+                self._banks[key] = ConceptBank(entries_from_vocabulary(self.vocabulary, extra),
+                                               create_text_encoder(encoder))
         return self._banks[key]
 
     def _explanation(self, spec: QuerySpec, query: Query, mapped: list) -> dict:
@@ -402,9 +492,18 @@ class Engine:
         return self._backbone
 
     def _get_runtime(self):
-        if self._runtime is None:
-            from mmindex.models import Runtime
+        with self._model_lock:  # searches run in parallel threads: load the model once
+            if self._runtime is None:
+                from mmindex.models import Runtime
 
-            self._runtime = Runtime(self._get_backbone(), engine=self.config.engine, threads=self.config.threads)
+                self._runtime = Runtime(self._get_backbone(), engine=self.config.engine, threads=self.config.threads)
         return self._runtime
 
+
+def _rss_bytes() -> int:
+    """This process's resident memory (Linux /proc; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0

@@ -62,6 +62,7 @@ class Service:
         self.store = Store.open(engine.index_dir)
         self._store_lock = threading.Lock()  # one SQLite connection, used by one thread at a time
         self._upload_lock = threading.Lock()  # the first upload loads the model; do that once
+        self._search_slots = threading.BoundedSemaphore(max(1, config.search_threads))
         self.roots = MediaRoots(config.media_roots, self._media_paths)
         self.thumbnails = Thumbnails(engine.index_dir / "thumbnails", config.thumbnail_size)
         params = inspect.signature(engine.search).parameters
@@ -117,8 +118,9 @@ class Service:
                 raise HTTPException(501, "free-text queries are not supported by this server's engine yet")
             kwargs["text"] = text
         t0 = time.perf_counter()
-        results = self.engine.search(list(concepts), list(like), k=offset + k, explain=explain, normalise=normalise,
-                                     **kwargs)
+        with self._search_slots:
+            results = self.engine.search(list(concepts), list(like), k=offset + k, explain=explain,
+                                         normalise=normalise, **kwargs)
         return self._page(results, offset, k, t0, explain or bool(text))
 
     def feedback(self, body: schemas.FeedbackIn) -> dict:
@@ -133,7 +135,8 @@ class Service:
         spec = QuerySpec([*body.concept], [str(i) for i in body.like], [body.text] if body.text else [], body.k,
                          text_encoder=getattr(self.engine, "text_encoder", None))
         t0 = time.perf_counter()
-        results = self.engine.run_spec(spec.judge(body.positive, body.negative), explain=True)
+        with self._search_slots:
+            results = self.engine.run_spec(spec.judge(body.positive, body.negative), explain=True)
         return self._page(results, 0, body.k, t0, True)
 
     def _check_ids(self, ids) -> None:
