@@ -96,7 +96,8 @@ def vgg_small(in_chans: int = 1) -> SmallNet:
     f = nn.Sequential(
         *_conv(in_chans, 16), *_conv(16, 16), nn.MaxPool2d(2),
         *_conv(16, 32), *_conv(32, 32), nn.MaxPool2d(2),
-        *_conv(32, 64), nn.MaxPool2d(2), nn.Flatten(),
+        # The adaptive pool is the identity at 28 px and lets larger inputs (56 px mosaics) keep a 3×3 grid.
+        *_conv(32, 64), nn.MaxPool2d(2), nn.AdaptiveMaxPool2d(3), nn.Flatten(),
         nn.Dropout(0.25), nn.Linear(64 * 3 * 3, 256, bias=False), nn.BatchNorm1d(256), nn.ReLU(inplace=True),
     )
     return SmallNet("vgg_small", f, 256)

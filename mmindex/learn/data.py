@@ -11,7 +11,8 @@ Specs accepted by `load_dataset`:
     FILE.csv                 rows `image,labels`; labels separated by ';' or '|'; a soft label as `name=0.7`
     FILE.json                {"labels": [...] (optional), "images": [{"image": path, "labels": [...] | {name: p}}]}
                              (or just the list, or a {path: labels} object); paths relative to the file
-    FILE.npz                 arrays `images` (N, H, W[, 3]) uint8, `labels` (N,) int, `label_names` (C,)
+    FILE.npz                 arrays `images` (N, H, W[, 3]) uint8, `label_names` (C,), and `labels`: (N,) class
+                             ids, or (N, C) multi-label targets in [0, 1]
     fashion-mnist[:train|:test][:N]   the Debian `dataset-fashion-mnist` files (first N images)
 """
 
@@ -219,13 +220,18 @@ def load_annotations_json(path: Path) -> Dataset:
 
 
 def load_npz(path: Path) -> Dataset:
-    """Arrays `images` uint8, `labels` int (N,) and `label_names` (C,)."""
+    """Arrays `images` uint8, `labels` and `label_names` (C,): `labels` is (N,) class ids (exclusive
+    classes) or an (N, C) matrix of 0/1 or soft targets (multi-label)."""
     try:
         with np.load(path, allow_pickle=False) as z:
-            images, y, names = z["images"], z["labels"].astype(np.int64), [str(n) for n in z["label_names"]]
+            images, y, names = z["images"], z["labels"], [str(n) for n in z["label_names"]]
     except (OSError, KeyError, ValueError) as exc:
         raise DataError(f"cannot read {path}: {exc}") from None
-    return _from_arrays(images, y, names, str(path))
+    if y.ndim == 2:
+        if y.shape != (len(images), len(names)) or y.min() < 0 or y.max() > 1:
+            raise DataError(f"{path}: multi-label `labels` must be ({len(images)}, {len(names)}) values in [0, 1]")
+        return Dataset(list(images), y.astype(np.float32), names, True, str(path)).check()
+    return _from_arrays(images, y.astype(np.int64), names, str(path))
 
 
 def _from_arrays(images: np.ndarray, y: np.ndarray, names: list[str], name: str) -> Dataset:
