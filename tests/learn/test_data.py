@@ -109,3 +109,17 @@ def test_mosaics_targets_are_the_contained_classes():
     m, t = mosaics(images, ds.classes, 5, 10, seed=0)
     assert m.shape == (5, 56, 56) and t.shape == (5, 10)
     assert ((t.sum(1) >= 1) & (t.sum(1) <= 4)).all()
+
+
+def test_multilabel_npz_from_real_mosaics(tmp_path):
+    with np.load(TRAIN_NPZ) as z:
+        images, y = z["images"], z["labels"]
+    x, t = mosaics(images, y, 40, 10, seed=0)
+    names = np.array([f"c{i}" for i in range(10)])
+    np.savez(tmp_path / "m.npz", images=x, labels=t, label_names=names)
+    ds = load_dataset(str(tmp_path / "m.npz"))
+    assert ds.multilabel and ds.targets.shape == (40, 10) and (ds.targets == t).all()
+    assert all((s == im).all() for s, im in zip(ds.sources, x, strict=True))
+    np.savez(tmp_path / "bad.npz", images=x, labels=t[:, :5], label_names=names)
+    with pytest.raises(DataError, match="multi-label"):
+        load_dataset(str(tmp_path / "bad.npz"))

@@ -61,3 +61,8 @@ def test_arch_registry_errors():
         create_arch("resnet9000")
     with pytest.raises(ModelError, match="already registered"):
         register_arch(lenet)
+
+
+def test_vgg_small_takes_mosaic_sized_inputs():
+    net = create_arch("vgg_small", 1).eval()
+    assert net(torch.randn(2, 1, 56, 56)).shape == (2, net.embed_dim)
