@@ -104,19 +104,21 @@ def train(data, out, val, name, mode, backbone, arch, head, hidden, dropout, los
 @click.option("--qrels", "qrels_in", type=click.Path(dir_okay=False, exists=True), default=None,
               help="Judgments to compute infAP with (trec_eval qrels; -1 = pooled but unjudged).")
 @click.option("--sample", type=click.FloatRange(0, 1, min_open=True), default=None,
-              help="Judge only this random share of the items (TRECVID sampling) and report infAP.")
+              help="Judge only this random share of the items (TRECVID sampling) and report infAP and xinfAP.")
+@click.option("--judge-top", default=0, show_default=True, type=click.IntRange(0),
+              help="With --sample: the top N of each ranking are all judged (a first stratum), as TRECVID does.")
 @click.option("--json", "as_json", is_flag=True)
-def evaluate(detector, data, confusion, run_out, qrels_out, qrels_in, sample, as_json) -> None:
+def evaluate(detector, data, confusion, run_out, qrels_out, qrels_in, sample, judge_top, as_json) -> None:
     """Evaluate DETECTOR on labelled DATA: top-1/top-5 error, AP/MAP, infAP, P@k, nDCG@k, confusion matrix."""
     from mmindex.learn.evaluation import evaluate_detector
 
     r = evaluate_detector(detector, data, confusion_png=confusion, run_out=run_out, qrels_out=qrels_out,
-                          qrels_in=qrels_in, sample=sample)
+                          qrels_in=qrels_in, sample=sample, judge_top=judge_top)
     if as_json:
         click.echo(json.dumps(r))
         return
     click.echo(f"{r['detector']} on {r['data']}: {r['images']} images, {len(r['labels'])} labels")
-    for key in ("top1_error", "top5_error", "map", "infAP", "P@5", "P@10", "nDCG@5", "nDCG@10"):
+    for key in ("top1_error", "top5_error", "map", "infAP", "xinfAP", "P@5", "P@10", "nDCG@5", "nDCG@10"):
         if key in r:
             click.echo(f"  {key:<11}{r[key]:.4f}")
     for lab, ap in r["ap"].items():

@@ -8,6 +8,8 @@ stable sort), so callers should break them deliberately if they matter.
   not only those retrieved: an unretrieved relevant item counts as precision 0), as in trec_eval `map`.
 - inferred_average_precision: infAP (Yilmaz & Aslam 2006) as trec_eval computes it, the estimate TRECVID
   uses when only a random sample of the pool is judged; equal to AP when everything is judged.
+- extended_inferred_average_precision: xinfAP (Yilmaz, Kanoulas & Aslam 2008), TRECVID's estimate when
+  the pool is split into strata sampled at different rates (sample_eval); equal to AP when all is judged.
 - precision_at_k, ndcg_at_k: as trec_eval `P_k` and `ndcg_cut_k` (gain = relevance, discount log2(r+1)).
 """
 
@@ -111,6 +113,53 @@ def inferred_average_precision(judgments_ranked: Sequence[int | None], num_relev
         else:
             nonrel += 1
     return total / num_relevant
+
+
+def extended_inferred_average_precision(ranked: Sequence[str], strata: Mapping[str, int],
+                                        judged: Mapping[str, int]) -> float:
+    """xinfAP of a ranked list of document ids, as TRECVID's sample_eval computes it.
+
+    strata: stratum number of every pooled document (documents absent are not in the pool, and count
+    as non-relevant); judged: relevance (> 0 relevant) of the documents sampled for judging. Each
+    stratum's sampling rate is p_s = judged_s / pooled_s. Then R̂ = Σ_s relevant_s / p_s, and for a
+    judged relevant document at rank k in stratum s, with r_t, n_t the judged relevant and non-relevant
+    documents of stratum t ranked above k and |t above k| its pooled ones:
+        E[P@k] = 1/k + (1/k)·Σ_t |t above k|·(r_t + ε)/(r_t + n_t + 2ε),
+    and xinfAP = (1/R̂)·Σ E[P@k] / p_s. NaN when no document is judged relevant.
+    """
+    eps = 1e-5
+    pooled: dict[int, int] = {}
+    sampled: dict[int, int] = {}
+    relevant: dict[int, int] = {}
+    for d, s in strata.items():
+        pooled[s] = pooled.get(s, 0) + 1
+        if d in judged:
+            sampled[s] = sampled.get(s, 0) + 1
+            relevant[s] = relevant.get(s, 0) + (judged[d] > 0)
+    rate = {s: sampled.get(s, 0) / n for s, n in pooled.items()}
+    r_hat = sum(r / rate[s] for s, r in relevant.items() if r)
+    if r_hat <= 0:
+        return float("nan")
+    above = dict.fromkeys(pooled, 0)  # pooled documents of each stratum above the current rank
+    rel_above = dict.fromkeys(pooled, 0)
+    nonrel_above = dict.fromkeys(pooled, 0)
+    total = 0.0
+    for i, d in enumerate(ranked):
+        k = i + 1
+        s = strata.get(d)
+        if s is None:
+            continue
+        if judged.get(d, 0) > 0:
+            expected = 1.0 + sum(above[t] * (rel_above[t] + eps) / (rel_above[t] + nonrel_above[t] + 2 * eps)
+                                 for t in above if above[t])
+            total += expected / k / rate[s]
+        above[s] += 1
+        if d in judged:
+            if judged[d] > 0:
+                rel_above[s] += 1
+            else:
+                nonrel_above[s] += 1
+    return total / r_hat
 
 
 def evaluate_run(run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Mapping[str, int]],

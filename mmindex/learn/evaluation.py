@@ -3,8 +3,10 @@ a confusion matrix, and trec_eval run/qrels files.
 
 Each label is a query that ranks every image of the set by the label's score; an image is relevant to
 a label when its target is > 0.5. With `sample` (a fraction in (0, 1]) the judgments are sampled as
-TRECVID does (a random share of the pool is judged, the rest is marked unjudged, -1) and infAP is
-reported beside the exact AP, to show the estimate; an imported qrels file (`qrels_in`) is used as is.
+TRECVID does (a random share of the pool is judged, the rest is marked unjudged, -1) and infAP and
+xinfAP are reported beside the exact AP, to show the estimates; with `judge_top` the top of each
+ranking is judged in full (a first stratum), which xinfAP accounts for and infAP does not. An imported
+qrels file (`qrels_in`) is used as is.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ def _doc_ids(ds: data.Dataset) -> list[str]:
 
 def evaluate_detector(bundle_path: str | os.PathLike, data_spec: str, *, confusion_png: str | None = None,
                       run_out: str | None = None, qrels_out: str | None = None, qrels_in: str | None = None,
-                      sample: float | None = None, ks: tuple[int, ...] = (5, 10), seed: int = 0,
+                      sample: float | None = None, judge_top: int = 0, ks: tuple[int, ...] = (5, 10), seed: int = 0,
                       progress=None) -> dict:
     """Evaluate a detector on `data_spec`; returns a JSON-able report. `DataError` / `DetectorError` on bad input."""
     bundle = load_bundle(bundle_path)
@@ -64,9 +66,19 @@ def evaluate_detector(bundle_path: str | os.PathLike, data_spec: str, *, confusi
     if qrels_in:
         judged = trec.read_qrels(qrels_in)
     elif sample is not None and sample < 1.0:
+        # TRECVID's stratified sampling: each ranking's top `judge_top` items are all judged (stratum 1),
+        # the rest at rate `sample` (stratum 2); xinfAP weighs each stratum by its rate, infAP cannot.
         rng = np.random.default_rng(seed)
-        judged = {q: {d: (r if rng.random() < sample else metrics.UNJUDGED) for d, r in j.items()}
-                  for q, j in qrels.items()}
+        judged, xinf = {}, []
+        for q, j in qrels.items():
+            ranked = sorted(run[q], key=run[q].get, reverse=True)
+            top = set(ranked[:judge_top])
+            judged[q] = {d: (r if d in top or rng.random() < sample else metrics.UNJUDGED) for d, r in j.items()}
+            strata = {d: 1 if d in top else 2 for d in j}
+            xinf.append(metrics.extended_inferred_average_precision(
+                ranked, strata, {d: r for d, r in judged[q].items() if r != metrics.UNJUDGED}))
+        report["xinfAP"] = float(np.nanmean(xinf)) if not np.isnan(xinf).all() else float("nan")
+        report["judged_top"] = judge_top
     if judged is not None:
         sampled = metrics.evaluate_run(run, judged, ks)
         report["infAP"] = float(np.mean([m["infAP"] for m in sampled.values()])) if sampled else float("nan")

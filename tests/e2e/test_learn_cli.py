@@ -47,8 +47,11 @@ def test_evaluate_reports_every_metric_and_writes_files(trained, fmnist_test_fol
                            "--sample", "0.5", "--json").stdout)
     assert r["images"] == 30 and r["labels"] == ["bag", "sneaker", "trouser"]
     assert r["top1_error"] <= 0.2 and r["top5_error"] == 0.0 and r["map"] >= 0.7
-    for key in ("infAP", "P@5", "P@10", "nDCG@5", "nDCG@10"):
+    for key in ("infAP", "xinfAP", "P@5", "P@10", "nDCG@5", "nDCG@10"):
         assert 0.0 <= r[key] <= 1.0
+    stratified = json.loads(run_cli("evaluate", str(trained), str(fmnist_test_folders), "--sample", "0.3",
+                                    "--judge-top", "30", "--json").stdout)
+    assert stratified["xinfAP"] == pytest.approx(stratified["map"], abs=1e-3)  # the top 30 of 30: all judged
     assert (tmp_path / "cm.png").read_bytes()[:4] == b"\x89PNG"
     assert len((tmp_path / "run.txt").read_text().splitlines()) == 90
     text = run_cli("evaluate", str(trained), str(fmnist_test_folders)).stdout

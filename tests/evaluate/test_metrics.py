@@ -67,6 +67,38 @@ def test_infap_equals_ap_when_everything_is_judged():
     assert metrics.inferred_average_precision(rel, 4) == pytest.approx(metrics.average_precision_ranked(rel), abs=1e-4)
 
 
+def test_xinfap_with_one_stratum_is_trec_evals_infap():
+    pytrec_eval = pytest.importorskip("pytrec_eval")
+    run, qrels = _random_run(5, sample=0.4)
+    ref = pytrec_eval.RelevanceEvaluator(qrels, {"infAP"}).evaluate(run)
+    for q, judged in qrels.items():
+        ranked = [d for d, _ in sorted(run[q].items(), key=lambda kv: (kv[1], kv[0]), reverse=True)]
+        strata = dict.fromkeys(judged, 1)  # everything in the qrels is pooled, in one stratum
+        sampled = {d: r for d, r in judged.items() if r != metrics.UNJUDGED}
+        assert metrics.extended_inferred_average_precision(ranked, strata, sampled) == pytest.approx(
+            ref[q]["infAP"], abs=1e-4), q
+
+
+def test_xinfap_is_ap_when_all_is_judged_and_unbiased_under_stratified_sampling():
+    rng = np.random.default_rng(0)
+    n = 1000
+    scores = rng.random(n)
+    rel = rng.random(n) < 0.02 + 0.3 * scores ** 4  # relevant items concentrate at the top
+    ranked = [f"d{i}" for i in np.argsort(-scores, kind="stable")]
+    truth = {f"d{i}": int(r) for i, r in enumerate(rel)}
+    ap = metrics.average_precision_ranked([truth[d] for d in ranked])
+    strata = {d: (1 if r < 100 else 2) for r, d in enumerate(ranked)}  # TRECVID: top 100 judged fully
+    assert metrics.extended_inferred_average_precision(ranked, strata, truth) == pytest.approx(ap, abs=1e-4)
+    xinf, inf = [], []
+    for _ in range(200):
+        sampled = {d: truth[d] for d in ranked if strata[d] == 1 or rng.random() < 0.1}
+        xinf.append(metrics.extended_inferred_average_precision(ranked, strata, sampled))
+        inf.append(metrics.inferred_average_precision([sampled.get(d, metrics.UNJUDGED) for d in ranked],
+                                                      sum(v > 0 for v in sampled.values())))
+    assert abs(np.mean(xinf) - ap) < 0.02  # the stratified estimate is about right on average...
+    assert abs(np.mean(inf) - ap) > 2 * abs(np.mean(xinf) - ap)  # ...where infAP, blind to strata, is off
+
+
 def test_precision_and_ndcg_by_hand():
     assert metrics.precision_at_k([1, 0, 1], 5) == pytest.approx(0.4)
     assert metrics.ndcg_at_k([0, 1], 2, [1, 0]) == pytest.approx((1 / np.log2(3)) / 1.0)
