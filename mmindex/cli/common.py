@@ -28,10 +28,10 @@ def index_option(f):
     )(f)
 
 
-def open_engine(index, config=None):
+def open_engine(index, config=None, **options):
     from mmindex import Engine
 
-    return Engine(index, config)
+    return Engine(index, config, **options)
 
 
 @click.group(cls=_Group)

@@ -1,4 +1,4 @@
-"""Building the index: add, info, remove."""
+"""Building the index: add, info, remove, compact, rebuild."""
 
 from __future__ import annotations
 
@@ -24,14 +24,25 @@ from mmindex.config import DEFAULT_MODEL, IngestConfig
 @click.option("--shots-dir", type=click.Path(file_okay=False, exists=True), default=None,
               help="Folder of TRECVID master shot reference files <video stem>.msb, used instead of shot "
                    "detection (a sidecar clip.mp4.msb or clip.msb beside a video is always used).")
+@click.option("--engine", "executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Where decoding and inference run: threads here, or Ray tasks and actors (docs/scale.md).")
+@click.option("--address", "ray_address", default=None, metavar="ADDR",
+              help="With --engine ray: the cluster (auto, HOST:PORT or ray://HOST:10001); default a local one.")
+@click.option("--ray-workers", default=1, show_default=True, type=click.IntRange(1, 4096),
+              help="With --engine ray: inference actors, one model each.")
+@click.option("--vector-index", default=None, metavar="flat|hnsw|ivfpq|FACTORY",
+              help="Vector index of a new index (default flat; a FAISS factory string is allowed). An existing "
+                   "index keeps its own: naming another is an error (change it with `mmindex rebuild`).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def add(paths, index, model, batch_size, workers, engine, pool, frame_step, shots_dir, quiet) -> None:
+def add(paths, index, model, batch_size, workers, engine, pool, frame_step, shots_dir, executor, ray_address,
+        ray_workers, vector_index, quiet) -> None:
     """Index files and folders (recursively); unchanged files are skipped."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     config = IngestConfig(model=model, batch_size=batch_size, workers=workers, engine=engine, pool=pool,
-                          frame_step=frame_step, shots_dir=shots_dir)
-    eng = open_engine(index, config)
+                          frame_step=frame_step, shots_dir=shots_dir, executor=executor, ray_address=ray_address,
+                          ray_workers=ray_workers)
+    eng = open_engine(index, config, vector_index=vector_index)
     with Progress(TextColumn("indexing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   disable=quiet, transient=False) as bar:
         task = bar.add_task("add", total=None)
@@ -61,7 +72,19 @@ def info(index, as_json) -> None:
     click.echo(f"keyframes: {data['keyframes']}")
     click.echo(f"concepts:  {data['concepts']}")
     click.echo(f"models:    {', '.join(data['models'])} ({data['embed_dim']}-d embeddings)")
-    click.echo(f"disk:      {data['disk_bytes'] / 1e6:.2f} MB")
+    files = data["batch_files"]
+    click.echo(f"segments on disk: {files['files']} batch files ({files['legacy_files']} in the old format), "
+               f"{files['rows']} rows of which {files['dead_rows']} dead" +
+               ("  (run `mmindex compact`)" if files["dead_rows"] or files["files"] > 64 else ""))
+    v = data["vector_index"]
+    click.echo(f"vector index: {v['setting']} ({v['factory']}): {v['vectors']} vectors, {v['in_index']} in the "
+               f"index file ({v['file_bytes'] / 1e6:.2f} MB{', memory-mapped' if v['mapped'] else ''}), "
+               f"{v['pending']} pending, {v['tombstones']} tombstones")
+    mem, disk = data["memory"], data["disk"]
+    click.echo(f"memory:    {mem['rss_bytes'] / 1e6:.1f} MB resident after loading, {mem['mapped_bytes'] / 1e6:.1f} "
+               f"MB mapped from files, {mem['resident_bytes'] / 1e6:.1f} MB held by the arrays and indexes")
+    parts = ", ".join(f"{key} {disk[key] / 1e6:.2f}" for key in ("batches", "vectors", "sqlite", "detectors"))
+    click.echo(f"disk:      {data['disk_bytes'] / 1e6:.2f} MB ({parts})")
     click.echo(f"errors:    {len(data['errors'])}")
     for e in data["errors"]:
         click.echo(f"  {e['path']}: {e['error']}")
@@ -74,3 +97,46 @@ def remove(paths, index) -> None:
     """Remove media (files, or every file under a folder) from the index."""
     n = open_engine(index).remove(paths)
     click.echo(f"removed {n} media")
+
+
+def _progress_bar(label: str, quiet: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), disable=quiet)
+
+
+@main.command()
+@index_option
+@click.option("--target-rows", default=None, type=click.IntRange(1), help="Rows per merged batch file (65536).")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def compact(index, target_rows, as_json, quiet) -> None:
+    """Merge small batch files into larger ones and drop the rows of removed segments (safe to interrupt)."""
+    eng = open_engine(index)
+    with _progress_bar("compacting", quiet or as_json) as bar:
+        task = bar.add_task("compact", total=None)
+        report = eng.compact(target_rows, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    click.echo(f"batch files {report['files_before']} -> {report['files_after']}, {report['rows_dropped']} dead rows "
+               f"dropped in {report['seconds']:.1f} s; vector index: {report['vector_index']['action']}")
+
+
+@main.command()
+@index_option
+@click.option("--vector-index", default=None, metavar="flat|hnsw|ivfpq|FACTORY",
+              help="Rebuild as this kind of vector index (recorded; queries then use it). Default: the index's own.")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def rebuild(index, vector_index, as_json, quiet) -> None:
+    """Rebuild the vector index from the stored embeddings (e.g. to change its type, or retrain it)."""
+    eng = open_engine(index)
+    with _progress_bar("adding vectors", quiet or as_json) as bar:
+        task = bar.add_task("rebuild", total=None)
+        report = eng.rebuild(vector_index, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    built = report["factory"] or "none yet (too few vectors to train; search stays exact)"
+    click.echo(f"vector index {built}: {report['vectors']} vectors in {report['seconds']:.1f} s")

@@ -22,11 +22,14 @@ from mmindex.cli.common import emit_hits, index_option, main, open_engine
               default="combsum", show_default=True, help="How several criteria are fused.")
 @click.option("--explain", is_flag=True, help="Show each criterion's score for each hit, and what text mapped to.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object {\"hits\": [...]}.")
-def search(index, concepts, like, texts, text_encoder, k, normalise, fusion_method, explain, as_json) -> None:
+@click.option("--vector-index", default=None, metavar="flat|hnsw|ivfpq|FACTORY",
+              help="Fail unless the index was built with this vector index.")
+def search(index, concepts, like, texts, text_encoder, k, normalise, fusion_method, explain, as_json,
+           vector_index) -> None:
     """Search by concept, free text and/or example; criteria are fused."""
     from mmindex import Engine
 
-    results = Engine(index, text_encoder=text_encoder).search(
+    results = Engine(index, text_encoder=text_encoder, vector_index=vector_index).search(
         concepts, like, k=k, explain=explain, normalise=normalise, text=texts, fusion_method=fusion_method)
     emit_hits(results, as_json, explain)
 

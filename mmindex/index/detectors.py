@@ -88,25 +88,6 @@ def trained_layout(db) -> list[tuple[int, int, int, dict[int, str]]]:
     return out
 
 
-def fill_trained(root: Path, layout, rows: list, scores: np.ndarray) -> None:
-    """Fill the trained rows of a snapshot's (C, N) `scores`, rows = (segment id, batch id, row, file) in order."""
-    n = len(rows)
-    for _det, first, count, files in layout:
-        i = 0
-        while i < n:
-            batch_id = rows[i][1]
-            j = i
-            while j < n and rows[j][1] == batch_id:
-                j += 1
-            take = np.fromiter((r[2] for r in rows[i:j]), dtype=np.int64, count=j - i)
-            name = files.get(batch_id)
-            if name is None:  # cannot happen through apply/add; a missing file must not break search
-                scores[first:first + count, i:j] = 0.0
-            else:
-                scores[first:first + count, i:j] = np.load(root / FOLDER / name)[take].T
-            i = j
-
-
 def load_applied(store: Store) -> list[Applied]:
     """The detectors applied to this index, loaded (bundles from the index's own copies)."""
     rows = store.db.execute("SELECT id, name, file FROM detectors ORDER BY id").fetchall()
@@ -147,6 +128,7 @@ def apply(store: Store, bundle_path: str | os.PathLike, name: str | None = None)
     """
     import torch
 
+    from mmindex.index.arrays import read_batch_file
     from mmindex.learn.checkpoint import load_bundle
     from mmindex.models import create_model
 
@@ -188,8 +170,7 @@ def apply(store: Store, bundle_path: str | os.PathLike, name: str | None = None)
                        (first + j, cid, label, det_id))
             concepts.append((cid, label))
         for batch_id, file in db.execute("SELECT id, file FROM batches").fetchall():
-            with np.load(store.root / "batches" / file) as arrays:
-                emb = torch.from_numpy(arrays["embeddings"].astype(np.float32))
+            emb = torch.from_numpy(read_batch_file(store.root / "batches" / file).embeddings.astype(np.float32))
             write_scores(store, batch_id, {det_id: bundle.detector.scores(emb).numpy().astype(np.float16)})
         segments = db.execute("SELECT count(*) FROM segments").fetchone()[0]
     for f in replaced:  # after the commit: readers of an older snapshot may still read them

@@ -23,7 +23,7 @@ from mmindex.errors import MediaError
 from mmindex.index import detectors
 from mmindex.index.store import MediaRecord, SegmentRecord, Store
 from mmindex.media import images
-from mmindex.media.scan import media_kind, scan
+from mmindex.media.scan import ScanItem, media_kind, scan
 
 ProgressFn = Callable[[int, int], None]  # (files done, files total)
 
@@ -144,63 +144,92 @@ def add_paths(
 ) -> AddReport:
     """Index `paths` into `store` (opened for writing). The model is created only if something is new."""
     t0 = time.perf_counter()
-    report = AddReport()
     items = list(scan(paths))
-    known = store.media_hashes()
-    applied = detectors.load_applied(store)  # every applied detector scores the new media too
-    total, done = len(items), 0
     runtime = None
-    pending: list[Decoded] = []
-    pending_frames = 0
-    errors: list[tuple[str, str]] = []
 
-    def flush() -> None:
-        nonlocal runtime, pending, pending_frames, errors
-        if pending:
-            runtime = runtime or runtime_factory()
-            records = infer(pending, runtime, config.batch_size, config.pool)
-        else:
-            records = []
-        if records or errors:
-            store.write_batch(records, errors, detectors.score_records(applied, records))
-        for r in records:
-            if r.path in known:
-                report.updated += 1
-            else:
-                report.added += 1
-        report.errors.extend(errors)
-        pending, pending_frames, errors = [], 0, []
+    def mapper(pending: list[Decoded]) -> list[MediaRecord]:
+        nonlocal runtime
+        runtime = runtime or runtime_factory()
+        return infer(pending, runtime, config.batch_size, config.pool)
 
-    for item, result in _read_all(items, known, data_config, config):
-        done += 1
-        if isinstance(result, MediaError):
-            errors.append((item.path, str(result)))
-        elif result is _UNCHANGED:
-            report.unchanged += 1
-        else:
-            pending.append(result)
-            pending_frames += sum(len(s.frames) for s in result.segments)
-        if pending_frames >= config.batch_size:
-            flush()
+    writer = BatchWriter(store, config.batch_size, mapper)
+    for done, (item, result) in enumerate(_read_all(items, writer.known, data_config, config), 1):
+        writer.take(item.path, result)
         if progress:
-            progress(done, total)
-    flush()
-    report.seconds = time.perf_counter() - t0
-    return report
+            progress(done, len(items))
+    writer.flush()
+    writer.report.seconds = time.perf_counter() - t0
+    return writer.report
+
+
+class BatchWriter:
+    """Writer stage: takes each file's result in scan order and commits them batch by batch.
+
+    A result is a `MediaError`, `_UNCHANGED`, or an item for `mapper` (a `Decoded` for the local engine,
+    which infers at flush time; a finished `MediaRecord` for the Ray engine). A batch is committed once
+    it holds `batch_size` keyframes, in one `Store.write_batch` transaction with its errors, so that a
+    killed run keeps every committed batch and a re-run skips it. Only this object writes to the store.
+    """
+
+    def __init__(self, store: Store, batch_size: int,
+                 mapper: Callable[[list], list[MediaRecord]] = lambda records: records):
+        self.store = store
+        self.known = store.media_hashes()
+        self.applied = detectors.load_applied(store)  # every applied detector scores the new media too
+        self.batch_size = batch_size
+        self.mapper = mapper
+        self.report = AddReport()
+        self._pending: list = []
+        self._pending_frames = 0
+        self._errors: list[tuple[str, str]] = []
+
+    def take(self, path: str, result: object) -> None:
+        """Record one file's result; commit when a batch is full."""
+        if isinstance(result, MediaError):
+            self._errors.append((path, str(result)))
+        elif result is _UNCHANGED:
+            self.report.unchanged += 1
+        else:
+            self._pending.append(result)
+            self._pending_frames += sum(len(s.keyframes) for s in result.segments)
+        if self._pending_frames >= self.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        """Commit what is pending (media and errors) in one transaction."""
+        records = self.mapper(self._pending) if self._pending else []
+        errors = self._errors
+        if records or errors:
+            self.store.write_batch(records, errors, detectors.score_records(self.applied, records))
+        for r in records:
+            if r.path in self.known:
+                self.report.updated += 1
+            else:
+                self.report.added += 1
+        self.report.errors.extend(errors)
+        self._pending, self._pending_frames, self._errors = [], 0, []
+
+
+def read_item(item: ScanItem, known: dict[str, str], data_config, config: IngestConfig) -> object:
+    """Reader stage for one scanned item: `Decoded`, `_UNCHANGED`, or the `MediaError` that explains the failure.
+
+    Never raises for bad input, so that one bad file never stops a run (in a thread or a Ray task).
+    """
+    if item.error:
+        return MediaError(item.error)
+    try:
+        return read_media(item.path, known.get(item.path), data_config, config)
+    except MediaError as exc:
+        return exc
+    except Exception as exc:  # noqa: BLE001 - an unexpected decoder failure must not stop the run
+        return MediaError(f"unexpected error while decoding: {type(exc).__name__}: {exc}")
 
 
 def _read_all(items, known, data_config, config: IngestConfig) -> Iterator[tuple[object, object]]:
     """Yield (item, Decoded | _UNCHANGED | MediaError) in scan order, decoding ahead in threads."""
 
     def job(item):
-        if item.error:
-            return MediaError(item.error)
-        try:
-            return read_media(item.path, known.get(item.path), data_config, config)
-        except MediaError as exc:
-            return exc
-        except Exception as exc:  # noqa: BLE001 - an unexpected decoder failure must not stop the run
-            return MediaError(f"unexpected error while decoding: {type(exc).__name__}: {exc}")
+        return read_item(item, known, data_config, config)
 
     window = max(4, 2 * config.batch_size)
     with ThreadPoolExecutor(max_workers=max(1, config.workers), thread_name_prefix="mmindex-read") as pool:

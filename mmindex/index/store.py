@@ -2,7 +2,9 @@
 
 Layout of an index directory:
     index.sqlite      media, segments, keyframes, concepts, batches, errors, meta (WAL mode)
-    batches/NNNNNNNN.npz   one file per committed batch: concept scores (n, C) and embeddings (n, D), float16
+    batches/NNNNNNNN.arrays  one file per committed batch: concept scores (C, n) and embeddings (n, D), float16,
+                      memory-mapped by readers (see mmindex/index/arrays.py; `.npz` before schema v3)
+    vectors/NNNNNNNN.faiss   the persisted vector index (see mmindex/index/vectors.py)
     write.lock        held (flock) by the one writer
 
 Crash safety: a batch's array file is written to a temporary name, fsynced and renamed *inside* the
@@ -26,9 +28,10 @@ from pathlib import Path
 import numpy as np
 
 from mmindex.errors import IndexLocked, StoreError
-from mmindex.index import detectors
+from mmindex.index import arrays, detectors
+from mmindex.index.arrays import Snapshot
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Step-by-step migrations: MIGRATIONS[v] upgrades a database at user_version v-1 to v.
 MIGRATIONS: dict[int, str] = {
@@ -77,6 +80,11 @@ MIGRATIONS: dict[int, str] = {
     );
     ALTER TABLE concepts ADD COLUMN detector_id INTEGER REFERENCES detectors(id) ON DELETE CASCADE;
     """,
+    # v3: new batches are memory-mappable .arrays files (older .npz ones are still read; `compact` rewrites
+    # them), and the vector-index setting is recorded; indexes from before it were searched exactly.
+    3: """
+    INSERT OR IGNORE INTO meta (key, value) VALUES ('vector_index', 'flat');
+    """,
 }
 
 
@@ -106,23 +114,7 @@ class MediaRecord:
     duration: float | None = None
 
 
-@dataclass
-class Snapshot:
-    """The committed state of the arrays, rows sorted by segment id.
-
-    `scores` is concept-major (C, N) so that one concept's column is contiguous, and float32 in
-    memory (float16 on disk) because summing float16 rows for a hierarchy concept is ~20x slower.
-    """
-
-    generation: int
-    ids: np.ndarray  # (N,) int64, sorted
-    scores: np.ndarray  # (C, N) float32
-    embeddings: np.ndarray  # (N, D) float32
-
-    def row_of(self, segment_id: int) -> int | None:
-        """Row of a segment id in the arrays, or None if it is not in this snapshot."""
-        i = int(np.searchsorted(self.ids, segment_id))
-        return i if i < len(self.ids) and self.ids[i] == segment_id else None
+__all__ = ["MediaRecord", "SegmentRecord", "Snapshot", "Store"]
 
 
 class Store:
@@ -148,10 +140,11 @@ class Store:
 
     @classmethod
     def create(
-        cls, root: str | os.PathLike, model: str, embed_dim: int, concepts: Sequence[tuple[str, str, str]]
+        cls, root: str | os.PathLike, model: str, embed_dim: int, concepts: Sequence[tuple[str, str, str]],
+        vector_index: str = "flat",
     ) -> Store:
         """Create a new index for `model` and open it for writing; `concepts` are the score columns
-        as (id, name, source)."""
+        as (id, name, source); `vector_index` the vector-index setting (see `mmindex.index.vectors`)."""
         root = Path(root)
         if root.exists() and not root.is_dir():
             raise StoreError(f"index path {root} exists and is not a folder")
@@ -167,6 +160,7 @@ class Store:
                 store._set_meta("model", model)
                 store._set_meta("embed_dim", str(embed_dim))
                 store._set_meta("created", str(time.time()))
+                store._set_meta("vector_index", vector_index)
                 store.db.executemany(
                     "INSERT INTO concepts (col, id, name, source) VALUES (?, ?, ?, ?)",
                     [(i, *c) for i, c in enumerate(concepts)],
@@ -255,6 +249,26 @@ class Store:
     def disk_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
 
+    def disk_usage(self) -> dict[str, int]:
+        """Bytes on disk by part: sqlite (with its WAL), batches, vectors, detectors, and the total."""
+        out = {"sqlite": 0, "batches": 0, "vectors": 0, "detectors": 0}
+        for p in self.root.rglob("*"):
+            if p.is_file():
+                top = p.relative_to(self.root).parts[0]
+                key = top if top in out else "sqlite" if top.startswith("index.sqlite") else None
+                if key:
+                    out[key] += p.stat().st_size
+        out["total"] = self.disk_bytes()
+        return out
+
+    def batch_files(self) -> dict[str, int]:
+        """Batch files: how many, how many in the pre-v3 format, the rows they hold and the dead ones among
+        them (segments removed or re-indexed since; `compact` drops them)."""
+        files, legacy, rows = self.db.execute(
+            "SELECT count(*), coalesce(sum(file LIKE '%.npz'), 0), coalesce(sum(rows), 0) FROM batches").fetchone()
+        live = self.db.execute("SELECT count(*) FROM segments").fetchone()[0]
+        return {"files": files, "legacy_files": legacy, "rows": rows, "dead_rows": rows - live}
+
     # ---- writing -------------------------------------------------------------------------------
     def transaction(self) -> _Transaction:
         if self._lock_fd is None:
@@ -276,12 +290,9 @@ class Store:
                 batch_id = self.db.execute(
                     "INSERT INTO batches (file, rows, created) VALUES ('', ?, ?)", (len(segments), now)
                 ).lastrowid
-                name = f"{batch_id:08d}.npz"
-                _write_arrays(
-                    self.root / "batches" / name,
-                    scores=np.stack([s.scores for s in segments]).astype(np.float16),
-                    embeddings=np.stack([s.embedding for s in segments]).astype(np.float16),
-                )
+                name = arrays.batch_file_name(batch_id)
+                arrays.write_batch_file(self.root / "batches" / name, np.stack([s.scores for s in segments]),
+                                        np.stack([s.embedding for s in segments]))
                 self.db.execute("UPDATE batches SET file = ? WHERE id = ?", (name, batch_id))
                 if trained:
                     detectors.write_scores(self, batch_id, trained)
@@ -336,7 +347,7 @@ class Store:
         return removed
 
     def _delete_orphan_files(self) -> None:
-        """Delete array files that no committed batch references (left by a killed writer)."""
+        """Delete array files that no committed batch references (left by a killed writer or compaction)."""
         known = {r[0] for r in self.db.execute("SELECT file FROM batches")}
         folder = self.root / "batches"
         folder.mkdir(exist_ok=True)
@@ -344,25 +355,31 @@ class Store:
             if p.name not in known:
                 p.unlink(missing_ok=True)
         detectors.delete_orphans(self)
+        vectors = self.root / "vectors"
+        if vectors.is_dir():
+            for p in vectors.iterdir():
+                if p.name != self.meta("vector_file"):
+                    p.unlink(missing_ok=True)
 
     # ---- reading the arrays --------------------------------------------------------------------
     def snapshot(self) -> Snapshot:
-        """Load the committed arrays: the segment table and the files it references, consistently."""
+        """Map the committed arrays: the segment table and the files it references, consistently."""
         for _attempt in range(5):
             self.db.execute("BEGIN")  # one read transaction: a stable view under WAL
             try:
                 generation = self.generation
-                rows = self.db.execute(
-                    "SELECT s.id, s.batch_id, s.row, b.file FROM segments s JOIN batches b ON b.id = s.batch_id"
-                    " ORDER BY s.batch_id, s.row"
-                ).fetchall()
+                seg = np.array(self.db.execute("SELECT id, batch_id, row FROM segments ORDER BY id").fetchall(),
+                               dtype=np.int64).reshape(-1, 3)
+                files = dict(self.db.execute("SELECT id, file FROM batches"))
                 trained = detectors.trained_layout(self.db)
                 # Columns are indexed by `col`; a replaced detector leaves a gap, so size by the largest col.
                 n_columns = (self.db.execute("SELECT max(col) FROM concepts").fetchone()[0] or -1) + 1
+                vector_file = self.meta("vector_file")
             finally:
                 self.db.execute("COMMIT")
             try:
-                return _assemble(self.root, generation, rows, int(self.meta("embed_dim") or 0), n_columns, trained)
+                return arrays.assemble(self.root, generation, seg, files, int(self.meta("embed_dim") or 0),
+                                       n_columns, trained, vector_file)
             except FileNotFoundError:
                 continue  # a writer removed a dead batch after our snapshot: take a new one
         raise StoreError("index changed too often while reading; try again")
@@ -385,40 +402,6 @@ class _Transaction:
             return
         self.store._set_meta("generation", str(self.store.generation + 1))
         db.execute("COMMIT")
-
-
-def _assemble(root: Path, generation: int, rows: list, embed_dim: int, n_concepts: int,
-              trained: list | None = None) -> Snapshot:
-    n = len(rows)
-    ids = np.empty(n, dtype=np.int64)
-    scores = np.zeros((n_concepts, n), dtype=np.float32)
-    embeddings = np.empty((n, embed_dim), dtype=np.float32)
-    i = 0
-    while i < n:
-        batch_id, file = rows[i][1], rows[i][3]
-        j = i
-        while j < n and rows[j][1] == batch_id:
-            j += 1
-        take = np.fromiter((r[2] for r in rows[i:j]), dtype=np.int64, count=j - i)
-        with np.load(root / "batches" / file) as arrays:
-            batch_scores = arrays["scores"]
-            scores[: batch_scores.shape[1], i:j] = batch_scores[take].T
-            embeddings[i:j] = arrays["embeddings"][take]
-        ids[i:j] = [r[0] for r in rows[i:j]]
-        i = j
-    if trained:
-        detectors.fill_trained(root, trained, rows, scores)
-    order = np.argsort(ids, kind="stable")
-    return Snapshot(generation, ids[order], np.ascontiguousarray(scores[:, order]), embeddings[order])
-
-
-def _write_arrays(path: Path, **arrays: np.ndarray) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _connect(path: Path) -> sqlite3.Connection:

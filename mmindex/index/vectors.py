@@ -1,60 +1,338 @@
 """The vector index of one embedding space, over FAISS. Segment id = vector id.
 
-FAISS returns inner products of unit vectors, i.e. cosine similarities: higher is better, as
-everywhere in mmindex. The index is built in memory from the committed embeddings when an index
-is opened; it is derived data, so a crash can never leave it out of step with the store.
+The setting is chosen when an index is created (`mmindex add --vector-index`) and recorded in its meta:
 
-`factory` is a FAISS index factory string. "Flat" (the default) is exact. Any other index (for
-example "SQ8", 8-bit scalar quantisation, a quarter of the memory traffic) is used to find
-candidates, which are then re-ranked with the exact float32 inner product, so that the scores
-returned are always exact and only the candidate set is approximate.
+    flat    exact inner product ("Flat")
+    hnsw    an HNSW graph with 32 links per node ("HNSW32"); it cannot delete, so removed segments are
+            tombstones, filtered out during the search, until `compact` or `rebuild` drops them
+    ivfpq   inverted lists of product-quantised codes, "IVF{nlist},PQ{m}" with nlist ≈ √N and m = D/5
+            bytes per vector (at most 256), trained on a sample of the stored embeddings
+    any other FAISS index factory string, e.g. "IVF1024,SQ8" or "HNSW32,SQfp16"
+
+The index is persisted in `vectors/NNNNNNNN.faiss` (meta `vector_file`) and read with IO_FLAG_MMAP, so
+that opening it costs no copy and its pages are shared with the page cache. That file is the *base*;
+a reader also holds an exact in-memory index of the segments committed since it was written (the
+*delta*), and filters out base vectors whose segments are gone (*tombstones*, an IDSelector). Writers
+(`add`, `remove`, `compact`, `rebuild`) call `update`, which folds the delta and the tombstones into a new
+file when they reach MERGE_FRACTION of the base, so an `add` of a few files never rewrites a large index.
+The file is derived data: a new one is written under a temporary name and named in the meta in one
+transaction, so a crash leaves the old one in force, and a reader never sees an index out of step.
+
+FAISS returns inner products of unit vectors, i.e. cosine similarities: higher is better, as everywhere in
+mmindex. Candidates from an approximate index are re-ranked with the exact inner product against the
+stored embeddings, so scores are always exact and only the candidate set is approximate.
 """
 
 from __future__ import annotations
 
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import faiss
 import numpy as np
 
-DEFAULT_FACTORY = "Flat"
+from mmindex.errors import VectorIndexError
+
+if TYPE_CHECKING:
+    from mmindex.index.arrays import Snapshot
+    from mmindex.index.store import Store
+
+FOLDER = "vectors"
+DEFAULT_SETTING = "flat"
+ALIASES = {"flat": "Flat", "hnsw": "HNSW32", "ivfpq": "IVF{nlist},PQ{m}"}
 RERANK_FACTOR = 10  # candidates per hit fetched from an approximate index before exact re-ranking
+MIN_CANDIDATES = 100
+HNSW_EF_SEARCH = 128  # at least the number of candidates fetched
+IVF_NPROBE = 32
+MIN_TRAIN = 2048  # an index that needs training is built once there are this many vectors; exact until then
+TRAIN_SAMPLE = 65_536
+MERGE_FRACTION = 0.05  # fold the delta and tombstones into a new file once they reach this share of the base
+_ADD_CHUNK = 16_384
+
+ProgressFn = Callable[[int, int], None]
+
+
+def normalise(setting: str) -> str:
+    """The canonical form of a setting: aliases lower case, factory strings as given (stripped)."""
+    s = setting.strip()
+    return s.lower() if s.lower() in ALIASES else s
+
+
+def factory_for(setting: str, n: int, dim: int) -> str:
+    """The FAISS factory string of a setting for `n` vectors of `dim` dimensions."""
+    s = normalise(setting)
+    if s == "ivfpq":
+        nlist = min(65_536, max(16, 2 ** round(math.log2(max(math.sqrt(n), 1)))))
+        m = max((d for d in range(1, min(256, dim // 5) + 1) if dim % d == 0), default=1)
+        return ALIASES[s].format(nlist=nlist, m=m)
+    return ALIASES.get(s, s)
+
+
+def check_setting(setting: str, dim: int) -> str:
+    """Validate a setting (VectorIndexError if FAISS cannot build it) and return its canonical form."""
+    s = normalise(setting)
+    try:
+        if not s:
+            raise RuntimeError("empty")
+        faiss.index_factory(dim, factory_for(s, 100_000, dim), faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as exc:
+        reason = str(exc).strip().splitlines()[-1][:120] if str(exc).strip() else ""
+        raise VectorIndexError(f"bad vector index {setting!r}: use flat, hnsw, ivfpq or a FAISS index factory "
+                               f"string ({reason})") from None
+    return s
+
+
+def check_matches(recorded: str | None, requested: str | None) -> None:
+    """VectorIndexError when a requested setting differs from the one the index was built with."""
+    if requested is None:
+        return
+    rec = normalise(recorded or DEFAULT_SETTING)
+    if normalise(requested) != rec:
+        raise VectorIndexError(f"the index was built with vector index {rec!r}, not {requested!r}; to change it, "
+                               f"run `mmindex rebuild --vector-index {requested}`")
+
+
+@dataclass
+class Base:
+    """A FAISS index over some segment ids (tombstones included), from a file or built in memory."""
+
+    index: faiss.Index
+    ids: np.ndarray  # sorted
+    factory: str
+    file: str | None = None
+    mapped: bool = False
+
+    @property
+    def removable(self) -> bool:
+        """Whether FAISS can delete from it (graph indexes cannot)."""
+        f = self.factory.upper()
+        return "HNSW" not in f and "NSG" not in f
+
+
+def _make(factory: str, dim: int) -> faiss.Index:
+    index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+    ivf = faiss.try_extract_index_ivf(index)
+    if ivf is None:  # inverted lists store ids themselves; other indexes need the id map
+        return faiss.IndexIDMap(index)
+    ivf.cp.niter = 10  # k-means on a sample: 10 iterations get most of the gain of the default 25
+    return index
+
+
+def _ids_of(index: faiss.Index) -> np.ndarray:
+    index = faiss.downcast_index(index)
+    if isinstance(index, faiss.IndexIDMap):
+        return np.sort(faiss.vector_to_array(index.id_map).astype(np.int64))
+    ivf = faiss.try_extract_index_ivf(index)
+    lists = ivf.invlists
+    parts = [faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy()
+             for i in range(ivf.nlist) if lists.list_size(i)]
+    return np.sort(np.concatenate(parts).astype(np.int64)) if parts else np.empty(0, np.int64)
+
+
+def _add(index: faiss.Index, embeddings, ids: np.ndarray, rows: np.ndarray, progress: ProgressFn | None) -> None:
+    for i in range(0, len(rows), _ADD_CHUNK):
+        take = rows[i:i + _ADD_CHUNK]
+        index.add_with_ids(np.ascontiguousarray(embeddings[take], dtype=np.float32), ids[take])
+        if progress:
+            progress(min(i + _ADD_CHUNK, len(rows)), len(rows))
+
+
+def build_base(embeddings, ids: np.ndarray, setting: str, progress: ProgressFn | None = None,
+               seed: int = 0) -> Base | None:
+    """Build the index of a setting over every vector, training it on a sample first if it needs it.
+
+    None when it needs training and there are fewer than MIN_TRAIN vectors (search stays exact until then).
+    """
+    ids = np.asarray(ids, dtype=np.int64)
+    dim = embeddings.shape[1]
+    factory = factory_for(setting, len(ids), dim)
+    index = _make(factory, dim)
+    if not index.is_trained:
+        if len(ids) < MIN_TRAIN:
+            return None
+        rng = np.random.default_rng(seed)
+        sample = np.sort(rng.choice(len(ids), min(len(ids), TRAIN_SAMPLE), replace=False))
+        try:
+            index.train(np.ascontiguousarray(embeddings[sample], dtype=np.float32))
+        except RuntimeError:  # e.g. more lists than vectors: stay exact until the collection grows
+            return None
+    _add(index, embeddings, ids, np.arange(len(ids)), progress)
+    return Base(index, ids.copy(), factory)
+
+
+def load_base(root: Path, file: str | None, factory: str | None, mmap: bool = True) -> Base | None:
+    """The persisted index named `file`, memory-mapped (read-only) or read into memory (to modify it).
+
+    FileNotFoundError if a writer replaced it since `file` was read: take a new snapshot.
+    """
+    if not file:
+        return None
+    path = root / FOLDER / file
+    if not path.is_file():
+        raise FileNotFoundError(path)
+    index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0)
+    return Base(index, _ids_of(index), factory or "?", file, mmap)
 
 
 class VectorIndex:
-    """Nearest neighbours by inner product over (N, D) unit vectors with int64 ids."""
+    """Nearest neighbours by inner product over (N, D) unit vectors with int64 ids (sorted).
 
-    def __init__(self, embeddings: np.ndarray, ids: np.ndarray, factory: str = DEFAULT_FACTORY):
+    `embeddings` is an (N, D) array or a snapshot's lazy `EmbeddingMatrix`, rows in the order of `ids`.
+    With `base` (a persisted index), the ids it lacks go to an exact in-memory delta and the ids it has
+    but `ids` lacks are filtered out. Without, the index of `factory` is built in memory when `build`
+    (tests, small collections); else every vector is in the exact delta.
+    """
+
+    def __init__(self, embeddings, ids: np.ndarray, factory: str = "Flat", base: Base | None = None,
+                 build: bool = True):
+        self.embeddings = embeddings
+        self.ids = np.asarray(ids, dtype=np.int64)
         dim = embeddings.shape[1]
-        self.embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
-        self.exact = factory.strip().lower() == "flat"
-        self.ids = np.asarray(ids, dtype=np.int64)  # sorted, as in a Snapshot
-        self.index = faiss.IndexIDMap2(faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT))
-        if not self.index.is_trained and len(ids):
-            self.index.train(self.embeddings)
-        if len(ids):
-            self.index.add_with_ids(self.embeddings, self.ids)
+        if base is None and build and len(self.ids):
+            base = build_base(embeddings, self.ids, factory)
+        self.base = base
+        self.factory = base.factory if base else "Flat"
+        self.exact = self.factory == "Flat"
+        known = base.ids if base is not None else np.empty(0, np.int64)
+        delta = np.setdiff1d(self.ids, known, assume_unique=True)
+        self.tombstones = np.setdiff1d(known, self.ids, assume_unique=True)
+        self.delta = faiss.IndexIDMap(faiss.IndexFlatIP(dim))
+        if len(delta):
+            _add(self.delta, embeddings, self.ids, np.searchsorted(self.ids, delta), None)
+        self._sel = faiss.IDSelectorNot(faiss.IDSelectorBatch(self.tombstones)) if len(self.tombstones) else None
 
     def __len__(self) -> int:
-        return self.index.ntotal
+        return len(self.ids)
+
+    def describe(self) -> dict:
+        """What `mmindex info` shows: the FAISS index, its vectors, the delta and the tombstones."""
+        base = self.base
+        return {"factory": self.factory if base else "exact (no index built yet)", "vectors": len(self.ids),
+                "in_index": int(base.index.ntotal) if base else 0, "pending": int(self.delta.ntotal),
+                "tombstones": len(self.tombstones), "mapped": bool(base and base.mapped),
+                "file": base.file if base else None}
 
     def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (segment ids, cosine similarities) for one query vector, best first."""
-        k = min(k, self.index.ntotal)
+        k = min(k, len(self.ids))
         if k == 0:
             return np.empty(0, np.int64), np.empty(0, np.float32)
         q = np.ascontiguousarray(query, dtype=np.float32)[None, :]
-        fetch = k if self.exact else min(self.index.ntotal, max(100, RERANK_FACTOR * k))
+        fetch = k if self.exact else max(MIN_CANDIDATES, RERANK_FACTOR * k)
         # One query is memory-bound: a second OpenMP thread only adds synchronisation (measured 3x
         # slower on 2 cores in bench/query_latency.py), so single queries run on one thread.
         threads = faiss.omp_get_max_threads()
         faiss.omp_set_num_threads(1)
         try:
-            sims, found = self.index.search(q, fetch)
+            found = []
+            if self.base is not None and self.base.index.ntotal:
+                params, _keep = self._params(fetch)
+                found.append(self.base.index.search(q, min(fetch, self.base.index.ntotal), params=params)[1][0])
+            if self.delta.ntotal:
+                found.append(self.delta.search(q, min(fetch, self.delta.ntotal))[1][0])
         finally:
             faiss.omp_set_num_threads(threads)
-        keep = found[0] >= 0
-        if self.exact:
-            return found[0][keep], sims[0][keep]
-        found = found[0][keep]
-        exact = self.embeddings[np.searchsorted(self.ids, found)] @ q[0]
+        cand = np.unique(np.concatenate(found))
+        cand = cand[cand >= 0]
+        rows = np.searchsorted(self.ids, cand)
+        ok = rows < len(self.ids)
+        ok[ok] = self.ids[rows[ok]] == cand[ok]
+        cand, rows = cand[ok], rows[ok]
+        exact = self.embeddings[rows] @ q[0]
         best = np.argsort(-exact, kind="stable")[:k]
-        return found[best], exact[best]
+        return cand[best], exact[best]
+
+    def _params(self, fetch: int):
+        """Search parameters of the base's kind, with the tombstone filter (and what must outlive them)."""
+        inner = faiss.downcast_index(self.base.index)
+        if isinstance(inner, faiss.IndexIDMap):  # the id map passes parameters through, translating the filter
+            inner = faiss.downcast_index(inner.index)
+        wrapped = isinstance(inner, faiss.IndexPreTransform)
+        if wrapped:
+            inner = faiss.downcast_index(inner.index)
+        if isinstance(inner, faiss.IndexHNSW):
+            p = faiss.SearchParametersHNSW()
+            p.efSearch = max(HNSW_EF_SEARCH, fetch)
+        elif isinstance(inner, faiss.IndexIVF):
+            p = faiss.SearchParametersIVF()
+            p.nprobe = min(IVF_NPROBE, inner.nlist)
+        else:
+            p = faiss.SearchParameters()
+        if self._sel is not None:
+            p.sel = self._sel
+        if not wrapped:
+            return p, p
+        outer = faiss.SearchParametersPreTransform()
+        outer.index_params = p
+        if self._sel is not None:
+            outer.sel = self._sel
+        return outer, p
+
+
+# ---- the writer's side ---------------------------------------------------------------------------------
+def update(store: Store, snap: Snapshot, setting: str | None = None, rebuild: bool = False,
+           drop_dead: bool = False, progress: ProgressFn | None = None) -> dict:
+    """Bring the persisted index of `store` (opened for writing) up to `snap`, its committed state.
+
+    Folds new segments and removed ones into a new file when they reach MERGE_FRACTION of it (always with
+    `drop_dead`, which also rebuilds an index that cannot delete if it has tombstones). `rebuild` builds
+    from the stored embeddings; `setting` changes the index's setting (with `rebuild`). Returns
+    {"action": "none" | "built" | "merged" | "rebuilt" | "untrained", "factory", "vectors"}.
+    """
+    setting = normalise(setting or store.meta("vector_index") or DEFAULT_SETTING)
+    base = None if rebuild else load_base(store.root, store.meta("vector_file"), store.meta("vector_factory"),
+                                          mmap=False)
+    if base is not None:
+        new = np.setdiff1d(snap.ids, base.ids, assume_unique=True)
+        dead = np.setdiff1d(base.ids, snap.ids, assume_unique=True)
+        changed = len(new) + len(dead)
+        if not changed or not drop_dead and changed < MERGE_FRACTION * max(len(base.ids), 1):
+            return {"action": "none", "factory": base.factory, "vectors": len(snap.ids)}
+        if len(dead) and not base.removable and drop_dead:
+            base, action = None, "rebuilt"
+        else:
+            if len(dead) and base.removable:
+                base.index.remove_ids(faiss.IDSelectorBatch(dead))
+            _add(base.index, snap.embeddings, snap.ids, np.searchsorted(snap.ids, new), progress)
+            base.ids = _ids_of(base.index)
+            action = "merged"
+    else:
+        action = "rebuilt" if rebuild else "built"
+    if base is None:
+        base = build_base(snap.embeddings, snap.ids, setting, progress) if len(snap.ids) else None
+        if base is None:
+            action = "untrained" if len(snap.ids) else "none"
+            if not store.meta("vector_file") and store.meta("vector_index") == setting:
+                return {"action": action, "factory": None, "vectors": len(snap.ids)}  # nothing to record
+    _save(store, base, setting)
+    return {"action": action, "factory": base.factory if base else None, "vectors": len(snap.ids)}
+
+
+def _save(store: Store, base: Base | None, setting: str) -> None:
+    """Write `base` as the index's vector file (or none) and record it with `setting`, in one transaction."""
+    folder = store.root / FOLDER
+    folder.mkdir(exist_ok=True)
+    old = store.meta("vector_file")
+    with store.transaction():
+        name = ""
+        if base is not None:
+            seq = int(store.meta("vector_seq") or 0) + 1
+            name = f"{seq:08d}.faiss"
+            tmp = folder / (name + ".tmp")
+            faiss.write_index(base.index, str(tmp))
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, folder / name)
+            store._set_meta("vector_seq", str(seq))
+            store._set_meta("vector_factory", base.factory)
+        store._set_meta("vector_file", name)
+        store._set_meta("vector_index", setting)
+    if old and old != name:  # after the commit: a reader may still map it (its pages stay valid)
+        (folder / old).unlink(missing_ok=True)

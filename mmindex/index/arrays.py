@@ -1,0 +1,337 @@
+"""Batch array files, and the memory-mapped snapshot that queries read them through.
+
+A batch file `batches/NNNNNNNN.arrays` holds two .npy arrays back to back, each at a 64-byte aligned offset:
+
+    scores      (C, n) float16, concept-major: one concept's scores for the batch are one contiguous run
+    embeddings  (n, D) float16, one row per segment
+
+Files are written under a temporary name, fsynced and renamed (`new_batch_file`), and never modified
+afterwards, so readers map them read-only and a concept query touches one run of 2·n bytes per file,
+not the whole matrix. Indexes written before schema v3 have `NNNNNNNN.npz` files (scores (n, C),
+embeddings (n, D)); those are read into memory, and `mmindex compact` rewrites them in the new format.
+
+A `Snapshot` is the committed state seen by one read transaction: segment ids sorted, and lazy
+`ScoreMatrix` / `EmbeddingMatrix` views that gather rows from the mapped batch files on demand.
+"""
+
+from __future__ import annotations
+
+import io
+import mmap
+import os
+import resource
+from collections.abc import Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+SUFFIX = ".arrays"
+LEGACY_SUFFIX = ".npz"
+_ALIGN = 64
+_CHUNK = 1 << 16  # rows per step in full scans (embeddings @ q): bounds the float32 temporaries
+
+
+class BatchArrays(NamedTuple):
+    scores: np.ndarray  # (C, n) float16, concept-major
+    embeddings: np.ndarray  # (n, D) float16
+
+
+def batch_file_name(batch_id: int) -> str:
+    return f"{batch_id:08d}{SUFFIX}"
+
+
+def _header(shape: tuple[int, ...]) -> bytes:
+    buf = io.BytesIO()
+    # version 1.0 headers are padded so that the data starts at a multiple of 64 bytes from the header
+    np.lib.format.write_array_header_1_0(
+        buf, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float16)), "fortran_order": False, "shape": shape})
+    return buf.getvalue()
+
+
+def _layout(n: int, n_concepts: int, dim: int) -> tuple[int, int, int, int, bytes, bytes]:
+    """Offsets (scores data, embeddings header, embeddings data, end) and both headers."""
+    h1, h2 = _header((n_concepts, n)), _header((n, dim))
+    scores_at = len(h1)
+    emb_header_at = -(-(scores_at + 2 * n_concepts * n) // _ALIGN) * _ALIGN
+    emb_at = emb_header_at + len(h2)
+    return scores_at, emb_header_at, emb_at, emb_at + 2 * n * dim, h1, h2
+
+
+@contextmanager
+def new_batch_file(path: Path, n: int, n_concepts: int, dim: int):
+    """Create a batch file and yield writable (scores (C, n), embeddings (n, D)) views to fill.
+
+    The file is written under a temporary name and becomes `path` (fsynced, renamed) only when the block
+    exits without an exception, so a file under its final name is always whole.
+    """
+    scores_at, emb_header_at, emb_at, end, h1, h2 = _layout(n, n_concepts, dim)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.ftruncate(fd, end)
+        os.pwrite(fd, h1, 0)
+        os.pwrite(fd, h2, emb_header_at)
+        # Not closed here: the caller may still hold views on it; it is unmapped when they are gone.
+        mm = mmap.mmap(fd, end, access=mmap.ACCESS_WRITE)
+        yield BatchArrays(np.frombuffer(mm, np.float16, n_concepts * n, scores_at).reshape(n_concepts, n),
+                          np.frombuffer(mm, np.float16, n * dim, emb_at).reshape(n, dim))
+        mm.flush()
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    os.replace(tmp, path)
+
+
+def write_batch_file(path: Path, scores: np.ndarray, embeddings: np.ndarray) -> None:
+    """Write one batch: `scores` (n, C) one row per segment, `embeddings` (n, D); stored float16."""
+    n, n_concepts = scores.shape
+    with new_batch_file(path, n, n_concepts, embeddings.shape[1]) as out:
+        out.scores[:] = scores.T
+        out.embeddings[:] = embeddings
+
+
+def read_batch_file(path: Path) -> BatchArrays:
+    """Map a batch file read-only (a legacy .npz is read into memory instead)."""
+    if path.suffix == LEGACY_SUFFIX:
+        with np.load(path) as z:
+            return BatchArrays(np.ascontiguousarray(z["scores"].T), z["embeddings"])
+    with open(path, "rb") as f:
+        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        shape1, _, _ = np.lib.format.read_array_header_1_0(_Reader(mm, 0, skip_magic=True))
+        n_concepts, n = shape1
+        scores_at, emb_header_at, emb_at, end, _, _ = _layout(n, n_concepts, 0)
+        _, dim = np.lib.format.read_array_header_1_0(_Reader(mm, emb_header_at, skip_magic=True))[0]
+        scores_at, emb_header_at, emb_at, end, _, _ = _layout(n, n_concepts, dim)
+    return BatchArrays(np.frombuffer(mm, np.float16, n_concepts * n, scores_at).reshape(n_concepts, n),
+                       np.frombuffer(mm, np.float16, n * dim, emb_at).reshape(n, dim))
+
+
+class _Reader:
+    """A file-like view of a buffer from an offset (numpy's header parser reads from a file)."""
+
+    def __init__(self, buf, offset: int, skip_magic: bool = False):
+        self.buf, self.pos = buf, offset + (8 if skip_magic else 0)  # magic (6) + version (2)
+
+    def read(self, size: int) -> bytes:
+        out = bytes(self.buf[self.pos:self.pos + size])
+        self.pos += size
+        return out
+
+
+# ---- the snapshot ----------------------------------------------------------------------------------
+@dataclass
+class Part:
+    """The rows of one batch file that a snapshot sees: `take` in the file, `dest` in the snapshot."""
+
+    batch_id: int
+    arrays: BatchArrays
+    take: slice | np.ndarray
+    dest: slice | np.ndarray
+
+
+class ScoreMatrix:
+    """Concept-major (C, N) scores over a snapshot's parts. `m[c]` is concept c for every segment
+    (float32, read from one run per batch file); `m[:, rows]` is every concept for some segments."""
+
+    def __init__(self, parts: list[Part], n: int, n_columns: int, rows: RowMap,
+                 trained: dict[int, np.ndarray] | None = None):
+        self.parts, self.rows, self.trained = parts, rows, trained or {}
+        self.shape = (n_columns, n)
+        self.dtype = np.dtype(np.float32)
+
+    def column(self, c: int) -> np.ndarray:
+        if c in self.trained:
+            return self.trained[c].astype(np.float32)
+        out = np.zeros(self.shape[1], dtype=np.float32)
+        for p in self.parts:
+            if c < p.arrays.scores.shape[0]:
+                out[p.dest] = p.arrays.scores[c, p.take]
+        return out
+
+    def columns_at(self, rows: np.ndarray) -> np.ndarray:
+        """(C, len(rows)) float32: every concept's score for the given snapshot rows."""
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.zeros((self.shape[0], len(rows)), dtype=np.float32)
+        for p, sel, local in self.rows.split(rows):
+            s = p.arrays.scores
+            out[: s.shape[0], sel] = s[:, local]
+        for c, col in self.trained.items():
+            out[c] = col[rows]
+        return out
+
+    def __getitem__(self, key):
+        if isinstance(key, (int, np.integer)):
+            return self.column(int(key))
+        if isinstance(key, tuple) and len(key) == 2 and key[0] == slice(None):
+            cols = key[1]
+            if isinstance(cols, (int, np.integer)):
+                return self.columns_at(np.array([cols]))[:, 0]
+            if isinstance(cols, slice):
+                return self.columns_at(np.arange(self.shape[1])[cols])
+            return self.columns_at(np.asarray(cols))
+        return np.asarray(self)[key]
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = self.columns_at(np.arange(self.shape[1]))
+        return out if dtype is None else out.astype(dtype)
+
+
+class EmbeddingMatrix:
+    """(N, D) embeddings over a snapshot's parts: `m[rows]` gathers rows (float32), `m @ q` scans in chunks."""
+
+    def __init__(self, parts: list[Part], n: int, dim: int, rows: RowMap):
+        self.parts, self.rows = parts, rows
+        self.shape = (n, dim)
+        self.dtype = np.dtype(np.float32)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key) -> np.ndarray:
+        if isinstance(key, (int, np.integer)):
+            p, local = self.rows.locate(int(key) % max(self.shape[0], 1))
+            return p.arrays.embeddings[local].astype(np.float32)
+        rows = np.arange(self.shape[0])[key] if isinstance(key, slice) else np.asarray(key, dtype=np.int64)
+        out = np.empty((len(rows), self.shape[1]), dtype=np.float32)
+        for p, sel, local in self.rows.split(rows):
+            out[sel] = p.arrays.embeddings[local]
+        return out
+
+    def __matmul__(self, q: np.ndarray) -> np.ndarray:
+        q = np.asarray(q, dtype=np.float32)
+        out = np.empty(self.shape[0], dtype=np.float32)
+        for p in self.parts:
+            rows = np.arange(p.arrays.embeddings.shape[0])[p.take]
+            dest = np.arange(self.shape[0])[p.dest]
+            for i in range(0, len(rows), _CHUNK):
+                out[dest[i:i + _CHUNK]] = p.arrays.embeddings[rows[i:i + _CHUNK]].astype(np.float32) @ q
+        return out
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = self[np.arange(self.shape[0])]
+        return out if dtype is None else out.astype(dtype)
+
+
+class RowMap:
+    """Which part and which row of its file each snapshot row comes from."""
+
+    def __init__(self, parts: list[Part], n: int):
+        self.parts = parts
+        self.part_of = np.empty(n, dtype=np.int32)
+        self.local = np.empty(n, dtype=np.int64)
+        for i, p in enumerate(parts):
+            dest = np.arange(n)[p.dest]
+            self.part_of[dest] = i
+            self.local[dest] = np.arange(p.arrays.scores.shape[1])[p.take]
+
+    def locate(self, row: int) -> tuple[Part, int]:
+        return self.parts[self.part_of[row]], int(self.local[row])
+
+    def split(self, rows: np.ndarray):
+        """Yield (part, positions in `rows`, rows in the part's file) for the parts that `rows` touch."""
+        which = self.part_of[rows]
+        for i in np.unique(which):
+            sel = np.flatnonzero(which == i)
+            yield self.parts[i], sel, self.local[rows[sel]]
+
+
+@dataclass
+class Snapshot:
+    """The committed state of the arrays, rows sorted by segment id.
+
+    `scores` (C, N) and `embeddings` (N, D) read the memory-mapped batch files lazily: a concept query
+    reads one concept's run from each file, a similarity query only its candidates' rows.
+    """
+
+    generation: int
+    ids: np.ndarray  # (N,) int64, sorted
+    scores: ScoreMatrix
+    embeddings: EmbeddingMatrix
+    parts: list[Part] = field(default_factory=list, repr=False)
+    vector_file: str | None = None  # the persisted vector index this state refers to (see vectors.py)
+
+    def row_of(self, segment_id: int) -> int | None:
+        """Row of a segment id in the arrays, or None if it is not in this snapshot."""
+        i = int(np.searchsorted(self.ids, segment_id))
+        return i if i < len(self.ids) and self.ids[i] == segment_id else None
+
+    def mapped_bytes(self) -> int:
+        """Bytes of batch files mapped (paged in on demand, shared with the page cache)."""
+        return sum(p.arrays.scores.nbytes + p.arrays.embeddings.nbytes for p in self.parts if _is_mapped(p.arrays))
+
+    def resident_bytes(self) -> int:
+        """Bytes held in this process's own memory: the row map, trained columns, legacy batches read whole."""
+        own = sum(p.arrays.scores.nbytes + p.arrays.embeddings.nbytes for p in self.parts if not _is_mapped(p.arrays))
+        trained = sum(c.nbytes for c in self.scores.trained.values())
+        return own + trained + self.ids.nbytes + self.scores.rows.part_of.nbytes + self.scores.rows.local.nbytes
+
+
+def _is_mapped(arrays: BatchArrays) -> bool:
+    base = arrays.scores
+    while isinstance(base, np.ndarray):
+        base = base.base
+    return isinstance(getattr(base, "obj", base), mmap.mmap)  # frombuffer's base is a memoryview of the map
+
+
+def assemble(root: Path, generation: int, seg: np.ndarray, files: dict[int, str], embed_dim: int, n_columns: int,
+             trained_layout: Sequence = (), vector_file: str | None = None) -> Snapshot:
+    """Map the batch files of a segment table `seg` ((N, 3): id, batch id, row; sorted by id).
+
+    Raises FileNotFoundError if a file went away (a writer deleted it after this state was read).
+    """
+    n = len(seg)
+    ids = np.ascontiguousarray(seg[:, 0]) if n else np.empty(0, np.int64)
+    order = np.argsort(seg[:, 1], kind="stable") if n else np.empty(0, np.int64)
+    batch_ids, starts = np.unique(seg[order, 1], return_index=True) if n else (np.empty(0, np.int64), [])
+    _ensure_fd_limit(len(batch_ids))
+    parts = []
+    for b, s, e in zip(batch_ids, starts, [*starts[1:], n][:len(starts)], strict=True):
+        dest = order[s:e]  # ascending: a stable sort of rows already sorted by id
+        arrays = read_batch_file(root / "batches" / files[int(b)])
+        parts.append(Part(int(b), arrays, as_slice(seg[dest, 2]), as_slice(dest)))
+    parts.sort(key=lambda p: np.arange(n)[p.dest][0])  # file order = id order: sequential scans
+    rows = RowMap(parts, n)
+    trained = _trained_columns(root, trained_layout, parts, n)
+    scores = ScoreMatrix(parts, n, max(n_columns, max((p.arrays.scores.shape[0] for p in parts), default=0)),
+                         rows, trained)
+    return Snapshot(generation, ids, scores, EmbeddingMatrix(parts, n, embed_dim, rows), parts, vector_file)
+
+
+def as_slice(idx: np.ndarray) -> slice | np.ndarray:
+    """A run of consecutive integers as a slice (a plain read of the mapped run), else the array."""
+    if len(idx) and idx[-1] - idx[0] + 1 == len(idx) and np.all(np.diff(idx) == 1):
+        return slice(int(idx[0]), int(idx[-1]) + 1)
+    return idx
+
+
+def _trained_columns(root: Path, layout, parts: list[Part], n: int) -> dict[int, np.ndarray]:
+    """Columns of applied detectors, {col: (N,) float16}, from their per-batch score files (small: read whole)."""
+    from mmindex.index.detectors import FOLDER
+
+    out: dict[int, np.ndarray] = {}
+    for _det, first, count, files in layout:
+        block = np.zeros((count, n), dtype=np.float16)
+        for p in parts:
+            name = files.get(p.batch_id)
+            if name is not None:  # always there through apply/add; a missing file must not break search
+                block[:, p.dest] = np.load(root / FOLDER / name)[p.take].T
+        out.update({first + j: block[j] for j in range(count)})
+    return out
+
+
+def _ensure_fd_limit(n_files: int) -> None:
+    """Each mapped file holds a descriptor: raise the soft limit (up to the hard one) for many batch files.
+
+    `mmindex compact` keeps the count small; this only keeps an uncompacted index readable.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = n_files + 1024
+    if soft != resource.RLIM_INFINITY and soft < want:
+        new = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
