@@ -207,3 +207,78 @@ def train_sequence(data, out, arch, val, test, hidden, loss, epochs, batch_size,
         key = "map" if "map" in result["test"] else "accuracy"
         click.echo(f"test {key}: {result['test'][key]:.4f} on {result['test']['sequences']} sequences")
     click.echo(f"wrote {report.out}" + (f" and {report.curves}" if report.curves else ""))
+
+
+@main.command("train-clips")
+@click.argument("data", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", "-o", "out", required=True, type=click.Path(dir_okay=False), help="Model file to write.")
+@click.option("--arch", type=click.Choice(["c3d", "r3d_18", "r2plus1d_18", "frame2d_mean"]), default="c3d",
+              show_default=True, help="3D CNN, or frame2d_mean = per-frame 2D CNN averaged over time (baseline).")
+@click.option("--width", default=16, show_default=True, type=click.IntRange(1),
+              help="Channels of the first layer (r3d_18 / r2plus1d_18: 64 is torchvision's model).")
+@click.option("--generate", default=None, type=click.IntRange(2),
+              help="Instead of DATA, train on N generated motion clips (left, right, in, out) and test on N/4.")
+@click.option("--source", default="fashion-mnist", show_default=True,
+              help="Images the clips are made from (with --generate): any `mmindex train` data spec.")
+@click.option("--frames", default=16, show_default=True, type=click.IntRange(2), help="Frames per generated clip.")
+@click.option("--size", default=32, show_default=True, type=click.IntRange(8), help="Generated frame side, pixels.")
+@click.option("--val", "val", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Validation .npz (else a seeded split of the training clips is held out).")
+@click.option("--test", "test", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Also report accuracy on this .npz of clips.")
+@click.option("--epochs", default=15, show_default=True, type=click.IntRange(1))
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(2, 65536))
+@click.option("--lr", default=1e-3, show_default=True, type=click.FloatRange(min=0, min_open=True))
+@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True)
+@click.option("--schedule", type=click.Choice(["step", "cosine", "constant"]), default="cosine", show_default=True)
+@click.option("--patience", default=5, show_default=True, type=click.IntRange(0),
+              help="Early stopping after N epochs without a better validation accuracy (0: never).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+def train_clips(data, out, arch, width, generate, source, frames, size, val, test, epochs, batch_size, lr, optimizer,
+                schedule, patience, seed, device, quiet, as_json) -> None:
+    """Train a 3D CNN on video clips: DATA, an .npz with x (N, T, C, H, W) and y (N,) class ids (optional
+    labels), or --generate N motion clips made from real images. See docs/video3d.md."""
+    from dataclasses import asdict
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from mmindex.learn.clips import load_clips, motion_task
+    from mmindex.learn.video3d import ClipConfig, evaluate_clips
+    from mmindex.learn.video3d import train_clips as run_training
+
+    if (data is None) == (generate is None):
+        raise click.UsageError("give either DATA (an .npz of clips) or --generate N")
+    config = ClipConfig(arch=arch, width=width, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
+                        schedule=schedule, patience=patience, seed=seed).validate()
+    test_set = load_clips(test) if test else None
+    if generate is not None:
+        train_set, test_set = motion_task(source, generate, max(2, generate // 4), frames=frames, size=size,
+                                          seed=seed)
+    else:
+        train_set = load_clips(data)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+               TimeElapsedColumn())
+    with Progress(*columns, disable=quiet or as_json, transient=False) as bar:
+        task = bar.add_task("epoch", total=None, info="")
+
+        def on_step(epoch, epochs_, step, steps, loss_, metric):
+            info = f"loss {loss_:.4f}" + ("" if metric is None else f"  val {metric:.4f}")
+            bar.update(task, description=f"epoch {epoch + 1}/{epochs_}", completed=step, total=steps, info=info)
+
+        report = run_training(train_set, out, config, val=val, progress=on_step, device=device)
+    result = asdict(report) | ({"test": evaluate_clips(out, test_set)} if test_set is not None else {})
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    t, c, h, w = report.clip_shape
+    click.echo(f"trained {report.arch} (width {width}, {report.parameters:,} parameters) on {report.train_size} "
+               f"clips of {t}×{c}×{h}×{w}, {len(report.labels)} labels, {report.epochs_run} epochs in "
+               f"{report.seconds:.1f} s ({report.clips_per_s:.0f} clips/s on {report.device})")
+    click.echo(f"{report.metric_name}: {report.best_metric:.4f} (best epoch {report.best_epoch})")
+    if test_set is not None:
+        where = "generated paired test clips from held-out images" if generate else test
+        click.echo(f"test accuracy: {result['test']['accuracy']:.4f} on {result['test']['clips']} {where}")
+    click.echo(f"wrote {report.out}" + (f" and {report.curves}" if report.curves else ""))

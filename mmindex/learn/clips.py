@@ -74,6 +74,8 @@ def make_clips(x: np.ndarray, y: np.ndarray, labels: list[str] | None = None) ->
 
 def load_clips(path: str | os.PathLike) -> ClipData:
     """Read clips from an .npz with `x` (N, T, C, H, W), `y` (N,) and optional `labels`."""
+    if os.path.isfile(path) and os.path.getsize(path) == 0:
+        raise DataError(f"{path} is empty; an .npz with arrays x (N, T, C, H, W) and y (N,) is needed")
     try:
         with np.load(path, allow_pickle=False) as z:
             if "x" not in z or "y" not in z:

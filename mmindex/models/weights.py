@@ -106,6 +106,23 @@ def weights_cache_dir() -> Path:
     return cache_dir() / "weights"
 
 
+def weights_availability(source: WeightsSource | None) -> str:
+    """Whether a model's default weights can be loaded here, without loading or downloading anything:
+    "none published", "installed" / "not installed" (a package), "cached" / "download" (a URL), "file" / "missing"."""
+    if source is None:
+        return "none published"
+    if isinstance(source, PackagedWeights):
+        try:
+            source.path()
+            return "installed"
+        except ModelError:
+            return "not installed"
+    if is_url(source):
+        name = os.path.basename(unquote(urlparse(str(source)).path))
+        return "cached" if name and (weights_cache_dir() / name).is_file() else "download"
+    return "file" if Path(source).expanduser().is_file() else "missing"
+
+
 def file_digest(path: str | os.PathLike) -> str:
     """First 16 hex characters of the file's sha256: the weights id that keys the ONNX cache."""
     h = hashlib.sha256()
