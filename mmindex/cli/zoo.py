@@ -52,12 +52,13 @@ def classify(paths, model, weights, top, batch_size, workers, engine, as_json, q
 
     PATHS are files and folders (scanned recursively). Files that cannot be read are reported and skipped.
     """
-    from mmindex.models.classify import classify_paths
+    from mmindex.models.classify import classify_paths, make_runtime
 
+    runtime = make_runtime(model, _weights(weights), engine)  # a bad model or weights fails before the bar shows
     with _progress("classifying", quiet or as_json) as bar:
         task = bar.add_task("classify", total=None)
-        report = classify_paths(paths, model, weights=_weights(weights), top=top, batch_size=batch_size,
-                                workers=workers, engine=engine,
+        report = classify_paths(paths, top=top, batch_size=batch_size, workers=workers, engine=engine,
+                                runtime=runtime,
                                 progress=lambda done, total: bar.update(task, completed=done, total=total))
     if not report.results and not report.errors:
         raise MediaError(f"no image or video under {', '.join(paths)}")
@@ -180,6 +181,6 @@ def describe(name, input_shape, as_json) -> None:
 @click.option("--out", "-o", "out", default="depth.png", show_default=True, type=click.Path(dir_okay=False))
 def plot(out) -> None:
     """Draw the "revolution of depth" chart: ILSVRC winners' top-5 error against depth and year (PNG)."""
-    from mmindex.models.ilsvrc import plot_depth_chart
+    from mmindex.evaluate.depth import plot_depth_chart
 
     click.echo(f"wrote {plot_depth_chart(out)}")

@@ -197,6 +197,17 @@ class GoogLeNetBackbone(Backbone):
         return self.net.fc(self.net.dropout(pooled))
 
 
+class _GridPool(nn.AdaptiveAvgPool2d):
+    """Adaptive average pooling that passes a map already of the output size through untouched.
+
+    After a LocalResponseNorm the ONNX exporter loses the map's size and cannot export an adaptive pool,
+    even one that is the identity; skipping it at the native size keeps the network exportable there.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x if tuple(x.shape[-2:]) == tuple(self.output_size) else super().forward(x)
+
+
 class AlexNet2012(nn.Module):
     """The AlexNet of Krizhevsky, Sutskever & Hinton (NIPS 2012) as the paper describes it, on one device.
 
@@ -221,7 +232,7 @@ class AlexNet2012(nn.Module):
             nn.Conv2d(384, 384, 3, padding=1), nn.ReLU(inplace=True),
             nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
         )
-        self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
+        self.avgpool = _GridPool((6, 6))
         self.classifier = nn.Sequential(
             nn.Dropout(0.5), nn.Linear(256 * 6 * 6, 4096), nn.ReLU(inplace=True),
             nn.Dropout(0.5), nn.Linear(4096, 4096), nn.ReLU(inplace=True),

@@ -86,7 +86,9 @@ def get_entry(name: str) -> ModelEntry:
         return _REGISTRY[name]
     except KeyError:
         close = difflib.get_close_matches(str(name).lower(), list_models(), n=5, cutoff=0.6)
-        hint = f"; did you mean: {', '.join(close)}?" if close else ""
+        # Best first; equally close names alphabetically (difflib breaks ties in reverse order).
+        close.sort(key=lambda c: (-difflib.SequenceMatcher(None, str(name).lower(), c).ratio(), c))
+        hint = f"; did you mean: {', '.join(close)}" if close else ""
         raise ModelError(f"unknown model {name!r}{hint}; known models: {', '.join(list_models())}") from None
 
 
