@@ -149,8 +149,8 @@ def phase_query(a) -> dict:
 
 
 def phase_concepts(a) -> dict:
-    sys.path.insert(0, str(Path(__file__).parent))
-    from text_data import CLASSES as FASHION, VALID_GENERAL, VALIDATION_QUERIES
+    from text_data import CLASSES as FASHION
+    from text_data import VALID_GENERAL, VALIDATION_QUERIES
 
     from mmindex import Engine
 

@@ -204,13 +204,15 @@ class EmbeddingMatrix:
         return out
 
     def __matmul__(self, q: np.ndarray) -> np.ndarray:
-        q = np.asarray(q, dtype=np.float32)
+        # Summed in float64, then rounded: the result does not depend on how rows are split into files
+        # and chunks (float32 BLAS sums depend on alignment), so compaction leaves every score unchanged.
+        q = np.asarray(q, dtype=np.float64)
         out = np.empty(self.shape[0], dtype=np.float32)
         for p in self.parts:
             rows = np.arange(p.arrays.embeddings.shape[0])[p.take]
             dest = np.arange(self.shape[0])[p.dest]
             for i in range(0, len(rows), _CHUNK):
-                out[dest[i:i + _CHUNK]] = p.arrays.embeddings[rows[i:i + _CHUNK]].astype(np.float32) @ q
+                out[dest[i:i + _CHUNK]] = p.arrays.embeddings[rows[i:i + _CHUNK]].astype(np.float64) @ q
         return out
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:

@@ -74,8 +74,18 @@ def test_data_config_is_validated():
 
 # ---- generated from the registry: every model builds and keeps the Backbone contract ---------------
 
+@pytest.fixture
+def one_thread():
+    """One PyTorch thread: on a busy 2-core machine two OpenMP threads mostly wait on each other at every
+    operator's barrier (DenseNet's many small ops ran 100× slower; see tests/models/test_registry_generated.py)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("name", list_models())
-def test_random_model_shapes_and_norms(name):
+def test_random_model_shapes_and_norms(name, one_thread):
     torch.manual_seed(0)
     model = create_model(name, weights=None)
     info = model_info(name)
