@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import resource
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -80,7 +81,9 @@ def main() -> None:
         rows.append(("--like (segment id)", *percentiles(lambda i: engine.search(like=[int(i)], k=10), ids)))
         rows.append(("fused: concept + --like", *percentiles(
             lambda i: engine.search(["tabby"], like=[int(i)], k=10), ids)))
-        sq8 = Engine(root, vector_index="SQ8")
+        shutil.copytree(root, Path(tmp) / "idx-sq8")  # the vector index is chosen per index: a copy, rebuilt
+        Engine(Path(tmp) / "idx-sq8").rebuild("SQ8")
+        sq8 = Engine(Path(tmp) / "idx-sq8")
         sq8._arrays()
         rows.append(("--like, vector index SQ8 + exact re-ranking",
                      *percentiles(lambda i: sq8.search(like=[int(i)], k=10), ids)))
@@ -90,11 +93,11 @@ def main() -> None:
             for i in ids[:100]
         ])
         # baselines, same run
-        col = snap.scores[0]
+        col = snap.scores[0].astype(np.float16)
         rows.append(("baseline: argpartition top-100 of one float16 column",
                      *percentiles(lambda _: np.argpartition(-col, 100)[:100], names)))
         flat = faiss.IndexFlatIP(args.dim)
-        flat.add(snap.embeddings)
+        flat.add(np.asarray(snap.embeddings))
         rows.append(("baseline: FAISS IndexFlatIP k=10 alone",
                      *percentiles(lambda i: flat.search(snap.embeddings[snap.row_of(int(i))][None], 10), ids)))
 

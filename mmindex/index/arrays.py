@@ -154,6 +154,20 @@ class ScoreMatrix:
                 out[p.dest] = p.arrays.scores[c, p.take]
         return out
 
+    def sum_columns(self, classes: Sequence[int]) -> np.ndarray:
+        """Σ of several concepts' scores for every segment (float32): one pass per batch file, 16 runs at a time."""
+        classes = list(classes)
+        out = np.zeros(self.shape[1], dtype=np.float32)
+        for c in [c for c in classes if c in self.trained]:
+            out += self.trained[c]
+        stored = [c for c in classes if c not in self.trained]
+        for p in self.parts:
+            own = [c for c in stored if c < p.arrays.scores.shape[0]]
+            for i in range(0, len(own), 16):
+                block = p.arrays.scores[own[i:i + 16]]
+                out[p.dest] += np.add.reduce(block[:, p.take], axis=0, dtype=np.float32)
+        return out
+
     def columns_at(self, rows: np.ndarray) -> np.ndarray:
         """(C, len(rows)) float32: every concept's score for the given snapshot rows."""
         rows = np.asarray(rows, dtype=np.int64)
