@@ -3,10 +3,11 @@ time, on clips made from Fashion-MNIST images that move left or right or zoom in
 A label and its opposite hold the same frames in reverse order, so the time-averaged baseline can tell the axis
 (moving or zooming) but not the direction: on the paired test set its accuracy is at most 0.5.
 
-    .venv/bin/python bench/video3d_motion.py                       # defaults below, about 10 min on 2 CPU cores
+    .venv/bin/python bench/video3d_motion.py                       # defaults below: 5-12 min on 2 CPU cores
     .venv/bin/python bench/video3d_motion.py --train 20000 --test 4000 --width 64 --epochs 15 --device cuda
     .venv/bin/python bench/video3d_motion.py --write-npz out/      # only write out/motion-{train,test}.npz
 
+The default run takes 5-12 min on 2 CPU cores, depending on what else runs on them (26 min at load 6).
 Training clips come from 80% of the source images, test clips (paired: each trajectory in both directions)
 from the other 20%; a seeded fifth of the training clips validates and picks the best epoch. Prints a
 markdown table (test accuracy, axis and direction accuracy, training throughput during training and in
