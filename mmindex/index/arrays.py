@@ -32,6 +32,13 @@ SUFFIX = ".arrays"
 LEGACY_SUFFIX = ".npz"
 _ALIGN = 64
 _CHUNK = 1 << 16  # rows per step in full scans (embeddings @ q): bounds the float32 temporaries
+# float16 -> float32 through a 256 KB table: 5-6x faster than NumPy's cast here (bench/scale_1m.py, 'dog')
+_F16_TO_F32 = np.arange(1 << 16, dtype=np.uint16).view(np.float16).astype(np.float32)
+
+
+def to_float32(run: np.ndarray) -> np.ndarray:
+    """A float16 array (contiguous along its last axis) as float32."""
+    return np.take(_F16_TO_F32, run.view(np.uint16))
 
 
 class BatchArrays(NamedTuple):
@@ -151,21 +158,24 @@ class ScoreMatrix:
         out = np.zeros(self.shape[1], dtype=np.float32)
         for p in self.parts:
             if c < p.arrays.scores.shape[0]:
-                out[p.dest] = p.arrays.scores[c, p.take]
+                out[p.dest] = to_float32(p.arrays.scores[c, p.take])
         return out
 
     def sum_columns(self, classes: Sequence[int]) -> np.ndarray:
-        """Σ of several concepts' scores for every segment (float32): one pass per batch file, 16 runs at a time."""
+        """Σ of several concepts' scores for every segment (float32), run by run, with no (k, N) temporary."""
         classes = list(classes)
         out = np.zeros(self.shape[1], dtype=np.float32)
         for c in [c for c in classes if c in self.trained]:
             out += self.trained[c]
         stored = [c for c in classes if c not in self.trained]
         for p in self.parts:
-            own = [c for c in stored if c < p.arrays.scores.shape[0]]
-            for i in range(0, len(own), 16):
-                block = p.arrays.scores[own[i:i + 16]]
-                out[p.dest] += np.add.reduce(block[:, p.take], axis=0, dtype=np.float32)
+            acc = None
+            for c in stored:
+                if c < p.arrays.scores.shape[0]:
+                    run = to_float32(p.arrays.scores[c, p.take])
+                    acc = run if acc is None else np.add(acc, run, out=acc)
+            if acc is not None:
+                out[p.dest] += acc
         return out
 
     def columns_at(self, rows: np.ndarray) -> np.ndarray:
