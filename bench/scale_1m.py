@@ -209,6 +209,9 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--batch", type=int, default=1000, help="Rows per write_batch (one batch file each).")
     ap.add_argument("--kinds", default="flat,hnsw,ivfpq")
+    ap.add_argument("--steps", default="write,concepts,vectors",
+                    help="Which steps to run on --work: write (write, concepts, compact, concepts), concepts "
+                         "(on the index as it is), vectors (truth, then build and query each kind).")
     ap.add_argument("--work", type=Path, default=None, help="Folder for the index (default: a temporary one).")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-text", action="store_true", help="Skip the text queries (they need the MiniLM encoder).")
@@ -223,7 +226,7 @@ def main() -> None:
         return
     temporary = a.work is None
     a.work = a.work or Path(os.environ.get("TMPDIR", "/tmp")) / f"mmindex-scale-{os.getpid()}"
-    if (a.work / "idx").exists():
+    if "write" in a.steps.split(",") and (a.work / "idx").exists():
         shutil.rmtree(a.work / "idx")
     a.work.mkdir(parents=True, exist_ok=True)
     try:
@@ -234,48 +237,56 @@ def main() -> None:
 
 
 def collect(a) -> dict:
-    r = {"write": run_phase(a, "write")}
-    r["concepts_before"] = run_phase(a, "concepts")
-    r["compact"] = run_phase(a, "compact")
-    r["concepts"] = run_phase(a, "concepts")
-    r["truth"] = run_phase(a, "truth")
-    for kind in a.kinds.split(","):
-        r[f"build {kind}"] = run_phase(a, "build", kind)
-        r[f"query {kind}"] = run_phase(a, "query", kind)
+    steps, r = a.steps.split(","), {}
+    if "write" in steps:
+        r["write"] = run_phase(a, "write")
+        r["concepts_before"] = run_phase(a, "concepts")
+        r["compact"] = run_phase(a, "compact")
+    if "write" in steps or "concepts" in steps:
+        r["concepts"] = run_phase(a, "concepts")
+    if "vectors" in steps:
+        r["truth"] = run_phase(a, "truth")
+        for kind in a.kinds.split(","):
+            r[f"build {kind}"] = run_phase(a, "build", kind)
+            r[f"query {kind}"] = run_phase(a, "query", kind)
     return r
 
 
 def report(a, r: dict) -> None:
-    w = r["write"]
-    disk = w["disk"]
-    print(f"segments: {a.n:,} ({a.dim}-d embeddings, 1000 concepts), written in batches of {a.batch} "
-          f"in {w['seconds']:.0f} s ({a.n / w['seconds']:,.0f} segments/s), peak RSS {w['peak_rss_mb']:.0f} MB; "
-          f"batch files {disk['batches'] / a.n:,.0f} B/segment, SQLite {disk['sqlite'] / a.n:,.0f} B/segment")
-    c = r["compact"]
-    print(f"compact: {c['files_before']} -> {c['files_after']} batch files in {c['seconds']:.0f} s, "
-          f"peak RSS {c['peak_rss_mb']:.0f} MB; exact ground truth for {a.queries} queries in "
-          f"{r['truth']['seconds']:.0f} s")
-    print()
-    print("| vector index | FAISS factory | build s | bytes/vector (file) | recall@10 | p50 ms | p99 ms "
-          "| Engine like p50 ms | peak RSS build MB | peak RSS query MB |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for kind in a.kinds.split(","):
-        b, q = r[f"build {kind}"], r[f"query {kind}"]
-        print(f"| {kind} | {b['factory']} | {b['seconds']:.0f} | {b['bytes_per_vector']:,.0f} | {q['recall']:.3f} "
-              f"| {q['p50']:.2f} | {q['p99']:.2f} | {q['engine_like_p50']:.1f} | {b['peak_rss_mb']:.0f} "
-              f"| {q['peak_rss_mb']:.0f} |")
-    print()
-    print("| query (Engine.search, k=10) | before compact p50 / p99 ms | after compact p50 / p99 ms |")
-    print("|---|---:|---:|")
-    labels = {"concept_ms": "concept (one ImageNet class)", "dog_ms": "concept 'dog' (118 classes summed)",
-              "and_not_ms": "concept 'cat AND NOT dog'", "text_ms": "text (MiniLM → concept bank)"}
-    for key, label in labels.items():
-        if key in r["concepts"]:
-            b, f = r["concepts_before"][key], r["concepts"][key]
-            print(f"| {label} | {b['p50']:.1f} / {b['p99']:.1f} | {f['p50']:.1f} / {f['p99']:.1f} |")
-    print(f"\nconcept phase peak RSS: {r['concepts_before']['peak_rss_mb']:.0f} MB before compact, "
-          f"{r['concepts']['peak_rss_mb']:.0f} MB after; first query (map arrays) "
-          f"{r['concepts']['open_s']:.1f} s")
+    if "write" in r:
+        w, c = r["write"], r["compact"]
+        disk = w["disk"]
+        print(f"segments: {a.n:,} ({a.dim}-d embeddings, 1000 concepts), written in batches of {a.batch} "
+              f"in {w['seconds']:.0f} s ({a.n / w['seconds']:,.0f} segments/s), peak RSS {w['peak_rss_mb']:.0f} MB; "
+              f"batch files {disk['batches'] / a.n:,.0f} B/segment, SQLite {disk['sqlite'] / a.n:,.0f} B/segment")
+        print(f"compact: {c['files_before']} -> {c['files_after']} batch files in {c['seconds']:.0f} s, "
+              f"peak RSS {c['peak_rss_mb']:.0f} MB")
+    if "truth" in r:
+        print(f"exact ground truth for {a.queries} queries in {r['truth']['seconds']:.0f} s")
+        print()
+        print("| vector index | FAISS factory | build s | bytes/vector (file) | recall@10 | p50 ms | p99 ms "
+              "| Engine like p50 ms | peak RSS build MB | peak RSS query MB |")
+        print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for kind in a.kinds.split(","):
+            b, q = r[f"build {kind}"], r[f"query {kind}"]
+            print(f"| {kind} | {b['factory']} | {b['seconds']:.0f} | {b['bytes_per_vector']:,.0f} | {q['recall']:.3f} "
+                  f"| {q['p50']:.2f} | {q['p99']:.2f} | {q['engine_like_p50']:.1f} | {b['peak_rss_mb']:.0f} "
+                  f"| {q['peak_rss_mb']:.0f} |")
+    if "concepts" in r:
+        before = r.get("concepts_before")
+        print()
+        print("| query (Engine.search, k=10) | before compact p50 / p99 ms | after compact p50 / p99 ms |")
+        print("|---|---:|---:|")
+        labels = {"concept_ms": "concept (one ImageNet class)", "dog_ms": "concept 'dog' (118 classes)",
+                  "and_not_ms": "concept 'cat AND NOT dog'", "text_ms": "text (MiniLM → concept bank)"}
+        for key, label in labels.items():
+            if key in r["concepts"]:
+                b, f = (before or {}).get(key), r["concepts"][key]
+                was = f"{b['p50']:.1f} / {b['p99']:.1f}" if b else "-"
+                print(f"| {label} | {was} | {f['p50']:.1f} / {f['p99']:.1f} |")
+        print(f"\nconcept phase peak RSS (mapped pages included): "
+              f"{before['peak_rss_mb'] if before else float('nan'):.0f} MB before compact, "
+              f"{r['concepts']['peak_rss_mb']:.0f} MB after; first query (map arrays) {r['concepts']['open_s']:.1f} s")
 
 
 if __name__ == "__main__":

@@ -105,7 +105,7 @@ def _merge(store: Store, group: list[_Batch]) -> None:
         new_id = db.execute("INSERT INTO batches (file, rows, created) VALUES ('', ?, ?)", (n, time.time())).lastrowid
         name = arrays.batch_file_name(new_id)
         where = {b: (as_slice(np.flatnonzero(seg[:, 1] == b)), seg[seg[:, 1] == b, 2]) for b in ids}
-        with arrays.new_batch_file(root / name, n, n_columns, dim) as out:
+        with arrays.new_batch_file(root / name, n, n_columns, dim, store.hierarchy()) as out:
             for b, (dest, rows) in where.items():
                 src = sources[b]
                 out.scores[: src.scores.shape[0], dest] = src.scores[:, rows]

@@ -2,8 +2,9 @@
 
 Layout of an index directory:
     index.sqlite      media, segments, keyframes, concepts, batches, errors, meta (WAL mode)
-    batches/NNNNNNNN.arrays  one file per committed batch: concept scores (C, n) and embeddings (n, D), float16,
-                      memory-mapped by readers (see mmindex/index/arrays.py; `.npz` before schema v3)
+    batches/NNNNNNNN.arrays  one file per committed batch: concept scores (C, n), embeddings (n, D) and
+                      hierarchy-node sums (H, n), float16, memory-mapped by readers (see
+                      mmindex/index/arrays.py; `.npz` before schema v3)
     vectors/NNNNNNNN.faiss   the persisted vector index (see mmindex/index/vectors.py)
     write.lock        held (flock) by the one writer
 
@@ -210,6 +211,25 @@ class Store:
     def concept_columns(self) -> list[tuple[int, str, str, str]]:
         return self.db.execute("SELECT col, id, name, source FROM concepts ORDER BY col").fetchall()
 
+    def hierarchy(self) -> list[tuple[int, ...]]:
+        """The class sets (WordNet nodes over the ImageNet classes) whose score sums every batch file
+        written from now on also stores, so that a node query reads one run (see `mmindex.index.arrays`).
+
+        Fixed for the index by its first writer (an index of a model with other classes has none), so
+        the files and this list always agree; files written before it simply lack the sums.
+        """
+        value = self.meta("hierarchy")
+        if value is None:
+            if self._lock_fd is None:
+                return []  # no file has sums yet: a writer fixes the list before it writes any
+            from mmindex.concepts import Vocabulary
+
+            vocab = Vocabulary.imagenet()
+            ids = [c[1] for c in self.concept_columns()]
+            value = json.dumps(vocab.hierarchy() if ids[:1000] == [c.id for c in vocab.classes] else [])
+            self._set_meta("hierarchy", value)
+        return [tuple(s) for s in json.loads(value)]
+
     def media_hashes(self) -> dict[str, str]:
         return dict(self.db.execute("SELECT path, sha256 FROM media"))
 
@@ -292,7 +312,7 @@ class Store:
                 ).lastrowid
                 name = arrays.batch_file_name(batch_id)
                 arrays.write_batch_file(self.root / "batches" / name, np.stack([s.scores for s in segments]),
-                                        np.stack([s.embedding for s in segments]))
+                                        np.stack([s.embedding for s in segments]), self.hierarchy())
                 self.db.execute("UPDATE batches SET file = ? WHERE id = ?", (name, batch_id))
                 if trained:
                     detectors.write_scores(self, batch_id, trained)
@@ -375,11 +395,12 @@ class Store:
                 # Columns are indexed by `col`; a replaced detector leaves a gap, so size by the largest col.
                 n_columns = (self.db.execute("SELECT max(col) FROM concepts").fetchone()[0] or -1) + 1
                 vector_file = self.meta("vector_file")
+                hierarchy = self.hierarchy()
             finally:
                 self.db.execute("COMMIT")
             try:
                 return arrays.assemble(self.root, generation, seg, files, int(self.meta("embed_dim") or 0),
-                                       n_columns, trained, vector_file)
+                                       n_columns, trained, vector_file, hierarchy)
             except FileNotFoundError:
                 continue  # a writer removed a dead batch after our snapshot: take a new one
         raise StoreError("index changed too often while reading; try again")

@@ -104,6 +104,8 @@ class TextMapping:
 
     def scores(self, scores: np.ndarray) -> np.ndarray:
         """Σ_c w_c · p_c over the segments of a concept-major (C, N) score matrix."""
+        if hasattr(scores, "combine"):  # a snapshot's mapped matrix: every concept in one pass over the files
+            return scores.combine([(c.columns, c.weight) for c in self.concepts]).astype(np.float64)
         out = np.zeros(scores.shape[1], dtype=np.float64)
         for c in self.concepts:
             out += c.weight * concept_column(scores, c.columns)

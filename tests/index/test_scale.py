@@ -141,6 +141,30 @@ def test_settings_mismatch_bad_factory_and_rebuild(tmp_path):
     assert results(Engine(root, vector_index="ivfpq")) == before
 
 
+def test_hierarchy_sums_are_stored_and_equal_the_sum_of_their_classes(tmp_path):
+    root = build(tmp_path / "idx", n=400, batch=100)
+    dog = tuple(sorted(Vocabulary.imagenet().resolve("dog").classes))
+    with Store.open(root, write=True) as store:
+        hierarchy = store.hierarchy()
+        snap = store.snapshot()
+        assert dog in hierarchy and min(map(len, hierarchy)) >= 4
+        assert all(p.arrays.nodes.shape == (len(hierarchy), p.size) for p in snap.parts)
+        leaves = np.asarray(snap.scores)
+        stored = snap.scores.combine([(dog, 1.0)])
+        np.testing.assert_allclose(stored, np.minimum(leaves[list(dog)].sum(axis=0), 1), rtol=2e-3)
+        mixed = snap.scores.combine([(dog, 0.25), ((275,), 0.75)])  # a text query's weighted concepts
+        np.testing.assert_allclose(mixed, 0.25 * stored + 0.75 * leaves[275], rtol=1e-6)
+        # files written before the sums existed: summed at query time, to the very same numbers
+        for batch_id, file in store.db.execute("SELECT id, file FROM batches").fetchall()[::2]:
+            old = arrays.read_batch_file(root / "batches" / file)
+            arrays.write_batch_file(root / "batches" / f"{batch_id:08d}old.arrays", old.scores.T, old.embeddings)
+            with store.transaction() as db:
+                db.execute("UPDATE batches SET file = ? WHERE id = ?", (f"{batch_id:08d}old.arrays", batch_id))
+        snap = store.snapshot()
+        assert [p.arrays.nodes is None for p in snap.parts] == [True, False, True, False]
+        np.testing.assert_array_equal(snap.scores.combine([(dog, 1.0)]), stored)
+
+
 def test_compact_keeps_results_drops_dead_rows_and_reads_legacy_files(tmp_path):
     root = build(tmp_path / "idx", "flat", n=2000, batch=50)
     with Store.open(root, write=True) as store:  # two batches in the pre-v3 format: scores (n, C) in an .npz
@@ -156,7 +180,8 @@ def test_compact_keeps_results_drops_dead_rows_and_reads_legacy_files(tmp_path):
     snap, _ = engine._arrays()
     dense = (snap.ids.copy(), np.asarray(snap.scores), np.asarray(snap.embeddings))
     np.testing.assert_array_equal(np.asarray(snap.scores)[275], snap.scores[275])  # one concept, lazily
-    np.testing.assert_allclose(snap.scores.sum_columns([1, 25, 999]), dense[1][[1, 25, 999]].sum(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(snap.scores.combine([([1, 25, 999], 1.0)]), dense[1][[1, 25, 999]].sum(axis=0),
+                               rtol=1e-6)
     before = results(engine)
 
     report = engine.compact(target_rows=600)
