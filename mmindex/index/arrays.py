@@ -248,7 +248,9 @@ class ScoreMatrix:
                     col = to_float32(col.astype(np.float16))
             if len(classes) > 1:
                 np.minimum(col, 1.0, out=col)
-            acc += col if weight == 1.0 else np.float32(weight) * col
+            if weight != 1.0:
+                np.multiply(col, np.float32(weight), out=col)
+            np.add(acc, col, out=acc)
         return acc
 
     def columns_at(self, rows: np.ndarray) -> np.ndarray:

@@ -91,6 +91,7 @@ class Engine:
         self.vector_index = vector_index
         self._base_vocabulary = Vocabulary.imagenet()
         self._trained_vocabulary: tuple[int, Vocabulary] | None = None  # (store generation, vocabulary)
+        self._extra_columns: tuple[int, tuple] | None = None  # (generation, the bank's non-ImageNet columns)
         self._local = threading.local()  # each thread's read-only Store: searches run in parallel threads
         self._readers: list[Store] = []
         self._cache: tuple[Snapshot, VectorIndex] | None = None
@@ -414,7 +415,10 @@ class Engine:
         from mmindex.text.bank import ConceptBank, entries_from_vocabulary
 
         encoder = encoder or self.text_encoder
-        extra = tuple(c for c in store.concept_columns() if c[3] != "imagenet" and c[0] < snap.scores.shape[0])
+        if self._extra_columns is None or self._extra_columns[0] != snap.generation:  # read once per change
+            self._extra_columns = (snap.generation, tuple(
+                c for c in store.concept_columns() if c[3] != "imagenet" and c[0] < snap.scores.shape[0]))
+        extra = self._extra_columns[1]
         key = (encoder, extra)
         with self._model_lock:  # built once, even when parallel searches ask for it together
             if key not in self._banks:
