@@ -1,14 +1,19 @@
 """Load test of `mmindex serve` on loopback: N concurrent clients for T seconds against a synthetic index.
 
     .venv/bin/python bench/service_load.py [--segments 100000] [--clients 32] [--seconds 30]
+        [--vector-index flat|hnsw|...] [--client httpx|wrk]
 
 The index is built through the real store (bench/query_latency.py's `build`: sparse softmax-like
-scores over 1000 classes, random unit 1280-d embeddings). The server is the real command,
-`mmindex serve`, in its own process on 127.0.0.1 (access log on, as a user runs it); the clients are
-asyncio tasks with httpx in this process, on the same machine. Request mix per client:
-50% concept (a random ImageNet class), 10% hierarchy concept ("dog", 118 classes), 15% more-like-this
-(a random segment id, exact FAISS search), 15% segment details, 10% concept autocomplete.
-Prints requests/s, p50 and p99 latency per kind and overall, and the error count (non-2xx or failed).
+scores over 1000 classes, random unit 1280-d embeddings), compacted, and its vector index built with
+`--vector-index`. The server is the real command, `mmindex serve`, in its own process on 127.0.0.1
+(access log on, as a user runs it). Request mix per client: 50% concept (a random ImageNet class),
+10% hierarchy concept ("dog", 118 classes), 15% more-like-this (a random segment id), 15% segment
+details, 10% concept autocomplete.
+
+Clients: `httpx` runs them as asyncio tasks in this process and reports each kind of request apart;
+`wrk` (Debian package `wrk`, written in C) runs them with 1 thread and draws from the same mix, so
+that on a small machine the load generator takes less of the CPU the server needs. Prints requests/s,
+p50 and p99 latency, and the error count (non-2xx, failed or timed out).
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import argparse
 import asyncio
 import os
 import random
+import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -30,6 +37,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from query_latency import build  # noqa: E402
 
+from mmindex import Engine  # noqa: E402
 from mmindex.concepts import Vocabulary  # noqa: E402
 
 MIX = [("concept", 50), ("hierarchy", 10), ("like", 15), ("segment", 15), ("autocomplete", 10)]
@@ -68,6 +76,31 @@ async def client(base: str, seconds: float, seed: int, names: list[str], n: int,
             (out if ok else errors).append((kind, ms))
 
 
+def run_wrk(base: str, args, names: list[str], mix: list[tuple[str, int]]) -> tuple[float, dict]:
+    """wrk with a Lua script that sends requests pre-drawn from the mix; (wall s, {count, p50, p99, errors})."""
+    if not shutil.which("wrk"):
+        raise SystemExit("--client wrk needs wrk (apt-get install wrk)")
+    rng = random.Random(0)
+    kinds, weights = zip(*mix, strict=True)
+    paths = []
+    for _ in range(20_000):
+        path, params = request_for(rng.choices(kinds, weights)[0], rng, names, args.segments)
+        paths.append(str(httpx.URL(path, params=params)))
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write("local paths = {" + ",".join(f'"{p}"' for p in paths) + "}\n"
+                "request = function() return wrk.format('GET', paths[math.random(#paths)]) end\n")
+    try:
+        out = subprocess.run(["wrk", "-t1", f"-c{args.clients}", f"-d{args.seconds:.0f}s", "--timeout", "30s",
+                              "--latency", "-s", f.name, base], check=True, capture_output=True, text=True).stdout
+    finally:
+        os.unlink(f.name)
+    ms = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+    pct = {int(p): float(v) * ms[u] for p, v, u in re.findall(r"^\s+(\d+)%\s+([\d.]+)(us|ms|s|m)$", out, re.M)}
+    count, wall, unit = re.search(r"(\d+) requests in ([\d.]+)(ms|s|m),", out).groups()
+    errors = sum(int(x) for x in re.findall(r"(?:Non-2xx or 3xx responses|connect|read|write|timeout):? (\d+)", out))
+    return float(wall) * ms[unit] / 1000, {"count": int(count), "p50": pct[50], "p99": pct[99], "errors": errors}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -82,6 +115,8 @@ def main() -> None:
     ap.add_argument("--index", help="reuse an index built by an earlier run (default: build a fresh one)")
     ap.add_argument("--no-like", action="store_true", help="leave more-like-this out of the mix")
     ap.add_argument("--serve-args", default="", help='extra `mmindex serve` options, e.g. "--search-threads 1"')
+    ap.add_argument("--vector-index", default="flat", help="vector index of a freshly built index (flat, hnsw, ...)")
+    ap.add_argument("--client", choices=["httpx", "wrk"], default="httpx")
     args = ap.parse_args()
     mix = MIX_NO_LIKE if args.no_like else MIX
     names = [c.name for c in Vocabulary.imagenet().classes]
@@ -90,7 +125,10 @@ def main() -> None:
         if not (root / "index.sqlite").exists():
             t = time.perf_counter()
             build(root, args.segments, 1280)
-            print(f"built {args.segments:,} segments in {time.perf_counter() - t:.0f} s")
+            engine = Engine(root)
+            engine.compact()
+            engine.rebuild(args.vector_index)
+            print(f"built {args.segments:,} segments ({args.vector_index}) in {time.perf_counter() - t:.0f} s")
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         server = subprocess.Popen([sys.executable, "-m", "mmindex.cli", "serve", "--index", str(root),
@@ -115,13 +153,22 @@ def main() -> None:
                 await asyncio.gather(*(client(base, args.seconds, i, names, args.segments, ok, errors, mix)
                                        for i in range(args.clients)))
 
-            t = time.perf_counter()
-            asyncio.run(run_all())
-            wall = time.perf_counter() - t
+            if args.client == "wrk":
+                wall, wrk = run_wrk(base, args, names, mix)
+            else:
+                t = time.perf_counter()
+                asyncio.run(run_all())
+                wall = time.perf_counter() - t
         finally:
             server.terminate()
             server.wait(20)
-    print(f"\n{args.clients} clients, {wall:.1f} s, {args.segments:,} segments, {os.cpu_count()} CPUs\n")
+    print(f"\n{args.clients} clients ({args.client}), {wall:.1f} s, {args.segments:,} segments, "
+          f"vector index {args.vector_index}, {os.cpu_count()} CPUs\n")
+    if args.client == "wrk":
+        print("| request | count | req/s | p50 ms | p99 ms |\n|---|---:|---:|---:|---:|")
+        print(f"| all | {wrk['count']:,} | {wrk['count'] / wall:.1f} | {wrk['p50']:.1f} | {wrk['p99']:.1f} |")
+        print(f"\nerrors: {wrk['errors']}")
+        return
     print("| request | count | req/s | p50 ms | p99 ms |")
     print("|---|---:|---:|---:|---:|")
     for kind in [k for k, _ in mix] + ["all"]:

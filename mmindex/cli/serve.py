@@ -20,9 +20,15 @@ from mmindex.cli.common import index_option, main, open_engine
               help="Largest image accepted as an uploaded search example.")
 @click.option("--search-threads", default=None, type=click.IntRange(1, 256),
               help="Searches run at once (default: the number of CPUs); the others queue.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Server processes sharing the port (each maps the index; /api/metrics counts its own requests).")
 @click.option("--access-log/--no-access-log", default=True, show_default=True, help="Log every request.")
-def serve(index, host, port, token, private, media_roots, max_upload_mb, search_threads, access_log) -> None:
+def serve(index, host, port, token, private, media_roots, max_upload_mb, search_threads, workers, access_log) -> None:
     """Serve the HTTP API and the web UI (http://HOST:PORT/, API docs at /docs)."""
+    import dataclasses
+    import json
+    import os
+
     import uvicorn
 
     from mmindex.config import ServiceConfig
@@ -33,6 +39,17 @@ def serve(index, host, port, token, private, media_roots, max_upload_mb, search_
     config = ServiceConfig(token=token or None, public_read=not private, media_roots=tuple(media_roots),
                            max_upload_bytes=max_upload_mb * 1024 * 1024,
                            **({"search_threads": search_threads} if search_threads else {}))
-    app = create_app(open_engine(index), config)
-    click.echo(f"serving {app.state.service.engine.index_dir} on http://{host}:{port}/ (API docs: /docs)")
-    uvicorn.run(app, host=host, port=port, server_header=False, log_level="info", access_log=access_log)
+    app = create_app(open_engine(index), config)  # checks the index before any worker starts
+    index_dir = app.state.service.engine.index_dir
+    click.echo(f"serving {index_dir} on http://{host}:{port}/ (API docs: /docs)")
+    options = dict(host=host, port=port, server_header=False, log_level="info", access_log=access_log)
+    if workers == 1:
+        uvicorn.run(app, **options)
+        return
+    # Worker processes build their own app from the environment (the token travels as $MMINDEX_TOKEN,
+    # as a user may give it, never on a command line).
+    settings = {k: v for k, v in dataclasses.asdict(config).items() if k != "token"}
+    os.environ["MMINDEX_SERVE"] = json.dumps({"index": str(index_dir), "config": settings})
+    if token:
+        os.environ["MMINDEX_TOKEN"] = token
+    uvicorn.run("mmindex.service.app:app_from_environment", factory=True, workers=workers, **options)

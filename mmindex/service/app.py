@@ -7,6 +7,7 @@ commits). See docs/service.md for the API reference and the security model.
 """
 
 import inspect
+import json
 import logging
 import mimetypes
 import os
@@ -169,6 +170,15 @@ class Service:
     def _media_paths(self) -> list[str]:
         with self._store_lock:
             return [r[0] for r in self.store.db.execute("SELECT path FROM media")]
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one `mmindex serve --workers N` process: index and settings from $MMINDEX_SERVE
+    (JSON, written by the command), the token from $MMINDEX_TOKEN."""
+    spec = json.loads(os.environ["MMINDEX_SERVE"])
+    settings = spec["config"]
+    settings["media_roots"] = tuple(settings["media_roots"])
+    return create_app(spec["index"], ServiceConfig(token=os.environ.get("MMINDEX_TOKEN") or None, **settings))
 
 
 def create_app(engine_or_index: Engine | str | os.PathLike, config: ServiceConfig | None = None) -> FastAPI:

@@ -10,6 +10,8 @@ import time
 import urllib.error
 import urllib.request
 
+import pytest
+
 from tests.conftest import run_cli
 from tests.service.conftest import free_port
 
@@ -25,11 +27,13 @@ def get(url: str, **headers) -> tuple[int, bytes]:
         return e.code, e.read()
 
 
-def test_serve_runs_uvicorn_over_the_index(service_index):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_runs_uvicorn_over_the_index(service_index, workers):
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "mmindex.cli", "serve", "--index", str(service_index),
-                             "--port", str(port)], env={**os.environ, "MMINDEX_TOKEN": TOKEN},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                             "--port", str(port), "--workers", str(workers)],
+                            env={**os.environ, "MMINDEX_TOKEN": TOKEN}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -42,6 +46,9 @@ def test_serve_runs_uvicorn_over_the_index(service_index):
                 time.sleep(0.2)
         assert status == 200 and json.loads(body)["features"]["write"] is True
         assert get(base + "/")[0] == 200
+        for _ in range(4):  # whichever worker answers has the index and the settings
+            status, body = get(base + "/api/concepts?q=tab&limit=3")
+            assert status == 200 and "tabby" in body.decode()
         req = urllib.request.Request(base + "/api/media?path=/etc", method="DELETE",
                                      headers={"Authorization": f"Bearer {TOKEN}"})
         try:
@@ -53,6 +60,7 @@ def test_serve_runs_uvicorn_over_the_index(service_index):
         proc.terminate()
         out, _ = proc.communicate(timeout=20)
     assert "Uvicorn running on" in out or "serving" in out
+    assert out.count("Started server process") == workers
     assert TOKEN not in out
 
 
