@@ -41,6 +41,9 @@ class IngestConfig:
         process writes the index. Not to be confused with `engine`, the inference runtime.
     ray_address: the Ray cluster to use ("auto", "HOST:PORT", "ray://HOST:10001"); None starts a local one.
     ray_workers: inference actors (each holds one model and reserves `threads or 1` CPUs).
+    auto_compact: after adding, compact the index when at least this many batch files would be merged
+        (`mmindex compact`, see mmindex/index/compact.py); 0 never does. Each add writes new files, and a
+        query reads each file's run: left alone, thousands of small files slow every query down.
     """
 
     model: str = DEFAULT_MODEL
@@ -55,6 +58,7 @@ class IngestConfig:
     executor: str = "local"
     ray_address: str | None = None
     ray_workers: int = 1
+    auto_compact: int = 32
 
 
 @dataclass(frozen=True)

@@ -33,15 +33,17 @@ from mmindex.config import DEFAULT_MODEL, IngestConfig
 @click.option("--vector-index", default=None, metavar="flat|hnsw|ivfpq|FACTORY",
               help="Vector index of a new index (default flat; a FAISS factory string is allowed). An existing "
                    "index keeps its own: naming another is an error (change it with `mmindex rebuild`).")
+@click.option("--auto-compact", default=32, show_default=True, type=click.IntRange(0),
+              help="Afterwards, compact when at least this many batch files would be merged (0: never).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def add(paths, index, model, batch_size, workers, engine, pool, frame_step, shots_dir, executor, ray_address,
-        ray_workers, vector_index, quiet) -> None:
+        ray_workers, vector_index, auto_compact, quiet) -> None:
     """Index files and folders (recursively); unchanged files are skipped."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     config = IngestConfig(model=model, batch_size=batch_size, workers=workers, engine=engine, pool=pool,
                           frame_step=frame_step, shots_dir=shots_dir, executor=executor, ray_address=ray_address,
-                          ray_workers=ray_workers)
+                          ray_workers=ray_workers, auto_compact=auto_compact)
     eng = open_engine(index, config, vector_index=vector_index)
     with Progress(TextColumn("indexing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   disable=quiet, transient=False) as bar:
@@ -50,6 +52,7 @@ def add(paths, index, model, batch_size, workers, engine, pool, frame_step, shot
     click.echo(
         f"added {report.added}, updated {report.updated}, unchanged {report.unchanged}, "
         f"failed {report.failed} in {report.seconds:.1f} s (index: {eng.index_dir})"
+        + (f"; compacted {report.compacted} batch files" if report.compacted else "")
     )
     for path, error in report.errors[:20]:
         click.echo(f"  failed: {path}: {error}", err=True)

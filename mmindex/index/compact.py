@@ -73,6 +73,11 @@ def plan(store: Store, target_rows: int = DEFAULT_TARGET_ROWS) -> list[list[_Bat
     return groups
 
 
+def worth_compacting(store: Store, min_files: int, target_rows: int = DEFAULT_TARGET_ROWS) -> bool:
+    """Whether compaction would rewrite at least `min_files` batch files (what `add` checks afterwards)."""
+    return min_files > 0 and sum(len(g) for g in plan(store, target_rows)) >= min_files
+
+
 def compact(store: Store, target_rows: int = DEFAULT_TARGET_ROWS, progress: ProgressFn | None = None) -> CompactReport:
     """Merge small batch files and drop dead rows; `store` is open for writing. See the module docstring."""
     t0 = time.perf_counter()

@@ -62,6 +62,7 @@ class AddReport:
     unchanged: int = 0
     errors: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
+    compacted: int = 0  # batch files merged by the compaction that followed (IngestConfig.auto_compact)
 
     @property
     def failed(self) -> int:

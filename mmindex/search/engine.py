@@ -129,7 +129,12 @@ class Engine:
             else:
                 raise ClusterError(f"unknown executor {self.config.executor!r}; choose local or ray")
             if report.added or report.updated:
-                vectors.update(store, store.snapshot())
+                from mmindex.index.compact import compact, worth_compacting
+
+                if worth_compacting(store, self.config.auto_compact):
+                    merged = compact(store)
+                    report.compacted = merged.files_before - merged.files_after
+                vectors.update(store, store.snapshot(), drop_dead=bool(report.compacted))
             return report
 
     def apply(self, detector: str | os.PathLike, name: str | None = None) -> dict:

@@ -15,6 +15,7 @@ import pytest
 
 from mmindex import Engine
 from mmindex.concepts import Vocabulary
+from mmindex.config import IngestConfig
 from mmindex.errors import VectorIndexError
 from mmindex.index import arrays, vectors
 from mmindex.index.store import MediaRecord, SegmentRecord, Store
@@ -163,6 +164,24 @@ def test_hierarchy_sums_are_stored_and_equal_the_sum_of_their_classes(tmp_path):
         snap = store.snapshot()
         assert [p.arrays.nodes is None for p in snap.parts] == [True, False, True, False]
         np.testing.assert_array_equal(snap.scores.combine([(dog, 1.0)]), stored)
+
+
+def test_add_compacts_by_itself_once_files_pile_up(tmp_path, sample_photos):
+    def hits(engine):
+        return [[(h.path, round(h.score, 6)) for h in engine.search(q, k=5, remember=False)]
+                for q in (["tabby"], ["dog"], ["cat OR coffee mug"])]
+
+    config = {"batch_size": 2, "workers": 1}
+    piled = Engine(tmp_path / "piled", IngestConfig(**config, auto_compact=0))
+    assert piled.add([sample_photos]).compacted == 0
+    n_files = piled.info()["batch_files"]["files"]
+    assert n_files >= 4
+    merged = Engine(tmp_path / "merged", IngestConfig(**config, auto_compact=n_files))
+    assert merged.add([sample_photos]).compacted == n_files - 1
+    assert merged.info()["batch_files"]["files"] == 1
+    assert hits(merged) == hits(piled)
+    more = Engine(tmp_path / "more", IngestConfig(**config, auto_compact=n_files + 1))  # one file short
+    assert more.add([sample_photos]).compacted == 0 and more.info()["batch_files"]["files"] == n_files
 
 
 def test_compact_keeps_results_drops_dead_rows_and_reads_legacy_files(tmp_path):
