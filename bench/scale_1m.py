@@ -128,6 +128,7 @@ def phase_build(a) -> dict:
 
 def phase_query(a) -> dict:
     from mmindex import Engine
+    from mmindex.index import vectors
 
     queries, truth = np.load(a.work / "queries.npy"), np.load(a.work / "truth.npy")
     engine = Engine(a.index, vector_index=a.kind)
@@ -135,16 +136,30 @@ def phase_query(a) -> dict:
     snap, index = engine._arrays()  # mapped once, as a long-running server would
     open_s = time.perf_counter() - t
     index.search(queries[0], K)  # warm-up
-    times, recall = [], []
-    for q, exact in zip(queries, truth, strict=True):
-        t = time.perf_counter()
-        got, _ = index.search(q, K)
-        times.append((time.perf_counter() - t) * 1000)
-        recall.append(len(set(got.tolist()) & set(exact.tolist())) / K)
+
+    def measure() -> dict:
+        times, recall = [], []
+        for q, exact in zip(queries, truth, strict=True):
+            t = time.perf_counter()
+            got, _ = index.search(q, K)
+            times.append((time.perf_counter() - t) * 1000)
+            recall.append(len(set(got.tolist()) & set(exact.tolist())) / K)
+        return {"recall": float(np.mean(recall)), "p50": float(np.percentile(times, 50)),
+                "p99": float(np.percentile(times, 99))}
+
+    result = measure()
     rng = np.random.default_rng(2)
     e2e = _times(lambda i: engine.search(like=[int(i)], k=K, remember=False), rng.choice(snap.ids, 50))
-    return {"open_s": open_s, "recall": float(np.mean(recall)), "p50": float(np.percentile(times, 50)),
-            "p99": float(np.percentile(times, 99)), "engine_like_p50": float(np.percentile(e2e, 50)),
+    # the same queries with more of the graph / more lists visited: recall against time
+    knob = {"hnsw": "HNSW_EF_SEARCH", "ivfpq": "IVF_NPROBE"}.get(a.kind)
+    sweep = {}
+    if knob:
+        default = getattr(vectors, knob)
+        for value in (default * 2, default * 4):
+            setattr(vectors, knob, value)
+            sweep[f"{knob}={value}"] = measure()
+        setattr(vectors, knob, default)
+    return {"open_s": open_s, **result, "engine_like_p50": float(np.percentile(e2e, 50)), "sweep": sweep,
             "describe": index.describe()}
 
 
@@ -272,6 +287,10 @@ def report(a, r: dict) -> None:
             print(f"| {kind} | {b['factory']} | {b['seconds']:.0f} | {b['bytes_per_vector']:,.0f} | {q['recall']:.3f} "
                   f"| {q['p50']:.2f} | {q['p99']:.2f} | {q['engine_like_p50']:.1f} | {b['peak_rss_mb']:.0f} "
                   f"| {q['peak_rss_mb']:.0f} |")
+        for kind in a.kinds.split(","):
+            for setting, m in r[f"query {kind}"].get("sweep", {}).items():
+                print(f"{kind} with {setting}: recall@10 {m['recall']:.3f}, p50 {m['p50']:.2f} ms, "
+                      f"p99 {m['p99']:.2f} ms")
     if "concepts" in r:
         before = r.get("concepts_before")
         print()
