@@ -39,16 +39,11 @@ from mmindex.config import DEFAULT_MODEL, IngestConfig
 def add(paths, index, model, batch_size, workers, engine, pool, frame_step, shots_dir, executor, ray_address,
         ray_workers, vector_index, auto_compact, quiet) -> None:
     """Index files and folders (recursively); unchanged files are skipped."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     config = IngestConfig(model=model, batch_size=batch_size, workers=workers, engine=engine, pool=pool,
                           frame_step=frame_step, shots_dir=shots_dir, executor=executor, ray_address=ray_address,
                           ray_workers=ray_workers, auto_compact=auto_compact)
     eng = open_engine(index, config, vector_index=vector_index)
-    with Progress(TextColumn("indexing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  disable=quiet, transient=False) as bar:
-        task = bar.add_task("add", total=None)
-        report = eng.add(paths, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    report = _with_progress("indexing", quiet, lambda progress: eng.add(paths, progress))
     click.echo(
         f"added {report.added}, updated {report.updated}, unchanged {report.unchanged}, "
         f"failed {report.failed} in {report.seconds:.1f} s (index: {eng.index_dir})"
@@ -102,10 +97,13 @@ def remove(paths, index) -> None:
     click.echo(f"removed {n} media")
 
 
-def _progress_bar(label: str, quiet: bool):
+def _with_progress(label: str, quiet: bool, job):
+    """job(progress) under a rich progress bar (none when `quiet`); what job returns."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), disable=quiet)
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), disable=quiet) as bar:
+        task = bar.add_task(label, total=None)
+        return job(lambda done, total: bar.update(task, completed=done, total=total))
 
 
 @main.command()
@@ -116,9 +114,7 @@ def _progress_bar(label: str, quiet: bool):
 def compact(index, target_rows, as_json, quiet) -> None:
     """Merge small batch files into larger ones and drop the rows of removed segments (safe to interrupt)."""
     eng = open_engine(index)
-    with _progress_bar("compacting", quiet or as_json) as bar:
-        task = bar.add_task("compact", total=None)
-        report = eng.compact(target_rows, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    report = _with_progress("compacting", quiet or as_json, lambda progress: eng.compact(target_rows, progress))
     if as_json:
         click.echo(json.dumps(report))
         return
@@ -135,9 +131,7 @@ def compact(index, target_rows, as_json, quiet) -> None:
 def rebuild(index, vector_index, as_json, quiet) -> None:
     """Rebuild the vector index from the stored embeddings (e.g. to change its type, or retrain it)."""
     eng = open_engine(index)
-    with _progress_bar("adding vectors", quiet or as_json) as bar:
-        task = bar.add_task("rebuild", total=None)
-        report = eng.rebuild(vector_index, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    report = _with_progress("adding vectors", quiet or as_json, lambda progress: eng.rebuild(vector_index, progress))
     if as_json:
         click.echo(json.dumps(report))
         return
