@@ -25,17 +25,22 @@ def expression_scores(node: Node, leaf) -> np.ndarray:
 
     AND = Π p_i^w_i (computed in log space), OR = 1 − Π (1 − p_i)^w_i, NOT = 1 − p.
     """
-    if isinstance(node, Term):
-        return np.asarray(leaf(node.name), dtype=np.float64)
+    if isinstance(node, Term):  # a probability column as it comes (float32 from an index)
+        return np.asarray(leaf(node.name))
     if isinstance(node, Not):
         return 1.0 - expression_scores(node.child, leaf)
-    if isinstance(node, And):
-        logs = sum(c.weight * np.log(np.maximum(expression_scores(c, leaf), _EPS)) for c in node.children)
+    if isinstance(node, And):  # products of probabilities in float64, through logs
+        logs = sum(c.weight * np.log(np.maximum(_f64(expression_scores(c, leaf)), _EPS)) for c in node.children)
         return np.exp(logs)
     if isinstance(node, Or):
-        logs = sum(c.weight * np.log(np.maximum(1.0 - expression_scores(c, leaf), _EPS)) for c in node.children)
+        logs = sum(c.weight * np.log(np.maximum(1.0 - _f64(expression_scores(c, leaf)), _EPS))
+                   for c in node.children)
         return 1.0 - np.exp(logs)
     raise TypeError(f"not a query node: {node!r}")
+
+
+def _f64(x: np.ndarray) -> np.ndarray:
+    return np.asarray(x, dtype=np.float64)
 
 
 def term_names(node: Node) -> list[str]:

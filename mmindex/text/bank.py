@@ -43,6 +43,7 @@ from mmindex.text.encoders import TextEncoder
 log = logging.getLogger(__name__)
 
 MAX_TEXT_CHARS = 10_000
+NEGLIGIBLE_WEIGHT = 1e-3  # concepts this light in all are not summed (see TextMapping.scores)
 BANK_FORMAT = 1  # bump when the texts a concept is embedded from change
 
 # Function words only: content words that generic stop lists carry ("fire", "top", "back") are concepts here.
@@ -103,13 +104,25 @@ class TextMapping:
     reason: str | None = None
 
     def scores(self, scores: np.ndarray) -> np.ndarray:
-        """Σ_c w_c · p_c over the segments of a concept-major (C, N) score matrix."""
+        """Σ_c w_c · p_c over the segments of a concept-major (C, N) score matrix.
+
+        The lightest concepts whose weights add up to at most NEGLIGIBLE_WEIGHT are left out: as p ≤ 1,
+        no score moves by more than that, and each concept left out is one read fewer over the whole
+        index (with softmax weights most queries have one to three concepts that matter).
+        """
+        terms = self.significant()
         if hasattr(scores, "combine"):  # a snapshot's mapped matrix: every concept in one pass over the files
-            return scores.combine([(c.columns, c.weight) for c in self.concepts]).astype(np.float64)
+            return scores.combine([(c.columns, c.weight) for c in terms])
         out = np.zeros(scores.shape[1], dtype=np.float64)
-        for c in self.concepts:
+        for c in terms:
             out += c.weight * concept_column(scores, c.columns)
         return out
+
+    def significant(self) -> list[MappedConcept]:
+        """The concepts that `scores` sums: all but the lightest ones whose weights add up to ≤ NEGLIGIBLE_WEIGHT."""
+        by_weight = sorted(self.concepts, key=lambda c: c.weight)
+        dropped = np.cumsum([c.weight for c in by_weight]) <= NEGLIGIBLE_WEIGHT
+        return [c for c, drop in zip(by_weight, dropped, strict=True) if not drop][::-1]
 
     def to_dict(self) -> dict:
         return {"text": self.text, "reason": self.reason, "concepts": [
