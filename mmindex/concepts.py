@@ -127,10 +127,9 @@ class Vocabulary:
         """The ImageNet concepts; list index = model output index."""
         return list(self._classes)
 
-    def hierarchy(self, min_classes: int = 4) -> list[tuple[int, ...]]:
+    def hierarchy(self, min_classes: int = 2) -> list[tuple[int, ...]]:
         """The distinct class sets of this vocabulary's hierarchy nodes with at least `min_classes` classes,
-        in vocabulary order: the sums an index stores precomputed (see `mmindex.index.arrays`). Smaller
-        sets cost little to sum at query time and would only add bytes to every segment."""
+        in vocabulary order: the sums an index stores precomputed (see `mmindex.index.arrays`)."""
         sets = (tuple(sorted(c.classes)) for c in self._concepts if c.source == "wordnet")
         return list(dict.fromkeys(s for s in sets if len(s) >= min_classes))
 
