@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,14 +191,14 @@ class VectorIndex:
     `embeddings` is an (N, D) array or a snapshot's lazy `EmbeddingMatrix`, rows in the order of `ids`.
     With `base` (a persisted index), the ids it lacks go to an exact in-memory delta and the ids it has
     but `ids` lacks are filtered out. Without, the index of `factory` is built in memory when `build`
-    (tests, small collections); else every vector is in the exact delta.
+    (tests, small collections); else every vector is in the exact delta. The delta is built by the first
+    search, so that opening an index for concept queries copies no vectors.
     """
 
     def __init__(self, embeddings, ids: np.ndarray, factory: str = "Flat", base: Base | None = None,
                  build: bool = True):
         self.embeddings = embeddings
         self.ids = np.asarray(ids, dtype=np.int64)
-        dim = embeddings.shape[1]
         if base is None and build and len(self.ids):
             base = build_base(embeddings, self.ids, factory)
         self.base = base
@@ -206,19 +207,31 @@ class VectorIndex:
         known = base.ids if base is not None else np.empty(0, np.int64)
         delta = np.setdiff1d(self.ids, known, assume_unique=True)
         self.tombstones = np.setdiff1d(known, self.ids, assume_unique=True)
-        self.delta = faiss.IndexIDMap(faiss.IndexFlatIP(dim))
-        if len(delta):
-            _add(self.delta, embeddings, self.ids, np.searchsorted(self.ids, delta), None)
+        self.pending = np.searchsorted(self.ids, delta)  # rows of the vectors the base lacks
+        self._delta: faiss.Index | None = None
+        self._delta_lock = threading.Lock()
         self._sel = faiss.IDSelectorNot(faiss.IDSelectorBatch(self.tombstones)) if len(self.tombstones) else None
 
     def __len__(self) -> int:
         return len(self.ids)
 
+    @property
+    def delta(self) -> faiss.Index:
+        """The exact in-memory index of the `pending` vectors, built on first use (once, for all threads)."""
+        if self._delta is None:
+            with self._delta_lock:
+                if self._delta is None:
+                    delta = faiss.IndexIDMap(faiss.IndexFlatIP(self.embeddings.shape[1]))
+                    if len(self.pending):
+                        _add(delta, self.embeddings, self.ids, self.pending, None)
+                    self._delta = delta
+        return self._delta
+
     def describe(self) -> dict:
         """What `mmindex info` shows: the FAISS index, its vectors, the delta and the tombstones."""
         base = self.base
         return {"factory": self.factory if base else "exact (no index built yet)", "vectors": len(self.ids),
-                "in_index": int(base.index.ntotal) if base else 0, "pending": int(self.delta.ntotal),
+                "in_index": int(base.index.ntotal) if base else 0, "pending": len(self.pending),
                 "tombstones": len(self.tombstones), "mapped": bool(base and base.mapped),
                 "file": base.file if base else None}
 

@@ -337,7 +337,7 @@ class Engine:
             "batch_files": store.batch_files(),
             "vector_index": {"setting": store.meta("vector_index") or "flat", **described, "file_bytes": file_bytes},
             "memory": {"rss_bytes": _rss_bytes(), "mapped_bytes": snap.mapped_bytes() + index_mapped,
-                       "resident_bytes": snap.resident_bytes() + int(index.delta.ntotal) * snap.embeddings.shape[1] * 4
+                       "resident_bytes": snap.resident_bytes() + len(index.pending) * snap.embeddings.shape[1] * 4
                        + (0 if described["mapped"] else file_bytes)},
             "disk": store.disk_usage(),
             "disk_bytes": store.disk_bytes(),
