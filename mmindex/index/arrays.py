@@ -118,7 +118,7 @@ def new_batch_file(path: Path, n: int, n_concepts: int, dim: int, hierarchy: Seq
     os.replace(tmp, path)
 
 
-def sum_runs(scores: np.ndarray, classes: Sequence[int], take: slice | np.ndarray = slice(None)) -> np.ndarray | None:
+def _sum_runs(scores: np.ndarray, classes: Sequence[int], take: slice | np.ndarray = slice(None)) -> np.ndarray | None:
     """Σ_{c ∈ classes} scores[c, take] (float32), added in the order given; None if no class is stored.
 
     Written and queried the same way, so a stored hierarchy sum and one computed at query time from a
@@ -134,7 +134,8 @@ def sum_runs(scores: np.ndarray, classes: Sequence[int], take: slice | np.ndarra
 def _sum_sets(scores: np.ndarray, sets: Sequence[Sequence[int]], out: np.ndarray) -> None:
     """out[h] = Σ_{c ∈ sets[h]} scores[c], rounded to float16."""
     for h, classes in enumerate(sets):
-        out[h] = sum_runs(scores, classes)
+        total = _sum_runs(scores, classes)
+        out[h] = 0 if total is None else total
 
 
 def write_batch_file(path: Path, scores: np.ndarray, embeddings: np.ndarray,
@@ -241,7 +242,7 @@ class ScoreMatrix:
             if h is not None and nodes is not None and h < nodes.shape[0]:
                 col = to_float32(nodes[h, p.take])
             else:
-                col = sum_runs(scores, classes, p.take)
+                col = _sum_runs(scores, classes, p.take)
                 if col is None:
                     continue
                 if h is not None:  # a file without sums: round as a stored sum would be

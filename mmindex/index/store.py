@@ -125,6 +125,7 @@ class Store:
         self.root = root
         self.db = db
         self._lock_fd = lock_fd
+        self._hierarchy: list[tuple[int, ...]] | None = None
 
     # ---- opening -------------------------------------------------------------------------------
     @classmethod
@@ -218,17 +219,21 @@ class Store:
         Fixed for the index by its first writer (an index of a model with other classes has none), so
         the files and this list always agree; files written before it simply lack the sums.
         """
+        if self._hierarchy is not None:  # never changes once committed
+            return self._hierarchy
         value = self.meta("hierarchy")
-        if value is None:
-            if self._lock_fd is None:
-                return []  # no file has sums yet: a writer fixes the list before it writes any
-            from mmindex.concepts import Vocabulary
+        if value is not None:
+            self._hierarchy = [tuple(s) for s in json.loads(value)]
+            return self._hierarchy
+        if self._lock_fd is None:
+            return []  # no file has sums yet: a writer fixes the list before it writes any
+        from mmindex.concepts import Vocabulary
 
-            vocab = Vocabulary.imagenet()
-            ids = [c[1] for c in self.concept_columns()]
-            value = json.dumps(vocab.hierarchy() if ids[:1000] == [c.id for c in vocab.classes] else [])
-            self._set_meta("hierarchy", value)
-        return [tuple(s) for s in json.loads(value)]
+        vocab = Vocabulary.imagenet()
+        ids = [c[1] for c in self.concept_columns()]
+        sets = vocab.hierarchy() if ids[:1000] == [c.id for c in vocab.classes] else []
+        self._set_meta("hierarchy", json.dumps(sets))  # in the caller's transaction: cached once committed
+        return sets
 
     def media_hashes(self) -> dict[str, str]:
         return dict(self.db.execute("SELECT path, sha256 FROM media"))
