@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from mmindex.errors import DataError, DetectorError
 from mmindex.learn.checkpoint import atomic_save
 from mmindex.learn.schedules import SCHEDULES, learning_rate
-from mmindex.learn.train import loss_fn, seed_everything
+from mmindex.learn.train import holdout_split, loss_fn, make_optimizer, seed_everything
 
 ARCHS = ("elman", "jordan", "lstm", "gru", "mean")
 FORMAT, VERSION = "mmindex-sequence", 1
@@ -277,11 +277,7 @@ def train_sequence(data: str | os.PathLike | SequenceData, out: str | os.PathLik
     seed_everything(config.seed)
     ds = data if isinstance(data, SequenceData) else load_sequences(data)
     if val is None:
-        order = np.random.default_rng(config.seed).permutation(len(ds))
-        n_val = max(1, round(len(ds) * config.val_fraction))
-        if len(ds) - n_val < 1:
-            raise DataError(f"{len(ds)} sequences are too few to hold out a validation split")
-        ds, vs = ds.subset(order[n_val:]), ds.subset(order[:n_val])
+        ds, vs = holdout_split(ds, config.val_fraction, config.seed, min_train=1, what="sequences")
     else:
         vs = val if isinstance(val, SequenceData) else load_sequences(val)
     if vs.x.shape[2] != ds.x.shape[2] or vs.targets.shape[1] != ds.targets.shape[1]:
@@ -290,11 +286,7 @@ def train_sequence(data: str | os.PathLike | SequenceData, out: str | os.PathLik
 
     model = SequenceClassifier(config.arch, ds.x.shape[2], config.hidden, len(ds.labels), loss_kind)
     model.set_normalisation(ds.x, ds.lengths)
-    if config.optimizer == "adam":
-        opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    else:
-        opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                              weight_decay=config.weight_decay)
+    opt = make_optimizer(model.parameters(), config)
     x, lengths, y = _tensors(ds)
     xv, lv, yv = _tensors(vs)
     gen = torch.Generator().manual_seed(config.seed)

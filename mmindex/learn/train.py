@@ -16,7 +16,7 @@ import os
 import random
 import resource
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,6 +79,27 @@ def resolve_device(device: str = "auto") -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise DataError("--device cuda: PyTorch sees no GPU here")
     return dev
+
+
+def holdout_split(ds, fraction: float, seed: int, *, min_train: int, what: str) -> tuple:
+    """(train, validation) of a data set with `len` and `subset(indices)`: a seeded random `fraction` of it
+    (at least one item) held out, not stratified (image data sets use the stratified `data.split`).
+
+    Raises `DataError` ("N <what> are too few …") when fewer than `min_train` items would be left to train on.
+    """
+    order = np.random.default_rng(seed).permutation(len(ds))
+    n_val = max(1, round(len(ds) * fraction))
+    if len(ds) - n_val < min_train:
+        raise DataError(f"{len(ds)} {what} are too few to hold out a validation split")
+    return ds.subset(order[n_val:]), ds.subset(order[:n_val])
+
+
+def make_optimizer(params: Iterable[Tensor], config) -> torch.optim.Optimizer:
+    """Adam (`config.optimizer == "adam"`), else SGD with `config.momentum`, at `config.lr` with
+    `config.weight_decay` (a `SequenceConfig` or a `ClipConfig`)."""
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
 
 
 def prepare_inputs(config: TrainConfig, ds: data.Dataset, progress=None, expect_weights: str | None = None,

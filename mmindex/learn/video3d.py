@@ -45,7 +45,7 @@ from mmindex.learn.checkpoint import atomic_save
 from mmindex.learn.clips import ClipData, load_clips
 from mmindex.learn.heads import Head
 from mmindex.learn.schedules import SCHEDULES, learning_rate
-from mmindex.learn.train import loss_fn, resolve_device, seed_everything
+from mmindex.learn.train import holdout_split, loss_fn, make_optimizer, resolve_device, seed_everything
 
 ARCHS = ("c3d", "r3d_18", "r2plus1d_18", "frame2d_mean")
 #: the smallest clip (T, H, W) each architecture takes: c3d pools time twice and space three times by 2
@@ -253,11 +253,7 @@ def train_clips(data: str | os.PathLike | ClipData, out: str | os.PathLike, conf
     seed_everything(config.seed)
     ds = data if isinstance(data, ClipData) else load_clips(data)
     if val is None:
-        order = np.random.default_rng(config.seed).permutation(len(ds))
-        n_val = max(1, round(len(ds) * config.val_fraction))
-        if len(ds) - n_val < 2:
-            raise DataError(f"{len(ds)} clips are too few to hold out a validation split")
-        ds, vs = ds.subset(order[n_val:]), ds.subset(order[:n_val])
+        ds, vs = holdout_split(ds, config.val_fraction, config.seed, min_train=2, what="clips")
     else:
         vs = val if isinstance(val, ClipData) else load_clips(val)
     if vs.shape != ds.shape or vs.labels != ds.labels:
@@ -268,11 +264,7 @@ def train_clips(data: str | os.PathLike | ClipData, out: str | os.PathLike, conf
     model = ClipClassifier(config.arch, ds.shape[1], n_classes, config.width, config.dropout)
     model.set_normalisation(ds.x)
     model.to(dev)
-    if config.optimizer == "adam":
-        opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    else:
-        opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                              weight_decay=config.weight_decay)
+    opt = make_optimizer(model.parameters(), config)
     x, y = torch.from_numpy(ds.x), torch.from_numpy(ds.y)
     xv, yv = torch.from_numpy(vs.x), torch.from_numpy(vs.y)
     gen = torch.Generator().manual_seed(config.seed)
