@@ -76,6 +76,16 @@ def test_apply_makes_labels_searchable_and_scores_media_added_later(trained, ind
     files = {f for (f,) in db.execute("SELECT file FROM detector_scores")} | {
         f for (f,) in db.execute("SELECT file FROM detectors")}
     assert files == {p.name for p in (index / "detectors").iterdir()}
+    # compaction merges the detector's per-batch score files with the batches: same hits, one file each
+    assert db.execute("SELECT count(*) FROM detector_scores").fetchone()[0] > 1
+    before = {c: _search(index, c, 10) for c in ("fmnist:trouser", "fmnist:bag AND NOT fmnist:sneaker")}
+    run_cli("compact", "--index", str(index), "-q")
+    assert {c: _search(index, c, 10) for c in before} == before
+    assert db.execute("SELECT count(*) FROM batches").fetchone()[0] == 1
+    assert db.execute("SELECT count(*) FROM detector_scores").fetchone()[0] == 1
+    files = {f for (f,) in db.execute("SELECT file FROM detector_scores")} | {
+        f for (f,) in db.execute("SELECT file FROM detectors")}
+    assert files == {p.name for p in (index / "detectors").iterdir()}
 
 
 def test_bad_detectors_are_refused_before_touching_the_index(trained, index, tmp_path):
