@@ -16,7 +16,7 @@ Each phase runs in a child process, so that its peak RSS (ru_maxrss) is its own:
   truth      exact top-10 of the held-out queries: float32 inner product with every stored embedding
   build K    Engine.rebuild(K): train on a sample where needed, add every vector, write the file
   query K    a fresh Engine maps the file, warms it with 200 other queries; recall@10 of its re-ranked
-             hits against exact, p50/p99, then the same with efSearch / nprobe ×2 and ×4
+             hits against exact, p50/p99, then the same with efSearch 256 and 512 / nprobe 512 and 1024
 
     --steps write,concepts,vectors picks steps (e.g. `--steps concepts` re-measures queries on --work).
 """
@@ -157,11 +157,12 @@ def phase_query(a) -> dict:
     rng = np.random.default_rng(2)
     e2e = _times(lambda i: engine.search(like=[int(i)], k=K, remember=False), rng.choice(snap.ids, 50))
     # the same queries with more of the graph / more lists visited: recall against time
-    knob = {"hnsw": "HNSW_EF_SEARCH", "ivfpq": "IVF_NPROBE"}.get(a.kind)
+    sweeps = {"hnsw": ("HNSW_EF_SEARCH", (256, 512)), "ivfpq": ("IVF_NPROBE", (512, 1024))}
+    knob, values = sweeps.get(a.kind, (None, ()))
     sweep = {}
     if knob:
         default = getattr(vectors, knob)
-        for value in (default * 2, default * 4):
+        for value in values:
             setattr(vectors, knob, value)
             sweep[f"{knob}={value}"] = measure()
         setattr(vectors, knob, default)

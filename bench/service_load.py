@@ -39,6 +39,7 @@ from query_latency import build  # noqa: E402
 
 from mmindex import Engine  # noqa: E402
 from mmindex.concepts import Vocabulary  # noqa: E402
+from mmindex.index.store import Store  # noqa: E402
 
 MIX = [("concept", 50), ("hierarchy", 10), ("like", 15), ("segment", 15), ("autocomplete", 10)]
 # --no-like: the same mix without more-like-this, whose exact 1280-d search over 100k vectors costs ~40-70 ms.
@@ -129,6 +130,8 @@ def main() -> None:
             engine.compact()
             engine.rebuild(args.vector_index)
             print(f"built {args.segments:,} segments ({args.vector_index}) in {time.perf_counter() - t:.0f} s")
+        with Store.open(root) as store:
+            vector_index = store.meta("vector_index")
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         server = subprocess.Popen([sys.executable, "-m", "mmindex.cli", "serve", "--index", str(root),
@@ -163,7 +166,7 @@ def main() -> None:
             server.terminate()
             server.wait(20)
     print(f"\n{args.clients} clients ({args.client}), {wall:.1f} s, {args.segments:,} segments, "
-          f"vector index {args.vector_index}, {os.cpu_count()} CPUs\n")
+          f"vector index {vector_index}, {args.serve_args or 'default serve options'}, {os.cpu_count()} CPUs\n")
     if args.client == "wrk":
         print("| request | count | req/s | p50 ms | p99 ms |\n|---|---:|---:|---:|---:|")
         print(f"| all | {wrk['count']:,} | {wrk['count'] / wall:.1f} | {wrk['p50']:.1f} | {wrk['p99']:.1f} |")

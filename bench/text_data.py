@@ -58,6 +58,6 @@ def index(split: str, n: int, work: Path, seed: int = 0):
         (folder / "done").touch()
     engine = Engine(root)
     snap, _ = engine._arrays()
-    paths = engine._store().segments(snap.ids)
+    paths = engine.reader().segments(snap.ids)
     labels = np.array([y[int(Path(paths[int(i)]["path"]).stem)] for i in snap.ids])
     return engine, labels

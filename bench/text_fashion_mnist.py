@@ -26,7 +26,7 @@ def main() -> None:
     engine, labels = text_data.index("t10k", args.n, args.work)
     snap, _ = engine._arrays()
     print(f"{len(labels):,} Fashion-MNIST test images, index built with {engine.info()['models'][0]}")
-    default = engine._bank(None, engine._store(), snap)
+    default = engine._bank(None, engine.reader(), snap)
     variants = [("shipped defaults", {}),
                 ("best on validation (classes only, top 5)", dict(nodes=False, top_k=5)),
                 ("a-priori settings before tuning", dict(nodes=True, top_k=5, temperature=0.05, threshold=0.35,

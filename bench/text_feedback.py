@@ -33,7 +33,7 @@ def tune(work: Path) -> None:
     validation = []
     for c, qs in text_data.VALIDATION_QUERIES.items():
         for q in qs:
-            base = np.asarray(engine._bank(None, engine._store(), snap).map(q).scores(snap.scores))
+            base = np.asarray(engine._bank(None, engine.reader(), snap).map(q).scores(snap.scores))
             top = fusion.top_k(base, 10)
             pos, neg = top[labels[top] == c], top[labels[top] != c]
             if len(pos) < 2 or len(neg) < 2:

@@ -29,7 +29,7 @@ def main() -> None:
     args = ap.parse_args()
     engine, labels = text_data.index("train", args.n, args.work)
     snap, _ = engine._arrays()
-    bank = engine._bank(None, engine._store(), snap).with_params(threshold=-1.0)
+    bank = engine._bank(None, engine.reader(), snap).with_params(threshold=-1.0)
     queries = [(q, c) for c, qs in text_data.VALIDATION_QUERIES.items() for q in qs]
     qvec = bank.encoder.encode([q for q, _ in queries])
     results = []

@@ -224,7 +224,7 @@ class Engine:
         # thread has its own SQLite reader, so the ranking itself runs in parallel (NumPy and FAISS free the GIL).
         with self._lock:
             snap, nearest = self._arrays()
-        reader = self._store()
+        reader = self.reader()
         labels, columns, weights, mapped = [], [], [], []
         for text, node, weight in query.concepts:
             for name in rank.term_names(node):
@@ -322,7 +322,7 @@ class Engine:
         `rss_bytes` this process's resident memory, `mapped_bytes` the files mapped (shared with the page
         cache), `resident_bytes` what the arrays and indexes hold in this process's own memory.
         """
-        store = self._store()
+        store = self.reader()
         counts = store.counts()
         with self._lock:
             snap, index = self._arrays()
@@ -373,7 +373,7 @@ class Engine:
         """
         if not Store.exists(self.index_dir):
             return self._base_vocabulary
-        store = self._store()
+        store = self.reader()
         generation = store.generation  # one small read; the concept table is read only when it changed
         if self._trained_vocabulary is None or self._trained_vocabulary[0] != generation:
             trained = [c for c in store.concept_columns() if c[3] == "trained"]
@@ -384,8 +384,9 @@ class Engine:
         return self._trained_vocabulary[1]
 
     # ---- internals -----------------------------------------------------------------------------
-    def _store(self) -> Store:
-        """This thread's read-only Store (opened on first use; `close` closes them all)."""
+    def reader(self) -> Store:
+        """This thread's read-only Store (opened on first use; `close` closes them all): searches and
+        service requests run in parallel threads, each on its own SQLite connection."""
         reader = getattr(self._local, "reader", None)
         if reader is None:
             reader = self._local.reader = Store.open(self.index_dir)
@@ -398,7 +399,7 @@ class Engine:
         The vector-index file is mapped once and kept while the store names it; segments committed since
         it was written are searched exactly in memory, removed ones are filtered out (see vectors.py).
         """
-        store = self._store()
+        store = self.reader()
         if self._cache is None or self._cache[0].generation != store.generation:
             check_matches(store.meta("vector_index"), self.vector_index)
             for _attempt in range(5):

@@ -60,8 +60,6 @@ class Service:
         self.config = config
         self.auth = Auth(config.token, config.public_read)
         self.metrics = Metrics()
-        self.store = Store.open(engine.index_dir)
-        self._store_lock = threading.Lock()  # one SQLite connection, used by one thread at a time
         self._upload_lock = threading.Lock()  # the first upload loads the model; do that once
         self._search_slots = threading.BoundedSemaphore(max(1, config.search_threads))
         self.roots = MediaRoots(config.media_roots, self._media_paths)
@@ -75,13 +73,16 @@ class Service:
         self._counts: tuple[int, dict] | None = None
         self._disk: tuple[float, int] | None = None
 
+    @property
+    def store(self) -> Store:
+        """This thread's read-only store (requests run in parallel threads, each on its own connection)."""
+        return self.engine.reader()
+
     def generation(self) -> int:
-        with self._store_lock:
-            return self.store.generation
+        return self.store.generation
 
     def segment(self, segment_id: int) -> dict:
-        with self._store_lock:
-            found = self.store.segments([segment_id]).get(segment_id)
+        found = self.store.segments([segment_id]).get(segment_id)
         if found is None:
             raise HTTPException(404, f"no segment with id {segment_id}")
         return found
@@ -89,14 +90,12 @@ class Service:
     def counts(self) -> dict:
         generation = self.generation()
         if self._counts is None or self._counts[0] != generation:
-            with self._store_lock:
-                self._counts = (generation, self.store.counts())
+            self._counts = (generation, self.store.counts())
         return self._counts[1]
 
     def disk_bytes(self) -> int:
         if self._disk is None or time.monotonic() - self._disk[0] > 30:  # a folder walk: not per request
-            with self._store_lock:
-                self._disk = (time.monotonic(), self.store.disk_bytes())
+            self._disk = (time.monotonic(), self.store.disk_bytes())
         return self._disk[1]
 
     def real_media_path(self, path: str) -> str:
@@ -143,8 +142,7 @@ class Service:
     def _check_ids(self, ids) -> None:
         """404 for example or judged segment ids that are not in the index."""
         ids = list(ids)
-        with self._store_lock:
-            known = self.store.segments(ids)
+        known = self.store.segments(ids)
         missing = sorted({i for i in ids if i not in known})
         if missing:
             raise HTTPException(404, f"no segment with id {', '.join(map(str, missing))} in the index")
@@ -168,8 +166,7 @@ class Service:
         return page
 
     def _media_paths(self) -> list[str]:
-        with self._store_lock:
-            return [r[0] for r in self.store.db.execute("SELECT path FROM media")]
+        return [r[0] for r in self.store.db.execute("SELECT path FROM media")]
 
 
 def app_from_environment() -> FastAPI:
