@@ -60,6 +60,7 @@ class Service:
         self.config = config
         self.auth = Auth(config.token, config.public_read)
         self.metrics = Metrics()
+        engine.reader()  # StoreError now, not at the first request, if there is no index
         self._upload_lock = threading.Lock()  # the first upload loads the model; do that once
         self._search_slots = threading.BoundedSemaphore(max(1, config.search_threads))
         self.roots = MediaRoots(config.media_roots, self._media_paths)
