@@ -97,6 +97,8 @@ def run_wrk(base: str, args, names: list[str], mix: list[tuple[str, int]]) -> tu
         os.unlink(f.name)
     ms = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
     pct = {int(p): float(v) * ms[u] for p, v, u in re.findall(r"^\s+(\d+)%\s+([\d.]+)(us|ms|s|m)$", out, re.M)}
+    if not {50, 99} <= pct.keys():
+        raise SystemExit(f"could not read wrk's latency distribution:\n{out}")
     count, wall, unit = re.search(r"(\d+) requests in ([\d.]+)(ms|s|m),", out).groups()
     errors = sum(int(x) for x in re.findall(r"(?:Non-2xx or 3xx responses|connect|read|write|timeout):? (\d+)", out))
     return float(wall) * ms[unit] / 1000, {"count": int(count), "p50": pct[50], "p99": pct[99], "errors": errors}
