@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -58,7 +59,7 @@ def test_evaluate_reports_every_metric_and_writes_files(trained, fmnist_test_fol
     assert "top1_error" in text and "AP sneaker" in text
 
 
-def test_apply_makes_labels_searchable_and_scores_media_added_later(trained, index, fmnist_test_folders):
+def test_apply_makes_labels_searchable_and_scores_media_added_later(trained, index, fmnist_test_folders, tmp_path):
     r = json.loads(run_cli("apply", str(trained), "--index", str(index), "--json").stdout)
     assert r["name"] == "fmnist" and r["segments"] == 20 and not r["replaced"]
     queries = {c["name"]: c["query"] for c in r["concepts"]}
@@ -78,14 +79,19 @@ def test_apply_makes_labels_searchable_and_scores_media_added_later(trained, ind
     assert files == {p.name for p in (index / "detectors").iterdir()}
     # compaction merges the detector's per-batch score files with the batches: same hits, one file each
     assert db.execute("SELECT count(*) FROM detector_scores").fetchone()[0] > 1
-    before = {c: _search(index, c, 10) for c in ("fmnist:trouser", "fmnist:bag AND NOT fmnist:sneaker")}
-    run_cli("compact", "--index", str(index), "-q")
-    assert {c: _search(index, c, 10) for c in before} == before
-    assert db.execute("SELECT count(*) FROM batches").fetchone()[0] == 1
-    assert db.execute("SELECT count(*) FROM detector_scores").fetchone()[0] == 1
-    files = {f for (f,) in db.execute("SELECT file FROM detector_scores")} | {
-        f for (f,) in db.execute("SELECT file FROM detectors")}
-    assert files == {p.name for p in (index / "detectors").iterdir()}
+    db.close()  # an open reader would keep writers from checkpointing the WAL, which later tests compare
+    # compaction (of a copy: later tests want several batches) merges the detector's per-batch score files
+    copy = tmp_path / "compacted"
+    shutil.copytree(index, copy)
+    before = {c: _search(copy, c, 10) for c in ("fmnist:trouser", "fmnist:bag AND NOT fmnist:sneaker")}
+    run_cli("compact", "--index", str(copy), "-q")
+    assert {c: _search(copy, c, 10) for c in before} == before
+    with closing(sqlite3.connect(copy / "index.sqlite")) as db:
+        assert db.execute("SELECT count(*) FROM batches").fetchone()[0] == 1
+        assert db.execute("SELECT count(*) FROM detector_scores").fetchone()[0] == 1
+        files = {f for (f,) in db.execute("SELECT file FROM detector_scores")} | {
+            f for (f,) in db.execute("SELECT file FROM detectors")}
+    assert files == {p.name for p in (copy / "detectors").iterdir()}
 
 
 def test_bad_detectors_are_refused_before_touching_the_index(trained, index, tmp_path):
