@@ -8,7 +8,7 @@ A batch file `batches/NNNNNNNN.arrays` holds .npy arrays back to back, each at a
 
 `nodes` holds, precomputed, what a WordNet-node query would otherwise sum at query time ('dog' is 118
 ImageNet classes; see `Store.hierarchy`). A query for such a node reads one run per file instead of 118,
-which at a million segments is the difference between 1.6 s and tens of milliseconds (bench/scale_1m.py).
+which at a million segments is the difference between 1.6 s and 7 ms (bench/scale_1m.py).
 
 Files are written under a temporary name, fsynced and renamed (`new_batch_file`), and never modified
 afterwards, so readers map them read-only and a concept query touches one run of 2·n bytes per file,
