@@ -127,11 +127,12 @@ class Vocabulary:
         """The ImageNet concepts; list index = model output index."""
         return list(self._classes)
 
-    def hierarchy(self, min_classes: int = 2) -> list[tuple[int, ...]]:
-        """The distinct class sets of this vocabulary's hierarchy nodes with at least `min_classes` classes,
-        in vocabulary order: the sums an index stores precomputed (see `mmindex.index.arrays`)."""
+    def hierarchy(self) -> list[tuple[int, ...]]:
+        """The distinct class sets of this vocabulary's hierarchy nodes (those of more than one class; a
+        node of one class is that class), in vocabulary order: the sums an index stores precomputed (see
+        `mmindex.index.arrays`)."""
         sets = (tuple(sorted(c.classes)) for c in self._concepts if c.source == "wordnet")
-        return list(dict.fromkeys(s for s in sets if len(s) >= min_classes))
+        return list(dict.fromkeys(s for s in sets if len(s) > 1))
 
     def __len__(self) -> int:
         return len(self._concepts)

@@ -231,7 +231,8 @@ class Store:
 
         vocab = Vocabulary.imagenet()
         ids = [c[1] for c in self.concept_columns()]
-        sets = vocab.hierarchy() if ids[:1000] == [c.id for c in vocab.classes] else []
+        imagenet = [c.id for c in vocab.classes]
+        sets = vocab.hierarchy() if ids[:len(imagenet)] == imagenet else []
         self._set_meta("hierarchy", json.dumps(sets))  # in the caller's transaction: cached once committed
         return sets
 

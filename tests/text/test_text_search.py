@@ -6,11 +6,24 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mmindex.errors import QueryError
-from mmindex.text.bank import MAX_TEXT_CHARS, check_text
+from mmindex.text.bank import MAX_TEXT_CHARS, MappedConcept, TextMapping, check_text
 from tests.conftest import run_cli
+
+
+def test_text_scores_leave_out_only_negligible_concepts():
+    rng = np.random.default_rng(0)
+    scores = rng.dirichlet(np.full(6, 0.3), size=50).T  # (C, N) probabilities
+    weights = [0.7, 0.2985, 0.001, 0.0004, 0.0001]  # the last two add up to 0.0005 <= 0.001: left out
+    mapping = TextMapping("q", [MappedConcept(f"c{i}", f"c{i}", 0.5, w, (i,)) for i, w in enumerate(weights)])
+    assert [c.id for c in mapping.significant()] == ["c0", "c1", "c2"]
+    full = sum(w * scores[i] for i, w in enumerate(weights))
+    got = mapping.scores(scores)
+    np.testing.assert_allclose(got, sum(w * scores[i] for i, w in enumerate(weights[:3])))
+    assert np.abs(got - full).max() <= 0.0005
 
 
 def _search(index: Path, *args: str) -> dict:
