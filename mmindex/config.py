@@ -73,8 +73,10 @@ class ServiceConfig:
     max_upload_bytes / max_upload_pixels: limits on an image uploaded as a search example.
     max_k / max_offset: bounds on one page of hits and on how deep paging may go.
     thumbnail_size: longest side of a thumbnail, in pixels.
-    search_threads: searches that run at once (the others wait their turn); default the number of CPUs.
-        More than the cores only makes the threads fight over them and the GIL.
+    threads: requests one server process works on at once (its thread pool); the others wait their
+        turn in arrival order. Default: the number of CPUs. More threads than cores only share the GIL
+        and the cores among more requests, so every request takes longer: on 2 cores under 32 clients,
+        40 threads (Starlette's default) gave p99 968 ms where 1 or 2 gave 171-173 ms (docs/benchmarks.md).
     """
 
     token: str | None = field(default=None, repr=False)
@@ -85,4 +87,4 @@ class ServiceConfig:
     max_k: int = 500
     max_offset: int = 10_000
     thumbnail_size: int = 320
-    search_threads: int = field(default_factory=lambda: os.cpu_count() or 1)
+    threads: int = field(default_factory=lambda: os.cpu_count() or 1)

@@ -18,12 +18,12 @@ from mmindex.cli.common import index_option, main, open_engine
               help="Folder media may be served and added from (repeatable; default: the indexed media's folders).")
 @click.option("--max-upload-mb", default=10, show_default=True, type=click.IntRange(1, 1024),
               help="Largest image accepted as an uploaded search example.")
-@click.option("--search-threads", default=None, type=click.IntRange(1, 256),
-              help="Searches run at once (default: the number of CPUs); the others queue.")
+@click.option("--threads", default=None, type=click.IntRange(1, 256),
+              help="Requests each process works on at once (default: the number of CPUs); the others queue.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Server processes sharing the port (each maps the index; /api/metrics counts its own requests).")
 @click.option("--access-log/--no-access-log", default=True, show_default=True, help="Log every request.")
-def serve(index, host, port, token, private, media_roots, max_upload_mb, search_threads, workers, access_log) -> None:
+def serve(index, host, port, token, private, media_roots, max_upload_mb, threads, workers, access_log) -> None:
     """Serve the HTTP API and the web UI (http://HOST:PORT/, API docs at /docs)."""
     import dataclasses
     import json
@@ -38,7 +38,7 @@ def serve(index, host, port, token, private, media_roots, max_upload_mb, search_
         raise click.UsageError("--private needs --token (or $MMINDEX_TOKEN)")
     config = ServiceConfig(token=token or None, public_read=not private, media_roots=tuple(media_roots),
                            max_upload_bytes=max_upload_mb * 1024 * 1024,
-                           **({"search_threads": search_threads} if search_threads else {}))
+                           **({"threads": threads} if threads else {}))
     app = create_app(open_engine(index), config)  # checks the index before any worker starts
     index_dir = app.state.service.engine.index_dir
     click.echo(f"serving {index_dir} on http://{host}:{port}/ (API docs: /docs)")

@@ -1,11 +1,12 @@
 """`create_app`: the HTTP API and the web UI over one Engine. It translates HTTP in and out; nothing else.
 
-Endpoints are plain `def`s: FastAPI runs them in its thread pool, the Engine serialises searches with
-its own lock, and the segment details come from this service's own read-only Store (a SQLite
-reader under WAL sees only committed batches, so a concurrent `mmindex add` is invisible until it
-commits). See docs/service.md for the API reference and the security model.
+Endpoints are plain `def`s: FastAPI runs them in its thread pool, which holds `ServiceConfig.threads`
+threads (a request beyond them waits its turn), and each thread reads through its own read-only Store
+(a SQLite reader under WAL sees only committed batches, so a concurrent `mmindex add` is invisible
+until it commits). See docs/service.md for the API reference and the security model.
 """
 
+import contextlib
 import inspect
 import json
 import logging
@@ -17,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Annotated, Literal
 
+import anyio.to_thread
 from fastapi import APIRouter, Depends, FastAPI, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
@@ -62,7 +64,6 @@ class Service:
         self.metrics = Metrics()
         engine.reader()  # StoreError now, not at the first request, if there is no index
         self._upload_lock = threading.Lock()  # the first upload loads the model; do that once
-        self._search_slots = threading.BoundedSemaphore(max(1, config.search_threads))
         self.roots = MediaRoots(config.media_roots, self._media_paths)
         self.thumbnails = Thumbnails(engine.index_dir / "thumbnails", config.thumbnail_size)
         params = inspect.signature(engine.search).parameters
@@ -72,6 +73,7 @@ class Service:
         # A server has many users: no shared "last query" written into the index on every search.
         self._search_options = {"remember": False} if "remember" in params else {}
         self._counts: tuple[int, dict] | None = None
+        self.pool: anyio.CapacityLimiter | None = None  # the thread pool, once the server runs (lifespan)
         self._disk: tuple[float, int] | None = None
 
     @property
@@ -119,9 +121,8 @@ class Service:
                 raise HTTPException(501, "free-text queries are not supported by this server's engine yet")
             kwargs["text"] = text
         t0 = time.perf_counter()
-        with self._search_slots:
-            results = self.engine.search(list(concepts), list(like), k=offset + k, explain=explain,
-                                         normalise=normalise, **kwargs)
+        results = self.engine.search(list(concepts), list(like), k=offset + k, explain=explain,
+                                     normalise=normalise, **kwargs)
         return self._page(results, offset, k, t0, explain or bool(text))
 
     def feedback(self, body: schemas.FeedbackIn) -> dict:
@@ -136,8 +137,7 @@ class Service:
         spec = QuerySpec([*body.concept], [str(i) for i in body.like], [body.text] if body.text else [], body.k,
                          text_encoder=getattr(self.engine, "text_encoder", None))
         t0 = time.perf_counter()
-        with self._search_slots:
-            results = self.engine.run_spec(spec.judge(body.positive, body.negative), explain=True)
+        results = self.engine.run_spec(spec.judge(body.positive, body.negative), explain=True)
         return self._page(results, 0, body.k, t0, True)
 
     def _check_ids(self, ids) -> None:
@@ -184,7 +184,16 @@ def create_app(engine_or_index: Engine | str | os.PathLike, config: ServiceConfi
     config = config or ServiceConfig()
     engine = engine_or_index if isinstance(engine_or_index, Engine) else Engine(engine_or_index)
     svc = Service(engine, config)
-    app = FastAPI(title="mmindex", version=__version__, summary="Search an mmindex index by concept and example.")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        # The pool is per event loop, so it is sized here, in the loop of the process that serves.
+        svc.pool = anyio.to_thread.current_default_thread_limiter()
+        svc.pool.total_tokens = config.threads
+        yield
+
+    app = FastAPI(title="mmindex", version=__version__, summary="Search an mmindex index by concept and example.",
+                  lifespan=lifespan)
     app.state.service = svc
     # Read endpoints document (and check) the bearer token only when reads are private.
     read = [] if config.public_read else [Depends(svc.auth.read)]
@@ -275,8 +284,11 @@ def create_app(engine_or_index: Engine | str | os.PathLike, config: ServiceConfi
 
     @api.get("/metrics", response_model=schemas.MetricsOut, dependencies=read)
     def metrics() -> dict:
-        """Requests, queries, errors and search latency since start; index size."""
-        return {**svc.metrics.snapshot(), "index": {**svc.counts(), "disk_bytes": svc.disk_bytes()}}
+        """Requests, queries, errors and search latency since start; index size; this process's request threads."""
+        pool = svc.pool.statistics() if svc.pool else None
+        threads = {"size": int(pool.total_tokens), "busy": pool.borrowed_tokens, "queued": pool.tasks_waiting} \
+            if pool else None
+        return {**svc.metrics.snapshot(), "index": {**svc.counts(), "disk_bytes": svc.disk_bytes()}, "threads": threads}
 
     @api.post("/feedback", response_model=schemas.SearchOut, response_model_exclude_unset=True,
               dependencies=read, status_code=200)

@@ -92,6 +92,14 @@ class LatencyOut(BaseModel):
     p99_ms: float | None
 
 
+class ThreadsOut(BaseModel):
+    """The request threads of the process that answered: how many, how many are working, how many requests wait."""
+
+    size: int
+    busy: int
+    queued: int
+
+
 class MetricsOut(BaseModel):
     """Counters since the server started; latency over the last 10,000 searches."""
 
@@ -102,6 +110,7 @@ class MetricsOut(BaseModel):
     errors_5xx: int
     search_latency: LatencyOut
     index: dict[str, int]
+    threads: ThreadsOut | None = Field(None, description="null until the server has started (no lifespan)")
 
 
 class PathsIn(BaseModel):

@@ -31,7 +31,7 @@ def get(url: str, **headers) -> tuple[int, bytes]:
 def test_serve_runs_uvicorn_over_the_index(service_index, workers):
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "mmindex.cli", "serve", "--index", str(service_index),
-                             "--port", str(port), "--workers", str(workers)],
+                             "--port", str(port), "--workers", str(workers), "--threads", "3"],
                             env={**os.environ, "MMINDEX_TOKEN": TOKEN}, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
@@ -49,6 +49,8 @@ def test_serve_runs_uvicorn_over_the_index(service_index, workers):
         for _ in range(4):  # whichever worker answers has the index and the settings
             status, body = get(base + "/api/concepts?q=tab&limit=3")
             assert status == 200 and "tabby" in body.decode()
+            # every process sized its thread pool; the metrics request itself holds one thread
+            assert json.loads(get(base + "/api/metrics")[1])["threads"] == {"size": 3, "busy": 1, "queued": 0}
         req = urllib.request.Request(base + "/api/media?path=/etc", method="DELETE",
                                      headers={"Authorization": f"Bearer {TOKEN}"})
         try:
