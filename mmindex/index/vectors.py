@@ -3,8 +3,10 @@
 The setting is chosen when an index is created (`mmindex add --vector-index`) and recorded in its meta:
 
     flat    exact inner product ("Flat")
-    hnsw    an HNSW graph with 32 links per node ("HNSW32"); it cannot delete, so removed segments are
-            tombstones, filtered out during the search, until `compact` or `rebuild` drops them
+    hnsw    an HNSW graph with 32 links per node; it cannot delete, so removed segments are tombstones,
+            filtered out during the search, until `compact` or `rebuild` drops them. Over embeddings of
+            more than 256 dimensions the graph links PCA-reduced vectors, 64 links each ("PCA128,HNSW64"),
+            else the vectors themselves ("HNSW32"); see HNSW_PCA
     ivfpq   inverted lists of product-quantised codes, "IVF{nlist},PQ{m}np" with nlist ≈ √N and m ≈ D/8
             bytes per vector (at most 256), trained on a sample of the stored embeddings
     any other FAISS index factory string, e.g. "IVF1024,SQ8" or "HNSW32,SQfp16"
@@ -21,8 +23,9 @@ The file is derived data: a new one is written under a temporary name and named 
 transaction, so a crash leaves the old one in force, and a reader never sees an index out of step.
 
 FAISS returns inner products of unit vectors, i.e. cosine similarities: higher is better, as everywhere in
-mmindex. Candidates from an approximate index are re-ranked with the exact inner product against the
-stored embeddings, so scores are always exact and only the candidate set is approximate.
+mmindex. Candidates from an approximate index (found by inner product, or by L2 distance after PCA) are
+re-ranked with the exact inner product against the stored embeddings, so scores are always exact and
+only the candidate set is approximate.
 """
 
 from __future__ import annotations
@@ -48,9 +51,21 @@ FOLDER = "vectors"
 DEFAULT_SETTING = "flat"
 ALIASES = {"flat": "Flat", "hnsw": "HNSW32", "ivfpq": "IVF{nlist},PQ{m}np"}
 RERANK_FACTOR = 10  # candidates per hit fetched from an approximate index before exact re-ranking
+# ... and at least this many from an index of compressed codes (PQ, SQ), whose distances are coarse:
+# at 1M (bench/scale_1m.py), IVF-PQ gave recall@10 0.87 with 200 and 0.80 with 100. A graph over float
+# vectors ranks its candidates almost as the exact re-ranking does: PCA128 HNSW gave 0.956 with 50, 100
+# or 200, and re-ranking 200 rather than 100 (gathering float16 rows from the batch files) cost ~1 ms.
 MIN_CANDIDATES = 200
-HNSW_EF_SEARCH = 128  # at least the number of candidates fetched
-HNSW_EF_CONSTRUCTION = 80  # FAISS's default 40 gave recall@10 0.93 on bench/scale_1m.py's data at 100k
+HNSW_EF_SEARCH = 256  # at least the candidates fetched; at 1M (PCA128,HNSW64) recall@10: 256 0.952, 320 0.973, 384 0.982
+HNSW_EF_CONSTRUCTION = 120  # FAISS's default 40 gave recall@10 0.93 on bench/scale_1m.py's data at 100k
+# "hnsw" builds its graph over the first HNSW_PCA principal components of wider embeddings, with 64
+# links per node. The graph only proposes candidates (they are re-ranked with the full vectors), and a
+# 128-d distance costs a tenth of a 1280-d one. On bench/scale_1m.py's data at 200k: HNSW32 over 128-d
+# codes built in 133 s (instead of ~8 min over 1280-d) and gave recall@10 0.94 at efSearch 200;
+# efConstruction 400 instead of 200 changed nothing, but 64 links (built in 124 s at efConstruction
+# 120) gave 0.99. Compressing CNN features to 128-d by PCA keeps most of their retrieval quality
+# (Babenko et al., "Neural codes for image retrieval", 2014).
+HNSW_PCA = 128
 IVF_NPROBE = 64  # lists visited per query: at least this, or a quarter of the lists (recall vs time, same bench:
 #                 at 1M, 1024 lists, an eighth gave recall@10 0.78 and a quarter 0.87)
 MIN_TRAIN = 2048  # an index that needs training is built once there are this many vectors; exact until then
@@ -74,6 +89,8 @@ def factory_for(setting: str, n: int, dim: int) -> str:
         nlist = min(65_536, max(16, 2 ** round(math.log2(max(math.sqrt(n), 1)))))
         m = max((d for d in range(1, min(256, dim // 8) + 1) if dim % d == 0), default=1)
         return ALIASES[s].format(nlist=nlist, m=m)
+    if s == "hnsw" and dim > 2 * HNSW_PCA:
+        return f"PCA{HNSW_PCA},HNSW64"
     return ALIASES.get(s, s)
 
 
@@ -119,10 +136,15 @@ class Base:
 
 
 def _make(factory: str, dim: int) -> faiss.Index:
-    index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+    # After PCA (which centres the vectors) inner products no longer rank as the full vectors do, but
+    # L2 distances still approximate theirs, and for unit vectors the L2 order is the inner-product order.
+    metric = faiss.METRIC_L2 if factory.upper().startswith("PCA") else faiss.METRIC_INNER_PRODUCT
+    index = faiss.index_factory(dim, factory, metric)
     ivf = faiss.try_extract_index_ivf(index)
     if ivf is None:  # inverted lists store ids themselves; other indexes need the id map
         hnsw = faiss.downcast_index(index)
+        if isinstance(hnsw, faiss.IndexPreTransform):
+            hnsw = faiss.downcast_index(hnsw.index)
         if isinstance(hnsw, faiss.IndexHNSW):
             hnsw.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
         return faiss.IndexIDMap(index)
@@ -210,6 +232,7 @@ class VectorIndex:
         self.base = base
         self.factory = base.factory if base else "Flat"
         self.exact = self.factory == "Flat"
+        self.coarse = any(code in self.factory.upper() for code in ("PQ", "SQ", "RQ", "LSH"))
         known = base.ids if base is not None else np.empty(0, np.int64)
         delta = np.setdiff1d(self.ids, known, assume_unique=True)
         self.tombstones = np.setdiff1d(known, self.ids, assume_unique=True)
@@ -247,7 +270,7 @@ class VectorIndex:
         if k == 0:
             return np.empty(0, np.int64), np.empty(0, np.float32)
         q = np.ascontiguousarray(query, dtype=np.float32)[None, :]
-        fetch = k if self.exact else max(MIN_CANDIDATES, RERANK_FACTOR * k)
+        fetch = k if self.exact else max(RERANK_FACTOR * k, MIN_CANDIDATES if self.coarse else 0)
         # One query is memory-bound: a second OpenMP thread only adds synchronisation (measured 3x
         # slower on 2 cores in bench/query_latency.py), so single queries run on one thread.
         threads = faiss.omp_get_max_threads()

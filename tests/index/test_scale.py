@@ -22,7 +22,7 @@ from mmindex.index.store import MediaRecord, SegmentRecord, Store
 from tests.conftest import run_cli
 
 D = 64
-KINDS = ["flat", "hnsw", "ivfpq", "IVF32,SQ8"]
+KINDS = ["flat", "hnsw", "ivfpq", "IVF32,SQ8", "PCA16,HNSW64"]  # the last: what "hnsw" is over 1280-d
 
 
 def synthetic(n: int, seed: int = 0, start: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -133,6 +133,7 @@ def test_settings_mismatch_bad_factory_and_rebuild(tmp_path):
     before = results(Engine(root))
     report = Engine(root).rebuild("hnsw")
     assert report["factory"] == "HNSW32" and report["vectors"] == 1000
+    assert vectors.factory_for("hnsw", 1000, 1280) == "PCA128,HNSW64"  # wide embeddings: a graph of PCA codes
     assert results(Engine(root, vector_index="hnsw")) == before  # HNSW finds the exact top-20 here
     with pytest.raises(VectorIndexError, match="built with vector index 'hnsw'"):
         Engine(root, vector_index="flat").search(like=[3], remember=False)
