@@ -15,8 +15,8 @@ Each phase runs in a child process, so that its peak RSS (ru_maxrss) is its own:
   compact    merge the batch files
   truth      exact top-10 of the held-out queries: float32 inner product with every stored embedding
   build K    Engine.rebuild(K): train on a sample where needed, add every vector, write the file
-  query K    a fresh Engine maps the file, warms it with 200 other queries; recall@10 of its re-ranked
-             hits against exact, p50/p99, then the same with efSearch 256 and 512 / nprobe 512 and 1024
+  query K    a fresh Engine maps the file, warms it with 1000 other queries; recall@10 of its re-ranked
+             hits against exact, p50/p99, then the same with efSearch 320, 384 and 512 / nprobe 512 and 1024
 
     --steps write,concepts,vectors picks steps (e.g. `--steps concepts` re-measures queries on --work).
 """

@@ -53,10 +53,10 @@ ALIASES = {"flat": "Flat", "hnsw": "HNSW32", "ivfpq": "IVF{nlist},PQ{m}np"}
 RERANK_FACTOR = 10  # candidates per hit fetched from an approximate index before exact re-ranking
 # ... and at least this many from an index of compressed codes (PQ, SQ), whose distances are coarse:
 # at 1M (bench/scale_1m.py), IVF-PQ gave recall@10 0.87 with 200 and 0.80 with 100. A graph over float
-# vectors ranks its candidates almost as the exact re-ranking does: PCA128 HNSW gave 0.956 with 50, 100
+# vectors ranks its candidates almost as the exact re-ranking does: PCA128,HNSW32 gave 0.956 with 50, 100
 # or 200, and re-ranking 200 rather than 100 (gathering float16 rows from the batch files) cost ~1 ms.
 MIN_CANDIDATES = 200
-HNSW_EF_SEARCH = 256  # at least the candidates fetched; at 1M (PCA128,HNSW64) recall@10: 256 0.952, 320 0.973, 384 0.982
+HNSW_EF_SEARCH = 256  # at least the candidates fetched; recall@10 at 1M (PCA128,HNSW64): 256 0.952, 320 0.973
 HNSW_EF_CONSTRUCTION = 120  # FAISS's default 40 gave recall@10 0.93 on bench/scale_1m.py's data at 100k
 # "hnsw" builds its graph over the first HNSW_PCA principal components of wider embeddings, with 64
 # links per node. The graph only proposes candidates (they are re-ranked with the full vectors), and a

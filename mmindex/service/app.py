@@ -286,8 +286,7 @@ def create_app(engine_or_index: Engine | str | os.PathLike, config: ServiceConfi
     def metrics() -> dict:
         """Requests, queries, errors and search latency since start; index size; this process's request threads."""
         pool = svc.pool.statistics() if svc.pool else None
-        threads = {"size": int(pool.total_tokens), "busy": pool.borrowed_tokens, "queued": pool.tasks_waiting} \
-            if pool else None
+        threads = pool and {"size": int(pool.total_tokens), "busy": pool.borrowed_tokens, "queued": pool.tasks_waiting}
         return {**svc.metrics.snapshot(), "index": {**svc.counts(), "disk_bytes": svc.disk_bytes()}, "threads": threads}
 
     @api.post("/feedback", response_model=schemas.SearchOut, response_model_exclude_unset=True,
