@@ -12,6 +12,10 @@ Grammar of a `--concept` expression (operators are upper case, so that class nam
     name    := words up to the next operator, parenthesis or "^", or a "quoted string";
                a name, a synonym or a WordNet id ("tabby", "tabby cat", "n02123045")
 
+Parentheses and NOTs nest at most MAX_NESTING deep (a QueryError beyond): the parser and the evaluation
+(search/rank.py) recurse once per level, and an API query of 500 characters could otherwise nest 246 deep
+and exhaust Python's recursion limit.
+
 Scores are probabilities p in [0, 1] and combine as independent events (fuzzy logic):
     AND: p1^w1 · p2^w2 · ...        OR: 1 − (1−p1)^w1 · (1−p2)^w2 · ...        NOT: 1 − p
 A weight w counts a term as if it were written w times. The weight on a whole expression
@@ -24,6 +28,11 @@ import re
 from dataclasses import dataclass, field
 
 from mmindex.errors import QueryError
+
+MAX_NESTING = 32  # parentheses and NOTs open at once; far below the recursion limit (4 parser frames a level)
+# The deepest tree a parse can give: every parenthesis level adds at most an Or and an And, every NOT a Not,
+# and the top level an Or and an And above the Term.
+MAX_TREE_DEPTH = 2 * MAX_NESTING + 3
 
 _TOKEN = re.compile(
     r"""\s*(?: (?P<op>AND\b|OR\b|NOT\b) | (?P<p>[()]) | \^(?P<w>[^\s()]*) | "(?P<q>[^"]*)" | (?P<word>[^\s()^"]+) )""",
@@ -125,6 +134,13 @@ def _tokenize(text: str) -> list[tuple[str, str]]:
 class _Parser:
     def __init__(self, tokens: list[tuple[str, str]], text: str):
         self.tokens, self.text, self.i = tokens, text, 0
+        self.depth = 0  # parentheses and NOTs open at the current token
+
+    def enter(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise QueryError(f"concept expression nested too deeply (more than {MAX_NESTING} levels of "
+                             f"parentheses and NOT): {_abridged(self.text)}")
 
     def peek(self) -> tuple[str, str] | None:
         return self.tokens[self.i] if self.i < len(self.tokens) else None
@@ -153,15 +169,20 @@ class _Parser:
     def neg(self) -> Node:
         if self.peek() == ("op", "NOT"):
             self.take()
-            return Not(self.neg())
+            self.enter()
+            node = Not(self.neg())
+            self.depth -= 1
+            return node
         return self.atom()
 
     def atom(self) -> Node:
         kind, value = self.take()
         if kind == "p" and value == "(":
+            self.enter()
             node = self.expr()
             if self.take() != ("p", ")"):
                 raise QueryError(f"missing ')' in concept expression {self.text!r}")
+            self.depth -= 1
         elif kind in ("word", "q"):
             if not value.strip():
                 raise QueryError(f"empty concept name in {self.text!r}")
@@ -171,6 +192,28 @@ class _Parser:
         if self.peek() and self.peek()[0] == "w":
             node = _with_weight(node, _weight(self.take()[1], self.text))
         return node
+
+
+def tree_depth(node: Node) -> int:
+    """Levels of a query tree (a Term alone is 1), counted without recursion: trees built by hand
+    are not bounded by the parser's MAX_NESTING."""
+    depth, level = 0, [node]
+    while level:
+        depth += 1
+        level = [c for n in level if not isinstance(n, Term)
+                 for c in ((n.child,) if isinstance(n, Not) else n.children)]
+    return depth
+
+
+def check_depth(node: Node) -> Node:
+    """`node` if it is at most MAX_TREE_DEPTH levels deep (any parsed expression is), else a QueryError."""
+    if tree_depth(node) > MAX_TREE_DEPTH:
+        raise QueryError(f"concept expression nested too deeply (more than {MAX_TREE_DEPTH} levels)")
+    return node
+
+
+def _abridged(text: str, n: int = 60) -> str:
+    return repr(text if len(text) <= n else text[:n] + "...")
 
 
 def _weight(raw: str, text: str) -> float:
