@@ -250,18 +250,28 @@ _MSB_LINE = re.compile(r"^\s*(\d+)\s+(\d+)\s*$")
 
 def read_msb(path: str | Path) -> list[tuple[int, int]]:
     """Read a TRECVID master shot boundary file: one shot per line, "start_frame end_frame",
-    inclusive, 0-based. Blank lines, ``#`` comments and header lines that are not two numbers are skipped."""
+    inclusive, 0-based. Blank lines, ``#`` comments and header lines that are not two numbers are skipped.
+
+    A reversed range (end before start) or shots out of order make the whole file invalid: MediaError
+    naming the line, so the video is recorded as failed rather than indexed with shots nobody asked for.
+    """
     try:
         text = Path(path).read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
         raise MediaError(f"cannot read shot file {path}: {exc.strerror or exc}") from None
-    shots = [(int(m[1]), int(m[2])) for line in text.splitlines() if (m := _MSB_LINE.match(line))]
-    if not shots:
+    numbered = [(n, int(m[1]), int(m[2])) for n, line in enumerate(text.splitlines(), 1)
+                if (m := _MSB_LINE.match(line))]
+    if not numbered:
         raise MediaError(f"shot file {path} has no 'start_frame end_frame' lines")
-    for (s0, e0), (s1, _) in zip(shots, shots[1:], strict=False):
-        if e0 < s0 or s1 <= e0:
-            raise MediaError(f"shot file {path}: shots must be in order and not overlap ({s0} {e0} then {s1})")
-    return shots
+    previous_end = -1
+    for n, s, e in numbered:
+        if e < s:
+            raise MediaError(f"shot file {path}, line {n}: shot ends before it starts ({s} {e})")
+        if s <= previous_end:
+            raise MediaError(f"shot file {path}, line {n}: shots must be in order and not overlap "
+                             f"({s} {e} starts at or before the previous shot's end {previous_end})")
+        previous_end = e
+    return [(s, e) for _, s, e in numbered]
 
 
 def find_msb(video_path: str | Path, shots_dir: str | Path | None = None) -> Path | None:

@@ -70,6 +70,14 @@ def test_read_msb(tmp_path):
         shots.read_msb(path)
 
 
+@pytest.mark.parametrize("text, line", [("0 29\n# comment\n80 40\n", 3), ("10 5\n", 1), ("9 0\n10 20\n", 1)])
+def test_read_msb_refuses_a_reversed_range_naming_its_line(tmp_path, text, line):
+    path = tmp_path / "v.msb"
+    path.write_text(text)
+    with pytest.raises(MediaError, match=f"line {line}: shot ends before it starts"):
+        shots.read_msb(path)
+
+
 def test_find_msb(tmp_path):
     video = tmp_path / "clip.mp4"
     assert shots.find_msb(video) is None

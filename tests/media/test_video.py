@@ -57,6 +57,15 @@ def test_msb_sidecar_replaces_detection_and_seeks(tmp_path, data_config, monkeyp
     assert all(t == pytest.approx(f / 15, abs=1e-3) for s in d.segments for t, f in s.keyframes)
 
 
+def test_a_reversed_msb_range_fails_the_video_with_the_line(tmp_path, data_config):
+    frames, _ = render_clip(CLIPS["cuts"])
+    path = tmp_path / "clip.mp4"
+    write_video(path, frames)
+    (tmp_path / "clip.msb").write_text(f"0 99\n{len(frames) - 1} 100\n")  # the last shot ends before it starts
+    with pytest.raises(MediaError, match="clip.msb, line 2: shot ends before it starts"):
+        _decode(path, data_config)
+
+
 def test_seek_rule():
     class S:
         time_base = 1 / 1000
