@@ -95,10 +95,10 @@ def read_media(path: str, known_sha256: str | None, data_config, config: IngestC
     if digest == known_sha256:
         return _UNCHANGED
     dc = data_config
-    img = images.open_image(data, config.max_pixels, draft_size=dc.resize)
+    img, (width, height) = images.open_image_sized(data, config.max_pixels, draft_size=dc.resize)
     frame = images.preprocess(img, dc.input_size, dc.resize, dc.mean, dc.std, dc.interpolation)
     return Decoded(path, "image", digest, st.st_size, st.st_mtime_ns, [DecodedSegment([frame], [(None, None)])],
-                   width=img.width, height=img.height)
+                   width=width, height=height)  # the file's size, not the draft-reduced decode's
 
 
 def _hash_file(path: str) -> str:

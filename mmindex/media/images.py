@@ -15,6 +15,8 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 from mmindex.errors import MediaError
 
 _INTERPOLATION = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR}
+_ORIENTATION = 0x0112  # the EXIF tag; values 5 to 8 turn the image by a quarter (exif_transpose swaps its sides)
+_SWAPS_SIDES = frozenset({5, 6, 7, 8})
 
 
 def open_image(data: bytes, max_pixels: int, draft_size: int | None = None) -> Image.Image:
@@ -23,7 +25,15 @@ def open_image(data: bytes, max_pixels: int, draft_size: int | None = None) -> I
     `draft_size` lets the JPEG decoder scale down by a power of two while decoding, keeping both
     sides at least `draft_size`: this is cheaper and, since we resize further anyway, it does not
     change what the model sees in any way that matters (checked in bench/ingest_throughput.py).
+    The returned image then has the reduced size; `open_image_sized` also gives the full one.
     """
+    return open_image_sized(data, max_pixels, draft_size)[0]
+
+
+def open_image_sized(data: bytes, max_pixels: int, draft_size: int | None = None
+                     ) -> tuple[Image.Image, tuple[int, int]]:
+    """`open_image`, and the image's full (width, height) as a viewer shows it: from the header, before
+    any draft reduction, with the EXIF orientation applied (a rotated photo has its sides swapped)."""
     if not data:
         raise MediaError("empty file (0 bytes)")
     try:
@@ -40,8 +50,10 @@ def open_image(data: bytes, max_pixels: int, draft_size: int | None = None) -> I
                 img.draft("RGB", (draft_size, draft_size))
             img.seek(0)
             img.load()
+            if img.getexif().get(_ORIENTATION) in _SWAPS_SIDES:
+                width, height = height, width
             img = ImageOps.exif_transpose(img)
-            return _to_rgb(img)
+            return _to_rgb(img), (width, height)
     except MediaError:
         raise
     except UnidentifiedImageError:
