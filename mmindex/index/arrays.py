@@ -33,6 +33,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from mmindex.atomic import atomic_write
+
 SUFFIX = ".arrays"
 LEGACY_SUFFIX = ".npz"
 _ALIGN = 64
@@ -93,29 +95,25 @@ def new_batch_file(path: Path, n: int, n_concepts: int, dim: int, hierarchy: Seq
     h3 = _header((len(hierarchy), n)) if hierarchy else b""
     nodes_header_at = _aligned(emb_end)
     end = nodes_header_at + len(h3) + 2 * len(hierarchy) * n if hierarchy else emb_end
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.ftruncate(fd, end)
-        os.pwrite(fd, h1, 0)
-        os.pwrite(fd, h2, emb_header_at)
-        os.pwrite(fd, h3, nodes_header_at)
-        # Not closed here: the caller may still hold views on it; it is unmapped when they are gone.
-        mm = mmap.mmap(fd, end, access=mmap.ACCESS_WRITE)
-        out = BatchArrays(np.frombuffer(mm, np.float16, n_concepts * n, scores_at).reshape(n_concepts, n),
-                          np.frombuffer(mm, np.float16, n * dim, emb_at).reshape(n, dim))
-        yield out
-        if hierarchy:
-            at = nodes_header_at + len(h3)
-            _sum_sets(out.scores, hierarchy, np.frombuffer(mm, np.float16, len(hierarchy) * n, at).reshape(-1, n))
-        mm.flush()
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        tmp.unlink(missing_ok=True)
-        raise
-    os.close(fd)
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        fd = os.open(tmp, os.O_RDWR)
+        try:
+            os.ftruncate(fd, end)
+            os.pwrite(fd, h1, 0)
+            os.pwrite(fd, h2, emb_header_at)
+            os.pwrite(fd, h3, nodes_header_at)
+            # Not closed here: the caller may still hold views on it; it is unmapped when they are gone.
+            mm = mmap.mmap(fd, end, access=mmap.ACCESS_WRITE)
+            out = BatchArrays(np.frombuffer(mm, np.float16, n_concepts * n, scores_at).reshape(n_concepts, n),
+                              np.frombuffer(mm, np.float16, n * dim, emb_at).reshape(n, dim))
+            yield out
+            if hierarchy:
+                at = nodes_header_at + len(h3)
+                _sum_sets(out.scores, hierarchy,
+                          np.frombuffer(mm, np.float16, len(hierarchy) * n, at).reshape(-1, n))
+            mm.flush()
+        finally:
+            os.close(fd)
 
 
 def _sum_runs(scores: np.ndarray, classes: Sequence[int], take: slice | np.ndarray = slice(None)) -> np.ndarray | None:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mmindex.atomic import atomic_write
 from mmindex.errors import DetectorError
 
 if TYPE_CHECKING:
@@ -54,12 +55,8 @@ def score_file(detector_id: int, batch_id: int) -> str:
 
 def write_npy(path: Path, array: np.ndarray) -> None:
     """Write under a temporary name, fsync, rename: a file under its final name is always whole."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
+    with atomic_write(path) as tmp, open(tmp, "wb") as f:
         np.save(f, array)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def known_files(db) -> set[str]:
@@ -160,8 +157,8 @@ def apply(store: Store, bundle_path: str | os.PathLike, name: str | None = None)
             (name, bundle.mode, bundle.backbone, bundle.weights_id, "\n".join(labels), first, len(labels),
              time.time()),
         ).lastrowid
-        shutil.copyfile(bundle_path, folder / (bundle_file(det_id) + ".tmp"))
-        os.replace(folder / (bundle_file(det_id) + ".tmp"), folder / bundle_file(det_id))
+        with atomic_write(folder / bundle_file(det_id)) as tmp:
+            shutil.copyfile(bundle_path, tmp)
         db.execute("UPDATE detectors SET file = ? WHERE id = ?", (bundle_file(det_id), det_id))
         concepts = []
         for j, label in enumerate(labels):

@@ -31,7 +31,6 @@ only the candidate set is approximate.
 from __future__ import annotations
 
 import math
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from typing import TYPE_CHECKING
 import faiss
 import numpy as np
 
+from mmindex.atomic import atomic_write
 from mmindex.errors import VectorIndexError
 
 if TYPE_CHECKING:
@@ -371,14 +371,8 @@ def _save(store: Store, base: Base | None, setting: str) -> None:
         if base is not None:
             seq = int(store.meta("vector_seq") or 0) + 1
             name = f"{seq:08d}.faiss"
-            tmp = folder / (name + ".tmp")
-            faiss.write_index(base.index, str(tmp))
-            fd = os.open(tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, folder / name)
+            with atomic_write(folder / name) as tmp:
+                faiss.write_index(base.index, str(tmp))
             store._set_meta("vector_seq", str(seq))
             store._set_meta("vector_factory", base.factory)
         store._set_meta("vector_file", name)

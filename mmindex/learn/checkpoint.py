@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from mmindex.atomic import atomic_write
 from mmindex.errors import DetectorError
 from mmindex.learn.config import TrainConfig
 from mmindex.learn.detector import Detector
@@ -58,17 +58,8 @@ def atomic_save(obj: object, path: str | os.PathLike) -> None:
     """torch.save to a temporary file beside `path`, fsync, rename: never half a file under the name."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_write(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
 
 
 def save_bundle(path: str | os.PathLike, name: str, detector: Detector, weights_id: str | None,

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mmindex.atomic import atomic_write
 from mmindex.config import cache_dir as default_cache_dir
 from mmindex.errors import ModelError
 from mmindex.models.backbones import Backbone
@@ -159,23 +160,15 @@ class Runtime:
         size = self.backbone.data_config.input_size
         # Batch 2, not 1: tracing at batch 1 can let an exporter fold the batch dimension into constants.
         dummy = torch.zeros(2, 3, size, size)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=".tmp")
-        os.close(fd)
-        try:
-            log.info("exporting %s to ONNX (%s)", self.backbone.name, path)
-            with torch.no_grad(), warnings.catch_warnings():
-                # dynamo=False on purpose: the dynamo exporter needs onnxscript, which is not a dependency.
-                # The TorchScript exporter's deprecation notices are therefore not news to the user.
-                warnings.filterwarnings("ignore", category=DeprecationWarning)
-                torch.onnx.export(
-                    self.backbone, (dummy,), tmp,
-                    input_names=["images"], output_names=["probs", "embeddings"],
-                    dynamic_axes={"images": {0: "batch"}, "probs": {0: "batch"}, "embeddings": {0: "batch"}},
-                    opset_version=OPSET, dynamo=False,
-                )
-            # mkstemp makes the file 0600; the cache is shared with other users (the server, `nobody` in tests).
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        log.info("exporting %s to ONNX (%s)", self.backbone.name, path)
+        # Written 0644 (atomic_write's default): the cache is shared with other users (the server, `nobody` in tests).
+        with atomic_write(path) as tmp, torch.no_grad(), warnings.catch_warnings():
+            # dynamo=False on purpose: the dynamo exporter needs onnxscript, which is not a dependency.
+            # The TorchScript exporter's deprecation notices are therefore not news to the user.
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
+            torch.onnx.export(
+                self.backbone, (dummy,), str(tmp),
+                input_names=["images"], output_names=["probs", "embeddings"],
+                dynamic_axes={"images": {0: "batch"}, "probs": {0: "batch"}, "embeddings": {0: "batch"}},
+                opset_version=OPSET, dynamo=False,
+            )

@@ -23,12 +23,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from mmindex.atomic import atomic_write
 from mmindex.errors import QueryError
 from mmindex.search import fusion
 
@@ -129,15 +129,8 @@ class SavedQueries:
             return {}
 
     def _write(self, doc: dict) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".queries.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(doc, f, indent=1)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, self.path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with atomic_write(self.path) as tmp, open(tmp, "w") as f:
+            json.dump(doc, f, indent=1)
 
     def last(self) -> QuerySpec:
         """The last query run on this index (QueryError if there is none)."""

@@ -12,13 +12,13 @@ from __future__ import annotations
 import io
 import logging
 import os
-import tempfile
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from PIL import Image
 
+from mmindex.atomic import write_bytes
 from mmindex.errors import MediaError
 from mmindex.media.images import open_image
 
@@ -125,10 +125,7 @@ class Thumbnails:
 
     def _write(self, target: Path, data: bytes) -> None:
         try:
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".", suffix=".tmp")
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, target)  # atomic: concurrent writers of the same thumbnail both succeed
+            write_bytes(target, data)  # concurrent writers of the same thumbnail both succeed
         except OSError as exc:
             log.warning("cannot cache thumbnail %s: %s", target, exc)
 

@@ -25,15 +25,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
+from mmindex.atomic import atomic_write
 from mmindex.concepts import Concept, Vocabulary
 from mmindex.config import cache_dir
 from mmindex.errors import QueryError
@@ -278,10 +277,7 @@ def _save(path: Path, **arrays: np.ndarray) -> None:
     """Write the cache atomically; a read-only cache only costs a rebuild next time."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
+        with atomic_write(path) as tmp, open(tmp, "wb") as f:
             np.savez(f, **arrays)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
     except OSError as exc:
         log.warning("cannot cache the concept bank in %s: %s", path.parent, exc)

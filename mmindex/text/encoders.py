@@ -27,6 +27,7 @@ from typing import Protocol
 
 import numpy as np
 
+from mmindex.atomic import atomic_write
 from mmindex.config import cache_dir
 from mmindex.errors import ModelError
 
@@ -202,21 +203,14 @@ class MiniLMEncoder:
         except Exception as exc:
             raise ModelError(f"cannot load MiniLM from {self.model_dir}: {exc}") from None
         dummy = torch.ones(2, 8, dtype=torch.long)  # batch 2: a batch of 1 may get folded into constants
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=".tmp")
-        os.close(fd)
         names = ["input_ids", "attention_mask", "token_type_ids"]
-        try:
-            with torch.no_grad(), warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # the TorchScript exporter's notices are not the user's news
-                torch.onnx.export(Pooled(bert), (dummy, dummy, torch.zeros_like(dummy)), tmp,
-                                  input_names=names, output_names=["embeddings"],
-                                  dynamic_axes={n: {0: "batch", 1: "tokens"} for n in names},
-                                  opset_version=17, dynamo=False)
-            os.chmod(tmp, 0o644)  # the cache is shared with other users (a server, `nobody` in tests)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        # 0644 (atomic_write's default): the cache is shared with other users (a server, `nobody` in tests)
+        with atomic_write(path) as tmp, torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the TorchScript exporter's notices are not the user's news
+            torch.onnx.export(Pooled(bert), (dummy, dummy, torch.zeros_like(dummy)), str(tmp),
+                              input_names=names, output_names=["embeddings"],
+                              dynamic_axes={n: {0: "batch", 1: "tokens"} for n in names},
+                              opset_version=17, dynamo=False)
 
 
 @register_text_encoder("minilm")

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from mmindex.atomic import atomic_write
 from mmindex.errors import MmindexError, QueryError
 from mmindex.text.encoders import tokenize
 
@@ -121,7 +122,6 @@ def train_and_save(sentences, out: str | os.PathLike, config: Word2VecConfig | N
     seconds = time.perf_counter() - t
     out = Path(out).expanduser()
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    kv.save(str(tmp), separately=[])  # one file: the rename below then moves all of it
-    os.replace(tmp, out)
+    with atomic_write(out) as tmp:
+        kv.save(str(tmp), separately=[])  # one file: the rename then moves all of it
     return {"words": len(kv.key_to_index), "seconds": seconds, "path": str(out), "vectors": kv}
