@@ -27,12 +27,13 @@ system:
 demo: $(STAMP)
 	$(BIN)/python -m mmindex.demo
 
-test: $(STAMP)
-	$(BIN)/ruff check mmindex tests bench
+test: lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
+# deptry: every module mmindex imports is a declared dependency, every declared one is used ([tool.deptry]).
 lint: $(STAMP)
 	$(BIN)/ruff check mmindex tests bench
+	$(BIN)/deptry mmindex
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
