@@ -28,11 +28,11 @@ def zscore(x: np.ndarray) -> np.ndarray:
 
 
 def rank(x: np.ndarray) -> np.ndarray:
-    """Rank-based score in (0, 1]: the best segment gets 1, the worst 1/N (ties share the best rank)."""
-    order = np.argsort(-x, kind="stable")
-    ranks = np.empty(len(x), dtype=np.float64)
-    ranks[order] = np.arange(1, len(x) + 1)
-    return 1.0 / ranks
+    """Rank-based score in (0, 1]: the best segment gets 1, the worst 1/N (ties share the best rank:
+    [1, 1, 0] gives [1, 1, 1/3], "competition" ranking)."""
+    from scipy.stats import rankdata  # here, not at the top: scipy.stats adds about 0.4 s to every CLI start
+
+    return 1.0 / rankdata(-np.asarray(x), method="min")
 
 
 NORMALISERS = {"minmax": minmax, "zscore": zscore, "rank": rank}

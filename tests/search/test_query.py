@@ -66,3 +66,22 @@ def test_fusion_normalisers_and_top_k():
     assert fusion.top_k(fused, 10).tolist() == [2, 1, 0]
     with pytest.raises(QueryError):
         fusion.combsum([x, x], [1, 1], "bogus")
+
+
+@pytest.mark.parametrize("x, expected", [
+    ([1.0, 1.0, 0.0], [1, 1, 1 / 3]),
+    ([0.0, 2.0, 2.0, 1.0, 2.0], [1 / 5, 1, 1, 1 / 4, 1]),
+    ([0.5, 0.5, 0.5], [1, 1, 1]),
+    ([3.0, 1.0, 2.0], [1, 1 / 3, 1 / 2]),
+])
+def test_rank_normaliser_ties_share_the_best_rank(x, expected):
+    np.testing.assert_allclose(fusion.rank(np.array(x)), expected)
+
+
+def test_tied_segments_fuse_to_equal_scores_under_rank_normalisation():
+    # float16 concept scores tie often; two tied segments must not be told apart by their row order
+    concept = np.array([0.25, 0.25, 0.125], dtype=np.float16)
+    example = np.array([0.5, 0.5, 0.9])
+    fused, _ = fusion.fuse([concept, example], [1.0, 1.0], normalise="rank")
+    assert fused[0] == fused[1]
+    np.testing.assert_allclose(fused, [1 + 1 / 2, 1 + 1 / 2, 1 / 3 + 1])
