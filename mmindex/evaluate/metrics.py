@@ -1,4 +1,5 @@
-"""Classification and retrieval metrics, checked in tests against scikit-learn and trec_eval (pytrec_eval).
+"""Classification and retrieval metrics: trec_eval's own code (pytrec_eval) where it has the measure, and
+ours, checked in tests against scikit-learn and trec_eval, where it has none.
 
 Conventions: higher score is better; a ranking is best first; ties are broken by input order (a
 stable sort), so callers should break them deliberately if they matter.
@@ -6,15 +7,18 @@ stable sort), so callers should break them deliberately if they matter.
 - top_k_error: ILSVRC's metric, the share of items whose true class is not among the k best scored.
 - average_precision: AP = (1/R)·Σ_{relevant at rank r} P@r, R = number of relevant items (all of them,
   not only those retrieved: an unretrieved relevant item counts as precision 0), as in trec_eval `map`.
-- inferred_average_precision: infAP (Yilmaz & Aslam 2006) as trec_eval computes it, the estimate TRECVID
-  uses when only a random sample of the pool is judged; equal to AP when everything is judged.
+- inferred_average_precision: infAP (Yilmaz & Aslam 2006), trec_eval's, the estimate TRECVID uses when
+  only a random sample of the pool is judged; equal to AP when everything is judged.
 - extended_inferred_average_precision: xinfAP (Yilmaz, Kanoulas & Aslam 2008), TRECVID's estimate when
   the pool is split into strata sampled at different rates (sample_eval); equal to AP when all is judged.
-- precision_at_k, ndcg_at_k: as trec_eval `P_k` and `ndcg_cut_k` (gain = relevance, discount log2(r+1)).
+- precision_at_k, ndcg_at_k: trec_eval's `P_k` and `ndcg_cut_k` (gain = relevance, discount log2(r+1)).
+- evaluate_run: trec_eval (pytrec_eval.RelevanceEvaluator) over a whole run: map, infAP, P_k, ndcg_cut_k.
+AP (ours, in numpy) serves whole score matrices, and xinfAP is TRECVID's sample_eval, which no library has.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -70,49 +74,62 @@ def per_concept_ap(scores: np.ndarray, relevant: np.ndarray) -> list[float]:
 
 def precision_at_k(relevant_ranked: Sequence[bool] | np.ndarray, k: int) -> float:
     """P@k: relevant items among the first k, divided by k (a list shorter than k counts the missing as misses)."""
-    rel = np.asarray(relevant_ranked, bool)[:k]
-    return float(rel.sum() / k)
+    return _trec_eval_ranked([int(bool(r)) for r in relevant_ranked], f"P.{k}", f"P_{k}")
 
 
-def ndcg_at_k(gains_ranked: Sequence[float] | np.ndarray, k: int, all_gains: Sequence[float] | np.ndarray) -> float:
+def ndcg_at_k(gains_ranked: Sequence[int] | np.ndarray, k: int, all_gains: Sequence[int] | np.ndarray) -> float:
     """nDCG@k = DCG@k / ideal DCG@k, DCG = Σ_r gain_r / log2(r + 1); `all_gains` are every item's gains
-    (the ideal ranking sorts them). 0 when no item has a positive gain."""
-    g = np.asarray(gains_ranked, np.float64)[:k]
-    disc = 1.0 / np.log2(np.arange(2, k + 2))
-    ideal = np.sort(np.asarray(all_gains, np.float64))[::-1][:k]
-    idcg = float((ideal * disc[: len(ideal)]).sum())
-    return float((g * disc[: len(g)]).sum() / idcg) if idcg > 0 else 0.0
+    (the ideal ranking sorts them; the ranked items' gains are among them). Gains are trec_eval's integer
+    relevance grades. 0 when no item has a positive gain."""
+    ranked = [_grade(g) for g in gains_ranked]
+    unretrieved = Counter(_grade(g) for g in all_gains)
+    unretrieved.subtract(ranked)
+    if any(n < 0 for n in unretrieved.values()):
+        raise ValueError("ndcg_at_k: every ranked item's gain must be among all_gains")
+    return _trec_eval_ranked(ranked, f"ndcg_cut.{k}", f"ndcg_cut_{k}", unretrieved.elements())
 
 
 def inferred_average_precision(judgments_ranked: Sequence[int | None], num_relevant: int) -> float:
     """infAP of a ranked list (trec_eval `infAP`, used by TRECVID with sampled judgments).
 
     judgments_ranked: per retrieved item, 1 judged relevant, 0 judged non-relevant, `UNJUDGED` (-1) in
-    the pool but not sampled for judging, None not in the pool. num_relevant: judged relevant items.
-    For a relevant item at rank k > 1 the expected precision above it is estimated from the judged
-    sample: 1/k + ((k−1)/k)·(|pool above k| / (k−1))·((rel + ε) / (rel + nonrel + 2ε)).
+    the pool but not sampled for judging, None not in the pool. num_relevant: judged relevant items,
+    retrieved or not. For a relevant item at rank k > 1 the expected precision above it is estimated from
+    the judged sample: 1/k + ((k−1)/k)·(|pool above k| / (k−1))·((rel + ε) / (rel + nonrel + 2ε)).
     """
-    eps = 1e-5  # trec_eval's INFAP_EPSILON
     if num_relevant <= 0:
         return float("nan")
-    rel = nonrel = unjudged = 0
-    total = 0.0
-    for i, j in enumerate(judgments_ranked):
-        if j is None:
-            continue  # not in the pool: ranks below still count it
-        if j == UNJUDGED:
-            unjudged += 1
-            continue
-        if j > 0:
-            if i == 0:
-                total += 1.0
-            else:
-                total += 1.0 / (i + 1) + (i / (i + 1)) * ((rel + nonrel + unjudged) / i) * (
-                    (rel + eps) / (rel + nonrel + 2 * eps))
-            rel += 1
-        else:
-            nonrel += 1
-    return total / num_relevant
+    missing = num_relevant - sum(1 for j in judgments_ranked if j is not None and j > 0)
+    return _trec_eval_ranked(judgments_ranked, "infAP", "infAP", [1] * max(missing, 0))
+
+
+def _grade(g) -> int:
+    if float(g) != int(g):
+        raise ValueError(f"relevance grades are integers for trec_eval, got {g!r}")
+    return int(g)
+
+
+def _trec_eval_ranked(judgments: Sequence[int | None], measure: str, key: str, unretrieved=()) -> float:
+    """One trec_eval measure of one ranked list: item i gets the score n − i, so that trec_eval keeps the
+    order given; `judgments` are the items' qrels (None: not in the qrels), `unretrieved` the relevance
+    of judged items the list does not hold."""
+    n = len(judgments)
+    run = {f"r{i:09d}": float(n - i) for i in range(n)}
+    qrels = {f"r{i:09d}": int(j) for i, j in enumerate(judgments) if j is not None}
+    qrels.update({f"u{i:09d}": int(r) for i, r in enumerate(unretrieved)})
+    return _trec_eval({"q": run}, {"q": qrels}, {measure}, [key])["q"][key]
+
+
+def _trec_eval(run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Mapping[str, int]],
+               measures: set[str], keys: Sequence[str]) -> dict[str, dict[str, float]]:
+    """pytrec_eval over the queries of `qrels`; a query trec_eval leaves out (no judged or no retrieved
+    document) scores 0, as trec_eval -c counts it."""
+    import pytrec_eval  # here: its import costs ~70 ms that classification (top_k_error) does not need
+
+    qrels = {str(q): {str(d): int(r) for d, r in judged.items()} for q, judged in qrels.items()}
+    run = {q: {str(d): float(s) for d, s in run.get(q, {}).items()} for q in qrels}
+    got = pytrec_eval.RelevanceEvaluator(qrels, measures).evaluate(run) if qrels else {}
+    return {q: {k: float(got.get(q, {}).get(k, 0.0)) for k in keys} for q in qrels}
 
 
 def extended_inferred_average_precision(ranked: Sequence[str], strata: Mapping[str, int],
@@ -164,22 +181,15 @@ def extended_inferred_average_precision(ranked: Sequence[str], strata: Mapping[s
 
 def evaluate_run(run: Mapping[str, Mapping[str, float]], qrels: Mapping[str, Mapping[str, int]],
                  ks: Sequence[int] = (5, 10)) -> dict[str, dict[str, float]]:
-    """trec_eval-style evaluation of a run {query: {doc: score}} against qrels {query: {doc: relevance}}.
+    """trec_eval's evaluation of a run {query: {doc: score}} against qrels {query: {doc: relevance}}.
 
     Per query (those in the qrels): map, infAP, P_k and ndcg_cut_k for k in `ks`. Documents are ranked
     by score, ties broken by document id descending, as trec_eval does. Relevance > 0 is relevant;
     `UNJUDGED` marks pooled but unjudged documents (infAP), documents absent from the qrels are unpooled.
+    A query with no relevant or no retrieved document scores 0.
     """
-    out: dict[str, dict[str, float]] = {}
-    for q, judged in qrels.items():
-        docs = sorted(run.get(q, {}).items(), key=lambda kv: (kv[1], kv[0]), reverse=True)
-        num_rel = sum(1 for r in judged.values() if r > 0)
-        rel_flags = [judged.get(d, 0) > 0 for d, _ in docs]
-        gains = [max(judged.get(d, 0), 0) for d, _ in docs]
-        m = {"map": average_precision_ranked(rel_flags, num_rel) if num_rel else 0.0,
-             "infAP": inferred_average_precision([judged.get(d) for d, _ in docs], num_rel) if num_rel else 0.0}
-        for k in ks:
-            m[f"P_{k}"] = precision_at_k(rel_flags, k)
-            m[f"ndcg_cut_{k}"] = ndcg_at_k(gains, k, [max(r, 0) for r in judged.values()])
-        out[q] = m
-    return out
+    cuts = ",".join(str(int(k)) for k in ks)
+    keys = ["map", "infAP", *(f"P_{k}" for k in ks), *(f"ndcg_cut_{k}" for k in ks)]
+    measures = {"map", "infAP", f"P.{cuts}", f"ndcg_cut.{cuts}"} if ks else {"map", "infAP"}
+    by_name = _trec_eval(run, qrels, measures, keys)
+    return {q: by_name[str(q)] for q in qrels}

@@ -62,6 +62,34 @@ def test_run_metrics_match_trec_eval(sample):
             assert ours[q][m] == pytest.approx(ref[q][m], abs=1e-4), (q, m)
 
 
+def test_run_metrics_at_any_cutoff_and_for_queries_trec_eval_leaves_out():
+    run, qrels = _random_run(4)
+    qrels = {**qrels, "no relevant": {"d001": 0}, "not in the run": {"d001": 1}, "nothing judged": {}}
+    run = {**run, "no relevant": {"d001": 0.5}}
+    ours = metrics.evaluate_run(run, qrels, ks=(1, 3, 200))
+    assert list(ours) == list(qrels)
+    for q in ("no relevant", "not in the run", "nothing judged"):
+        assert ours[q] == dict.fromkeys(["map", "infAP", "P_1", "P_3", "P_200", "ndcg_cut_1", "ndcg_cut_3",
+                                         "ndcg_cut_200"], 0.0), q
+    for q, judged in qrels.items():
+        if q in run and any(r > 0 for r in judged.values()):
+            ranked = sorted(run[q], key=lambda d: (run[q][d], d), reverse=True)
+            flags = [judged.get(d, 0) > 0 for d in ranked]
+            assert ours[q]["P_3"] == pytest.approx(sum(flags[:3]) / 3)
+            assert ours[q]["P_200"] == pytest.approx(sum(flags) / 200)  # 120 documents: the rest count as misses
+            assert ours[q]["map"] == pytest.approx(metrics.average_precision_ranked(
+                flags, sum(r > 0 for r in judged.values())))
+
+
+def test_ndcg_gains_are_integer_grades_among_all_gains():
+    assert metrics.ndcg_at_k([2, 0, 1], 3, [0, 1, 2, 3]) == pytest.approx(
+        (2 + 1 / np.log2(4)) / (3 + 2 / np.log2(3) + 1 / np.log2(4)))
+    with pytest.raises(ValueError, match="integers"):
+        metrics.ndcg_at_k([0.5], 1, [0.5])
+    with pytest.raises(ValueError, match="among all_gains"):
+        metrics.ndcg_at_k([2], 1, [1])
+
+
 def test_infap_equals_ap_when_everything_is_judged():
     rel = [1, 0, 1, 1, 0, 0, 1]
     assert metrics.inferred_average_precision(rel, 4) == pytest.approx(metrics.average_precision_ranked(rel), abs=1e-4)
