@@ -159,9 +159,26 @@ def _adaptive(x: np.ndarray, window: int, k: float, floor: float, q: float = 0.5
 
     The quantile measures the ordinary activity (motion, noise) around a sample; a low quantile
     stays low even where transitions follow each other closely, as long as shots are longer than them.
+    The values are np.quantile's over each sample's window; near the ends the window is what there is.
     """
+    x = np.asarray(x)
+    n, size = len(x), 2 * window + 1
     out = np.empty_like(x)
-    for i in range(len(x)):
+    edges: Sequence[int] = range(n)
+    if n > 2 * window:  # full windows: two rank filters (scipy, in C) instead of n np.quantile calls
+        from scipy.ndimage import rank_filter  # here: scipy.ndimage adds ~0.2 s to a start without video
+
+        h = q * (size - 1)  # np.quantile's "linear" method: between the order statistics floor(h) and +1
+        lo, t = int(h), h - int(h)
+        below = rank_filter(x, lo, size=size, mode="nearest")[window: n - window]
+        quantile = below
+        if t:  # interpolated as np.quantile does (numpy's _lerp), so the values are the same
+            above = rank_filter(x, lo + 1, size=size, mode="nearest")[window: n - window]
+            diff = above - below
+            quantile = above - diff * (1 - t) if t >= 0.5 else below + diff * t
+        out[window: n - window] = np.maximum(floor, k * quantile.astype(np.float64))
+        edges = [*range(window), *range(n - window, n)]
+    for i in edges:  # the first and last `window` samples: the window shrinks to what there is
         out[i] = max(floor, k * float(np.quantile(x[max(0, i - window): i + window + 1], q)))
     return out
 
