@@ -30,11 +30,8 @@ ProgressFn = Callable[[int, int], None]
 def source_key(src: Source) -> str:
     """SHA-256 of an image's bytes: the file's content, or the array's raw bytes."""
     if isinstance(src, str):
-        h = hashlib.sha256()
         with open(src, "rb") as f:
-            while chunk := f.read(1 << 20):
-                h.update(chunk)
-        return h.hexdigest()
+            return hashlib.file_digest(f, "sha256").hexdigest()
     a = np.ascontiguousarray(src)
     return hashlib.sha256(f"{a.shape}{a.dtype}".encode() + a.tobytes()).hexdigest()
 

@@ -125,11 +125,8 @@ def weights_availability(source: WeightsSource | None) -> str:
 
 def file_digest(path: str | os.PathLike) -> str:
     """First 16 hex characters of the file's sha256: the weights id that keys the ONNX cache."""
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
+        return hashlib.file_digest(f, "sha256").hexdigest()[:16]
 
 
 def load_weights(source: WeightsSource) -> tuple[dict[str, torch.Tensor], str]:

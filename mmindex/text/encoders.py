@@ -85,14 +85,11 @@ def _normalise_rows(x: np.ndarray) -> np.ndarray:
 
 def _file_id(path: Path, full: bool = False) -> str:
     """A short content id: the hash of the whole file, or (large files) of its size and first MiB."""
-    h = hashlib.sha256()
     with open(path, "rb") as f:
         if full:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        else:
-            h.update(str(path.stat().st_size).encode())
-            h.update(f.read(1 << 20))
+            return hashlib.file_digest(f, "sha256").hexdigest()[:16]
+        h = hashlib.sha256(str(path.stat().st_size).encode())
+        h.update(f.read(1 << 20))
     return h.hexdigest()[:16]
 
 
