@@ -51,3 +51,12 @@ class DataError(MmindexError):
 
 class DetectorError(MmindexError):
     """A trained detector bundle that is missing, corrupt, or does not fit the index or backbone it is used with."""
+
+
+class IndexDamaged(StoreError):
+    """A file of the index is missing, truncated or corrupt: `mmindex check` names it, `mmindex repair` mends it."""
+
+    def __init__(self, root, what: str):
+        self.root = str(root)
+        self.what = what
+        super().__init__(f"index {root} is damaged: {what}; run `mmindex check --index {root}`")

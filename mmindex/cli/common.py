@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sqlite3
 import sys
 
 import click
@@ -17,8 +19,21 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except MmindexError as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {printable(str(exc))}", err=True)
             sys.exit(1)
+        except sqlite3.DatabaseError as exc:  # one the store did not name: damage it did not expect
+            click.echo(f"error: the index database failed ({exc}); run `mmindex check`", err=True)
+            sys.exit(1)
+
+
+def printable(text: str) -> str:
+    """Text for the terminal: the bytes of a file name that is not UTF-8 (which Python holds as lone
+    surrogates) escaped as `caf\\xe9`, where printing the str as it is would raise UnicodeEncodeError.
+    JSON output needs none of this: `json.dumps` escapes them (\\udce9) and `os.fsencode` undoes it."""
+    try:
+        return os.fsencode(text).decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that no file name decodes to
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def index_option(f):
@@ -65,7 +80,7 @@ def emit_hits(hits, as_json: bool, explain: bool) -> None:
     table.add_column("path", overflow="fold")
     for i, h in enumerate(hits, 1):
         when = "" if h.start is None else f"{h.start:.2f}–{h.end:.2f} s"
-        table.add_row(str(i), f"{h.score:.4f}", str(h.segment_id), when, h.path)
+        table.add_row(str(i), f"{h.score:.4f}", str(h.segment_id), when, printable(h.path))
         if h.why:
             table.add_row("", "", "", "", "  " + ", ".join(f"{k} = {v:.4f}" for k, v in h.why.items()))
         if h.parts and len(h.parts) > 1:

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from mmindex.cli.common import index_option, main, open_engine
+from mmindex.cli.common import index_option, main, open_engine, printable
 from mmindex.config import DEFAULT_MODEL, IngestConfig
 
 
@@ -43,14 +43,18 @@ def add(paths, index, model, batch_size, workers, engine, pool, frame_step, shot
                           frame_step=frame_step, shots_dir=shots_dir, executor=executor, ray_address=ray_address,
                           ray_workers=ray_workers, auto_compact=auto_compact)
     eng = open_engine(index, config, vector_index=vector_index)
-    report = _with_progress("indexing", quiet, lambda progress: eng.add(paths, progress))
+    # The bar waits for the engine's first report (once it holds the writer lock): a locked index gives
+    # its one-line error alone.
+    report = _with_progress("indexing", quiet, lambda progress: eng.add(paths, progress), lazy=True)
     click.echo(
         f"added {report.added}, updated {report.updated}, unchanged {report.unchanged}, "
-        f"failed {report.failed} in {report.seconds:.1f} s (index: {eng.index_dir})"
+        f"failed {report.failed} in {report.seconds:.1f} s (index: {printable(str(eng.index_dir))})"
         + (f"; compacted {report.compacted} batch files" if report.compacted else "")
     )
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
     for path, error in report.errors[:20]:
-        click.echo(f"  failed: {path}: {error}", err=True)
+        click.echo(f"  failed: {printable(path)}: {printable(error)}", err=True)
     if report.failed > 20:
         click.echo(f"  ... and {report.failed - 20} more (see `mmindex info`)", err=True)
 
@@ -64,7 +68,7 @@ def info(index, as_json) -> None:
     if as_json:
         click.echo(json.dumps(data))
         return
-    click.echo(f"index:     {data['index']}")
+    click.echo(f"index:     {printable(data['index'])}")
     click.echo(f"media:     {data['media']}")
     click.echo(f"segments:  {data['segments']}")
     click.echo(f"keyframes: {data['keyframes']}")
@@ -85,7 +89,7 @@ def info(index, as_json) -> None:
     click.echo(f"disk:      {data['disk_bytes'] / 1e6:.2f} MB ({parts})")
     click.echo(f"errors:    {len(data['errors'])}")
     for e in data["errors"]:
-        click.echo(f"  {e['path']}: {e['error']}")
+        click.echo(f"  {printable(e['path'])}: {printable(e['error'])}")
 
 
 @main.command()
@@ -97,13 +101,28 @@ def remove(paths, index) -> None:
     click.echo(f"removed {n} media")
 
 
-def _with_progress(label: str, quiet: bool, job):
-    """job(progress) under a rich progress bar (none when `quiet`); what job returns."""
+def _with_progress(label: str, quiet: bool, job, lazy: bool = False):
+    """job(progress) under a rich progress bar (none when `quiet`); what job returns.
+
+    With `lazy` the bar is drawn at the job's first report only (a total of 0 there means not known yet).
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), disable=quiet) as bar:
-        task = bar.add_task(label, total=None)
-        return job(lambda done, total: bar.update(task, completed=done, total=total))
+    bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), disable=quiet)
+    task = bar.add_task(label, total=None)
+
+    def progress(done: int, total: int) -> None:
+        if not bar.live.is_started:
+            bar.start()
+        bar.update(task, completed=done, total=total or None)
+
+    if not lazy:
+        bar.start()
+    try:
+        return job(progress)
+    finally:
+        if bar.live.is_started:  # stopping a bar never drawn would still print a blank line
+            bar.stop()
 
 
 @main.command()

@@ -25,6 +25,7 @@ import io
 import mmap
 import os
 import resource
+import zipfile
 from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from typing import NamedTuple
 import numpy as np
 
 from mmindex.atomic import atomic_write
+from mmindex.errors import IndexDamaged
 
 SUFFIX = ".arrays"
 LEGACY_SUFFIX = ".npz"
@@ -154,7 +156,21 @@ def write_batch_file(path: Path, scores: np.ndarray, embeddings: np.ndarray,
 
 
 def read_batch_file(path: Path) -> BatchArrays:
-    """Map a batch file read-only (a legacy .npz is read into memory instead)."""
+    """Map a batch file read-only (a legacy .npz is read into memory instead).
+
+    FileNotFoundError if it is gone (a writer deleted it after the caller's snapshot); `IndexDamaged` if it
+    is truncated or not a batch file.
+    """
+    try:
+        return _read_batch_file(path)
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        raise IndexDamaged(path.parent.parent, f"batch file {path.parent.name}/{path.name} cannot be read"
+                           f" ({exc})") from None
+
+
+def _read_batch_file(path: Path) -> BatchArrays:
     if path.suffix == LEGACY_SUFFIX:
         with np.load(path) as z:
             return BatchArrays(np.ascontiguousarray(z["scores"].T), z["embeddings"])
@@ -165,6 +181,8 @@ def read_batch_file(path: Path) -> BatchArrays:
         scores_at, emb_header_at, emb_at, end, _, _ = _layout(n, n_concepts, 0)
         _, dim = np.lib.format.read_array_header_1_0(_Reader(mm, emb_header_at, skip_magic=True))[0]
         scores_at, emb_header_at, emb_at, end, _, _ = _layout(n, n_concepts, dim)
+        if len(mm) < end:
+            raise ValueError(f"truncated: {len(mm)} bytes, its header needs {end}")
         nodes = None
         if len(mm) > end:  # written with hierarchy sums
             reader = _Reader(mm, _aligned(end), skip_magic=True)
@@ -427,8 +445,13 @@ def _trained_columns(root: Path, layout, parts: list[Part], n: int) -> dict[int,
         block = np.zeros((count, n), dtype=np.float16)
         for p in parts:
             name = files.get(p.batch_id)
-            if name is not None:  # always there through apply/add; a missing file must not break search
-                block[:, p.dest] = np.load(root / FOLDER / name)[p.take].T
+            if name is not None:  # always there through apply/add
+                try:
+                    block[:, p.dest] = np.load(root / FOLDER / name)[p.take].T
+                except FileNotFoundError:
+                    raise
+                except (OSError, ValueError, EOFError, IndexError) as exc:
+                    raise IndexDamaged(root, f"detector score file {FOLDER}/{name} cannot be read ({exc})") from None
         out.update({first + j: block[j] for j in range(count)})
     return out
 

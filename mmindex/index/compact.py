@@ -15,12 +15,14 @@ next writer deletes, so the index stays readable and consistent, and a re-run ca
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from mmindex.errors import IndexDamaged
 from mmindex.index import arrays, detectors
 from mmindex.index.arrays import as_slice
 from mmindex.index.store import Store
@@ -74,8 +76,15 @@ def plan(store: Store, target_rows: int = DEFAULT_TARGET_ROWS) -> list[list[_Bat
 
 
 def worth_compacting(store: Store, min_files: int, target_rows: int = DEFAULT_TARGET_ROWS) -> bool:
-    """Whether compaction would rewrite at least `min_files` batch files (what `add` checks afterwards)."""
-    return min_files > 0 and sum(len(g) for g in plan(store, target_rows)) >= min_files
+    """Whether compaction would rewrite at least `min_files` batch files (what `add` checks afterwards).
+
+    `add` asks this after every run, one that found nothing new included (a run killed before its
+    compaction leaves the files for the next one), so it is cheap when the answer is plainly no: fewer
+    batch files than `min_files` is one count of the small batch table, before any plan is made.
+    """
+    if min_files <= 0 or store.db.execute("SELECT count(*) FROM batches").fetchone()[0] < min_files:
+        return False
+    return sum(len(g) for g in plan(store, target_rows)) >= min_files
 
 
 def compact(store: Store, target_rows: int = DEFAULT_TARGET_ROWS, progress: ProgressFn | None = None) -> CompactReport:
@@ -99,7 +108,10 @@ def _merge(store: Store, group: list[_Batch]) -> None:
     root = store.root / "batches"
     ids = [b.id for b in group]
     marks = ",".join("?" * len(ids))
-    sources = {b.id: arrays.read_batch_file(root / b.file) for b in group}
+    try:
+        sources = {b.id: arrays.read_batch_file(root / b.file) for b in group}
+    except FileNotFoundError as exc:  # the writer holds the lock: no one else removed it
+        raise IndexDamaged(store.root, f"batches/{os.path.basename(exc.filename)} is missing") from None
     n_columns = max(s.scores.shape[0] for s in sources.values())
     dim = int(store.meta("embed_dim") or next(iter(sources.values())).embeddings.shape[1])
     old_scores: list[str] = []
@@ -115,7 +127,7 @@ def _merge(store: Store, group: list[_Batch]) -> None:
                 src = sources[b]
                 out.scores[: src.scores.shape[0], dest] = src.scores[:, rows]
                 out.embeddings[dest] = src.embeddings[rows]
-        db.execute("UPDATE batches SET file = ? WHERE id = ?", (name, new_id))
+        store.record_batch_file(new_id, name)
         db.executemany("UPDATE segments SET batch_id = ?, row = ? WHERE id = ?",
                        [(new_id, i, int(sid)) for i, sid in enumerate(seg[:, 0])])
         merged: dict[int, np.ndarray] = {}

@@ -97,13 +97,18 @@ def load_applied(store: Store) -> list[Applied]:
 
 def score_records(applied: list[Applied], records: list[MediaRecord]) -> dict[int, np.ndarray]:
     """Scores of every segment of `records` by every applied detector: {detector id: (segments, labels)}."""
-    import torch
-
     emb = [s.embedding for m in records for s in m.segments]
     if not emb or not applied:
         return {}
-    x = torch.from_numpy(np.stack(emb).astype(np.float32))
-    return {a.id: a.bundle.detector.scores(x).numpy().astype(np.float16) for a in applied}
+    x = np.stack(emb).astype(np.float32)
+    return {a.id: score_embeddings(a, x) for a in applied}
+
+
+def score_embeddings(applied: Applied, embeddings: np.ndarray) -> np.ndarray:
+    """One detector's scores (n, labels) of float32 embeddings (n, D), as stored (float16)."""
+    import torch
+
+    return applied.bundle.detector.scores(torch.from_numpy(embeddings)).numpy().astype(np.float16)
 
 
 def write_scores(store: Store, batch_id: int, trained: dict[int, np.ndarray]) -> None:

@@ -63,6 +63,7 @@ class AddReport:
     errors: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     compacted: int = 0  # batch files merged by the compaction that followed (IngestConfig.auto_compact)
+    warnings: list[str] = field(default_factory=list)  # upkeep that failed after every batch was committed
 
     @property
     def failed(self) -> int:
@@ -139,10 +140,13 @@ def add_paths(
     runtime_factory: Callable[[], object],
     data_config,
     progress: ProgressFn | None = None,
+    confine_to: Iterable[str] | None = None,
 ) -> AddReport:
-    """Index `paths` into `store` (opened for writing). The model is created only if something is new."""
+    """Index `paths` into `store` (opened for writing). The model is created only if something is new.
+
+    `confine_to`: folders outside which no symbolic link is followed (see `scan`)."""
     t0 = time.perf_counter()
-    items = list(scan(paths))
+    items = list(scan(paths, confine_to))
     runtime = None
 
     def mapper(pending: list[Decoded]) -> list[MediaRecord]:

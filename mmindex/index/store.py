@@ -17,7 +17,9 @@ files that snapshot references; array files are never modified once written.
 
 from __future__ import annotations
 
+import errno
 import fcntl
+import hashlib
 import json
 import os
 import sqlite3
@@ -28,11 +30,15 @@ from pathlib import Path
 
 import numpy as np
 
-from mmindex.errors import IndexLocked, StoreError
+from mmindex.errors import IndexDamaged, IndexLocked, StoreError
 from mmindex.index import arrays, detectors
 from mmindex.index.arrays import Snapshot
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+DB_FILE = "index.sqlite"
+BUSY_TIMEOUT_S = 60.0  # every connection waits this long for a writer's lock before "database is locked"
+# What a creation leaves in a folder before the database exists (an interrupted one included).
+_OWN_LEFTOVERS = {"batches", "write.lock", DB_FILE + ".new", DB_FILE + ".new-journal"}
 
 # Step-by-step migrations: MIGRATIONS[v] upgrades a database at user_version v-1 to v.
 MIGRATIONS: dict[int, str] = {
@@ -86,6 +92,11 @@ MIGRATIONS: dict[int, str] = {
     3: """
     INSERT OR IGNORE INTO meta (key, value) VALUES ('vector_index', 'flat');
     """,
+    # v4: each batch file's size and SHA-256, recorded when it is written, for `mmindex check`.
+    4: """
+    ALTER TABLE batches ADD COLUMN bytes INTEGER;
+    ALTER TABLE batches ADD COLUMN sha256 TEXT;
+    """,
 }
 
 
@@ -118,6 +129,26 @@ class MediaRecord:
 __all__ = ["MediaRecord", "SegmentRecord", "Snapshot", "Store"]
 
 
+def _to_db(path: str) -> str | bytes:
+    """A media or error path as the store keeps it: the text when it is valid UTF-8, else its bytes.
+
+    A file name that is not UTF-8 reaches Python as a str holding lone surrogates ('caf\\udce9' for
+    b'caf\\xe9'), which SQLite cannot take as text; its `os.fsencode` bytes are kept as a BLOB instead
+    (SQLite keeps a BLOB as a BLOB whatever the column's affinity). One path has only one form, so
+    `path = ?` with `_to_db(path)` finds it, and `CAST(path AS BLOB)` gives the bytes of either form.
+    """
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+
+
+def _from_db(value: str | bytes) -> str:
+    """The inverse of `_to_db`: the path as `os` functions take it (surrogate-escaped when not UTF-8)."""
+    return os.fsdecode(value) if isinstance(value, bytes) else value
+
+
 class Store:
     """An index directory. Open it with `Store.open` (read) or `Store.open(..., write=True)`."""
 
@@ -130,11 +161,20 @@ class Store:
     # ---- opening -------------------------------------------------------------------------------
     @classmethod
     def exists(cls, root: str | os.PathLike) -> bool:
-        return (Path(root) / "index.sqlite").is_file()
+        return (Path(root) / DB_FILE).is_file()
+
+    @classmethod
+    def unfinished(cls, root: str | os.PathLike) -> bool:
+        """Whether `root` holds only what an interrupted creation left (`create` then builds it anew)."""
+        return cls.exists(root) and _unfinished(Path(root))
 
     @classmethod
     def open(cls, root: str | os.PathLike, write: bool = False) -> Store:
-        """Open an existing index; with `write`, take the writer lock (or raise IndexLocked)."""
+        """Open an existing index; with `write`, take the writer lock (or raise IndexLocked).
+
+        A reader of an index it cannot write to (read-only media, an archive) opens the database read-only.
+        Raises `IndexDamaged` when the database is empty, unreadable or unfinished.
+        """
         root = Path(root)
         if not cls.exists(root):
             raise StoreError(f"no index at {root} (create one with `mmindex add PATH --index {root}`)")
@@ -146,37 +186,49 @@ class Store:
         vector_index: str = "flat",
     ) -> Store:
         """Create a new index for `model` and open it for writing; `concepts` are the score columns
-        as (id, name, source); `vector_index` the vector-index setting (see `mmindex.index.vectors`)."""
+        as (id, name, source); `vector_index` the vector-index setting (see `mmindex.index.vectors`).
+
+        Atomic: the database is built complete under a temporary name and renamed, so an interrupt leaves
+        either no index or a whole one. An unfinished database left by an interrupted creation of an older
+        version (and no data files) is built anew; an existing index is opened as it is.
+        """
         root = Path(root)
         if root.exists() and not root.is_dir():
             raise StoreError(f"index path {root} exists and is not a folder")
-        if root.is_dir() and any(root.iterdir()) and not cls.exists(root):
+        if root.is_dir() and not cls.exists(root) and any(p.name not in _OWN_LEFTOVERS for p in root.iterdir()):
             raise StoreError(f"{root} is a non-empty folder that is not an mmindex index")
         try:
             (root / "batches").mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create index folder {root}: {exc.strerror or exc}") from None
-        store = cls._open(root, write=True)
-        with store.transaction():
-            if store.meta("model") is None:  # a concurrent creator may have won the race
-                store._set_meta("model", model)
-                store._set_meta("embed_dim", str(embed_dim))
-                store._set_meta("created", str(time.time()))
-                store._set_meta("vector_index", vector_index)
-                store.db.executemany(
-                    "INSERT INTO concepts (col, id, name, source) VALUES (?, ?, ?, ?)",
-                    [(i, *c) for i, c in enumerate(concepts)],
-                )
-        return store
+        lock_fd = _acquire_lock(root)
+        try:
+            if cls.unfinished(root):
+                for suffix in ("", "-wal", "-shm", "-journal"):
+                    (root / (DB_FILE + suffix)).unlink(missing_ok=True)
+            if not cls.exists(root):  # else a concurrent creator won the race: open what it made
+                meta = {"model": model, "embed_dim": str(embed_dim), "created": str(time.time()),
+                        "vector_index": vector_index, "generation": "1"}
+                _build_database(root, meta, concepts)
+        except BaseException:
+            os.close(lock_fd)
+            raise
+        return cls._open(root, True, lock_fd)
 
     @classmethod
-    def _open(cls, root: Path, write: bool) -> Store:
-        lock_fd = _acquire_lock(root) if write else None
+    def _open(cls, root: Path, write: bool, lock_fd: int | None = None) -> Store:
+        if write and lock_fd is None:
+            lock_fd = _acquire_lock(root)
         try:
-            db = _connect(root / "index.sqlite")
-            _migrate(db, root)
+            db = _connect(root, write)
+            try:
+                _migrate(db, root)
+                _validate(db, root)
+            except BaseException:
+                db.close()
+                raise
             store = cls(root, db, lock_fd)
-            if write:
+            if write:  # only once the schema is known good: never delete what an unreadable schema may name
                 store._delete_orphan_files()
             return store
         except BaseException:
@@ -237,7 +289,11 @@ class Store:
         return sets
 
     def media_hashes(self) -> dict[str, str]:
-        return dict(self.db.execute("SELECT path, sha256 FROM media"))
+        return {_from_db(p): h for p, h in self.db.execute("SELECT path, sha256 FROM media")}
+
+    def media_paths(self) -> list[str]:
+        """Every indexed media path (as `os` functions take it; see `_to_db`)."""
+        return [_from_db(p) for (p,) in self.db.execute("SELECT path FROM media")]
 
     def counts(self) -> dict[str, int]:
         one = lambda sql: self.db.execute(sql).fetchone()[0]  # noqa: E731
@@ -250,8 +306,8 @@ class Store:
         }
 
     def errors(self) -> list[dict[str, str]]:
-        rows = self.db.execute("SELECT path, error FROM errors ORDER BY path")
-        return [{"path": p, "error": e} for p, e in rows]
+        rows = self.db.execute("SELECT path, error FROM errors ORDER BY CAST(path AS BLOB)")
+        return [{"path": _from_db(p), "error": e} for p, e in rows]
 
     def segments(self, ids: Iterable[int]) -> dict[int, dict]:
         """Details of segments by id: path, kind, start, end, media_id."""
@@ -263,12 +319,13 @@ class Store:
             f" ON m.id = s.media_id WHERE s.id IN ({','.join('?' * len(ids))})",
             ids,
         )
-        return {r[0]: {"path": r[1], "kind": r[2], "start": r[3], "end": r[4], "media_id": r[5]} for r in rows}
+        return {r[0]: {"path": _from_db(r[1]), "kind": r[2], "start": r[3], "end": r[4], "media_id": r[5]}
+                for r in rows}
 
     def segment_ids_of(self, path: str) -> list[int]:
         rows = self.db.execute(
             "SELECT s.id FROM segments s JOIN media m ON m.id = s.media_id WHERE m.path = ? ORDER BY s.id",
-            (path,),
+            (_to_db(path),),
         )
         return [r[0] for r in rows]
 
@@ -319,17 +376,18 @@ class Store:
                 name = arrays.batch_file_name(batch_id)
                 arrays.write_batch_file(self.root / "batches" / name, np.stack([s.scores for s in segments]),
                                         np.stack([s.embedding for s in segments]), self.hierarchy())
-                self.db.execute("UPDATE batches SET file = ? WHERE id = ?", (name, batch_id))
+                self.record_batch_file(batch_id, name)
                 if trained:
                     detectors.write_scores(self, batch_id, trained)
             row = 0
             for m in media:
-                self.db.execute("DELETE FROM media WHERE path = ?", (m.path,))
-                self.db.execute("DELETE FROM errors WHERE path = ?", (m.path,))
+                path = _to_db(m.path)
+                self.db.execute("DELETE FROM media WHERE path = ?", (path,))
+                self.db.execute("DELETE FROM errors WHERE path = ?", (path,))
                 media_id = self.db.execute(
                     "INSERT INTO media (path, kind, sha256, size, mtime_ns, width, height, duration, added_at)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (m.path, m.kind, m.sha256, m.size, m.mtime_ns, m.width, m.height, m.duration, time.time()),
+                    (path, m.kind, m.sha256, m.size, m.mtime_ns, m.width, m.height, m.duration, time.time()),
                 ).lastrowid
                 for s in m.segments:
                     seg_id = self.db.execute(
@@ -343,21 +401,28 @@ class Store:
                     row += 1
             self.db.executemany(
                 "INSERT OR REPLACE INTO errors (path, error, at) VALUES (?, ?, ?)",
-                [(p, e, time.time()) for p, e in errors],
+                [(_to_db(p), e, time.time()) for p, e in errors],
             )
+
+    def record_batch_file(self, batch_id: int, name: str) -> None:
+        """Inside a transaction: name a batch's newly written file, with its size and SHA-256 (`mmindex check`)."""
+        path = self.root / "batches" / name
+        with open(path, "rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+        self.db.execute("UPDATE batches SET file = ?, bytes = ?, sha256 = ? WHERE id = ?",
+                        (name, path.stat().st_size, digest, batch_id))
 
     def remove(self, paths: Iterable[str]) -> int:
         """Remove media (and their segments) by path, or every media under a folder path. Returns the count."""
         removed = 0
         with self.transaction():
             for path in paths:
-                prefix = path.rstrip(os.sep) + os.sep
-                cur = self.db.execute(
-                    "DELETE FROM media WHERE path = ? OR substr(path, 1, ?) = ?", (path, len(prefix), prefix)
-                )
+                # The folder prefix is compared as bytes, so that it matches paths stored as text and as BLOBs.
+                prefix = os.fsencode(path.rstrip(os.sep) + os.sep)
+                where = "path = ? OR substr(CAST(path AS BLOB), 1, ?) = ?"
+                cur = self.db.execute(f"DELETE FROM media WHERE {where}", (_to_db(path), len(prefix), prefix))
                 removed += cur.rowcount
-                self.db.execute("DELETE FROM errors WHERE path = ? OR substr(path, 1, ?) = ?",
-                                (path, len(prefix), prefix))
+                self.db.execute(f"DELETE FROM errors WHERE {where}", (_to_db(path), len(prefix), prefix))
             dead = self.db.execute(
                 "SELECT id, file FROM batches WHERE id NOT IN (SELECT DISTINCT batch_id FROM segments)"
             ).fetchall()
@@ -407,7 +472,9 @@ class Store:
             try:
                 return arrays.assemble(self.root, generation, seg, files, int(self.meta("embed_dim") or 0),
                                        n_columns, trained, vector_file, hierarchy)
-            except FileNotFoundError:
+            except FileNotFoundError as exc:
+                if self.generation == generation:  # nothing was committed since: the file is gone for good
+                    raise IndexDamaged(self.root, f"{_relative(self.root, exc.filename)} is missing") from None
                 continue  # a writer removed a dead batch after our snapshot: take a new one
         raise StoreError("index changed too often while reading; try again")
 
@@ -424,36 +491,185 @@ class _Transaction:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         db = self.store.db
-        if exc_type is not None:
+        if exc_type is None:
+            try:
+                self.store._set_meta("generation", str(self.store.generation + 1))
+                db.execute("COMMIT")
+                return
+            except sqlite3.OperationalError as commit_error:
+                exc = commit_error
+        if db.in_transaction:  # SQLite rolls back by itself on some errors (a full disk)
             db.execute("ROLLBACK")
-            return
-        self.store._set_meta("generation", str(self.store.generation + 1))
-        db.execute("COMMIT")
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC or \
+                isinstance(exc, sqlite3.OperationalError) and "full" in str(exc):
+            raise StoreError(f"disk full while writing the index at {self.store.root}: this batch was not"
+                             " written, every one before it was; free space and run the command again") from None
+        if isinstance(exc, sqlite3.DatabaseError):
+            error = _damage_or_error(self.store.root, exc)
+            if isinstance(error, IndexDamaged) or exc_type is None:  # else the caller's own error stands
+                raise error from None
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def _connect(root: Path, write: bool) -> sqlite3.Connection:
+    """A connection to the index database. A reader falls back to `mode=ro`, then to `immutable=1`, when the
+    folder or the file cannot be written (read-only media, another user's index): searching needs no write."""
+    path = root / DB_FILE
+    if path.stat().st_size == 0:
+        raise IndexDamaged(root, f"{DB_FILE} is empty (0 bytes)")
+    tries = [("rw", "")] if write else [("rw", ""), ("ro", "?mode=ro"), ("immutable", "?immutable=1")]
+    for mode, query in tries:
+        if mode == "immutable" and _wal_pending(root):
+            raise StoreError(f"index {root} is read-only and holds writes that were never checkpointed"
+                             f" ({DB_FILE}-wal); open it once where it can be written")
+        try:
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a batch is exactly one transaction.
+            db = sqlite3.connect(f"{path.resolve().as_uri()}{query}", uri=True, isolation_level=None,
+                                 timeout=BUSY_TIMEOUT_S, check_same_thread=False)
+        except sqlite3.Error as exc:
+            if mode == tries[-1][0]:
+                raise StoreError(f"cannot open index database {path}: {exc}") from None
+            continue
+        try:
+            db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            if write:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()  # reads the header: fails here if unusable
+            return db
+        except sqlite3.OperationalError as exc:
+            db.close()
+            if write or mode == tries[-1][0] or not _read_only_error(exc):
+                raise _damage_or_error(root, exc) from None
+        except sqlite3.DatabaseError as exc:
+            db.close()
+            raise _damage_or_error(root, exc) from None
+    raise AssertionError("unreachable")
+
+
+def _relative(root: Path, filename) -> str:
     try:
-        # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a batch is exactly one transaction.
-        db = sqlite3.connect(path, isolation_level=None, timeout=30, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute("PRAGMA foreign_keys=ON")
-        return db
-    except sqlite3.Error as exc:
-        raise StoreError(f"cannot open index database {path}: {exc}") from None
+        return str(Path(filename).relative_to(root))
+    except (TypeError, ValueError):
+        return str(filename)
+
+
+def _read_only_error(exc: sqlite3.Error) -> bool:
+    text = str(exc).lower()
+    return "readonly" in text or "read-only" in text or "unable to open" in text
+
+
+def _wal_pending(root: Path) -> bool:
+    wal = root / (DB_FILE + "-wal")
+    return wal.is_file() and wal.stat().st_size > 0
+
+
+def _damage_or_error(root: Path, exc: sqlite3.Error) -> StoreError:
+    """Turn an SQLite error into the error a user can act on: a damaged file, a full disk, or a plain one."""
+    text = str(exc)
+    if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError) or any(
+            w in text for w in ("malformed", "not a database", "disk I/O error")):
+        return IndexDamaged(root, f"{DB_FILE}: {text}")
+    if "full" in text:
+        return StoreError(f"disk full while writing the index at {root}: {text}")
+    return StoreError(f"index database {root / DB_FILE}: {text}")
 
 
 def _migrate(db: sqlite3.Connection, root: Path) -> None:
+    """Bring the schema to SCHEMA_VERSION, in one transaction. The version is read again once the write lock
+    is held, so that two processes opening an old index at once apply each step once."""
     version = db.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
         raise StoreError(f"index at {root} has schema version {version}; this mmindex reads up to {SCHEMA_VERSION}")
-    for v in range(version + 1, SCHEMA_VERSION + 1):
+    if version == SCHEMA_VERSION:
+        return
+    if version == 0:
+        raise IndexDamaged(root, f"{DB_FILE} holds no mmindex schema (an interrupted creation?)")
+    try:
         db.execute("BEGIN IMMEDIATE")
-        for stmt in MIGRATIONS[v].split(";"):
-            if stmt.strip():
-                db.execute(stmt)
-        db.execute(f"PRAGMA user_version = {v}")
+    except sqlite3.OperationalError as exc:
+        if _read_only_error(exc):
+            raise StoreError(f"index at {root} has schema version {version} and is read-only; open it once"
+                             f" where it can be written to upgrade it to version {SCHEMA_VERSION}") from None
+        raise
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]  # another process may have upgraded it meanwhile
+        for v in range(version + 1, SCHEMA_VERSION + 1):
+            for stmt in MIGRATIONS[v].split(";"):
+                if stmt.strip():
+                    db.execute(stmt)
+        db.execute(f"PRAGMA user_version = {max(version, SCHEMA_VERSION)}")
         db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+def _validate(db: sqlite3.Connection, root: Path) -> None:
+    """Cheap checks on every open (the full one is `mmindex check`): the index's identity is there."""
+    try:
+        model = db.execute("SELECT value FROM meta WHERE key = 'model'").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise _damage_or_error(root, exc) from None
+    if model is None:
+        raise IndexDamaged(root, f"{DB_FILE} names no model (an interrupted creation?)")
+
+
+def _build_database(root: Path, meta: dict[str, str], concepts: Sequence[tuple[str, str, str]]) -> None:
+    """Write a complete new database under a temporary name, then rename it to `index.sqlite` (atomic)."""
+    tmp = root / (DB_FILE + ".new")
+    for suffix in ("", "-journal"):
+        (root / (tmp.name + suffix)).unlink(missing_ok=True)  # left by an interrupted creation
+    db = sqlite3.connect(tmp, isolation_level=None)
+    try:
+        db.execute("BEGIN")
+        for v in range(1, SCHEMA_VERSION + 1):
+            for stmt in MIGRATIONS[v].split(";"):
+                if stmt.strip():
+                    db.execute(stmt)
+        db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", meta.items())
+        db.executemany("INSERT INTO concepts (col, id, name, source) VALUES (?, ?, ?, ?)",
+                       [(i, *c) for i, c in enumerate(concepts)])
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        db.execute("COMMIT")
+        db.execute("PRAGMA journal_mode=WAL")
+    finally:
+        db.close()
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, root / DB_FILE)
+    _fsync_dir(root)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _unfinished(root: Path) -> bool:
+    """An `index.sqlite` left by an interrupted creation (before creation was atomic): empty, schema-less or
+    without a model, and no batch file that it could describe. Such a file holds nothing to keep."""
+    if any((root / "batches").glob("*.*")):
+        return False
+    path = root / DB_FILE
+    if path.stat().st_size == 0:
+        return True
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            if db.execute("PRAGMA user_version").fetchone()[0] == 0:
+                return True
+            return db.execute("SELECT value FROM meta WHERE key = 'model'").fetchone() is None
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return False  # unreadable: damaged, not unfinished; `mmindex repair` decides
 
 
 def _acquire_lock(root: Path) -> int:

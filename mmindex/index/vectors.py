@@ -30,6 +30,7 @@ only the candidate set is approximate.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from collections.abc import Callable
@@ -41,11 +42,13 @@ import faiss
 import numpy as np
 
 from mmindex.atomic import atomic_write
-from mmindex.errors import VectorIndexError
+from mmindex.errors import IndexDamaged, VectorIndexError
 
 if TYPE_CHECKING:
     from mmindex.index.arrays import Snapshot
     from mmindex.index.store import Store
+
+log = logging.getLogger(__name__)
 
 FOLDER = "vectors"
 DEFAULT_SETTING = "flat"
@@ -199,7 +202,8 @@ def build_base(embeddings, ids: np.ndarray, setting: str, progress: ProgressFn |
 def load_base(root: Path, file: str | None, factory: str | None, mmap: bool = True) -> Base | None:
     """The persisted index named `file`, memory-mapped (read-only) or read into memory (to modify it).
 
-    FileNotFoundError if a writer replaced it since `file` was read: take a new snapshot.
+    FileNotFoundError if a writer replaced it since `file` was read: take a new snapshot. `IndexDamaged` if
+    it cannot be read (it is derived: `update(..., rebuild=True)` or `mmindex repair` writes it anew).
     """
     if not file:
         return None
@@ -209,8 +213,12 @@ def load_base(root: Path, file: str | None, factory: str | None, mmap: bool = Tr
     # Inverted lists map with IO_FLAG_MMAP; flat codes and graphs with IO_FLAG_MMAP_IFC, which FAISS
     # refuses for inverted lists, so the flag follows the kind.
     kind = faiss.IO_FLAG_MMAP if "IVF" in (factory or "") else faiss.IO_FLAG_MMAP_IFC
-    index = faiss.read_index(str(path), kind | faiss.IO_FLAG_READ_ONLY if mmap else 0)
-    return Base(index, _ids_of(index), factory or "?", file, mmap)
+    try:
+        index = faiss.read_index(str(path), kind | faiss.IO_FLAG_READ_ONLY if mmap else 0)
+        return Base(index, _ids_of(index), factory or "?", file, mmap)
+    except RuntimeError as exc:  # FAISS's own error for a truncated or garbled file
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise IndexDamaged(root, f"vector index {FOLDER}/{file} cannot be read ({first[:200]})") from None
 
 
 class VectorIndex:
@@ -333,7 +341,11 @@ def update(store: Store, snap: Snapshot, setting: str | None = None, rebuild: bo
     """
     setting = normalise(setting or store.meta("vector_index") or DEFAULT_SETTING)
     file, factory = store.meta("vector_file"), store.meta("vector_factory")
-    base = None if rebuild else load_base(store.root, file, factory)  # mapped: most adds change nothing here
+    try:
+        base = None if rebuild else load_base(store.root, file, factory)  # mapped: most adds change nothing here
+    except (IndexDamaged, FileNotFoundError) as exc:  # the writer holds the lock: nobody replaced it
+        log.warning("%s; rebuilding it from the stored embeddings", exc)
+        base, rebuild = None, True
     if base is not None:
         new = np.setdiff1d(snap.ids, base.ids, assume_unique=True)
         dead = np.setdiff1d(base.ids, snap.ids, assume_unique=True)

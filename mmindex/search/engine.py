@@ -8,7 +8,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
@@ -18,7 +20,7 @@ import numpy as np
 
 from mmindex.concepts import Concept, Vocabulary
 from mmindex.config import IngestConfig, default_index_dir
-from mmindex.errors import ClusterError, MediaError, QueryError, StoreError
+from mmindex.errors import ClusterError, IndexDamaged, MediaError, QueryError, StoreError
 from mmindex.index import vectors
 from mmindex.index.ingest import AddReport, ProgressFn, add_paths, read_media
 from mmindex.index.store import Snapshot, Store
@@ -26,6 +28,8 @@ from mmindex.index.vectors import Base, VectorIndex, check_matches, check_settin
 from mmindex.search import fusion, rank
 from mmindex.search.feedback import FeedbackParams, QuerySpec, SavedQueries, refine
 from mmindex.search.query import Query
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -102,14 +106,20 @@ class Engine:
         self._model_lock = threading.Lock()  # guards loading the image model and the text concept banks
 
     # ---- writing -------------------------------------------------------------------------------
-    def add(self, paths: Iterable[str | os.PathLike], progress: ProgressFn | None = None) -> AddReport:
-        """Index files and folders (recursively). Unchanged files are skipped; bad files are recorded."""
-        from mmindex.models import model_info
+    def add(self, paths: Iterable[str | os.PathLike], progress: ProgressFn | None = None,
+            confine_to: Iterable[str] | None = None) -> AddReport:
+        """Index files and folders (recursively). Unchanged files are skipped; bad files are recorded.
 
+        With `confine_to` (folders), symbolic links whose real path lies outside them are not followed
+        but recorded as errors (the HTTP API passes its media roots).
+        """
+        # The writer lock comes first: a locked index is reported at once, not after importing the model.
         name = self.config.model
-        if Store.exists(self.index_dir):
+        if Store.exists(self.index_dir) and not Store.unfinished(self.index_dir):
             store = Store.open(self.index_dir, write=True)
         else:
+            from mmindex.models import model_info
+
             embed_dim = model_info(name)["embed_dim"]
             setting = check_setting(self.vector_index or "flat", embed_dim)
             concepts = [(c.id, c.name, c.source) for c in self.vocabulary.classes]
@@ -119,22 +129,32 @@ class Engine:
             if built_with != name:
                 raise StoreError(f"index {self.index_dir} was built with model {built_with!r}, not {name!r}")
             check_matches(store.meta("vector_index"), self.vector_index)
+            if progress:
+                progress(0, 0)  # the index is ours: work starts (the total is not known before the scan)
             backbone = self._get_backbone()
             if self.config.executor == "ray":
                 from mmindex.index.ray_ingest import add_paths_ray
 
-                report = add_paths_ray(store, paths, self.config, backbone.data_config, progress)
+                report = add_paths_ray(store, paths, self.config, backbone.data_config, progress, confine_to)
             elif self.config.executor == "local":
-                report = add_paths(store, paths, self.config, self._get_runtime, backbone.data_config, progress)
+                report = add_paths(store, paths, self.config, self._get_runtime, backbone.data_config, progress,
+                                   confine_to)
             else:
                 raise ClusterError(f"unknown executor {self.config.executor!r}; choose local or ray")
-            if report.added or report.updated:
-                from mmindex.index.compact import compact, worth_compacting
+            from mmindex.index.compact import compact, worth_compacting
 
-                if worth_compacting(store, self.config.auto_compact):
+            # Even when nothing was new: a run killed before its compaction left the files for this one.
+            try:  # upkeep: every batch is committed by now, and searches work without it
+                compacting = worth_compacting(store, self.config.auto_compact)
+                if compacting:
                     merged = compact(store)
                     report.compacted = merged.files_before - merged.files_after
-                vectors.update(store, store.snapshot(), drop_dead=bool(report.compacted))
+                if report.added or report.updated or compacting:
+                    vectors.update(store, store.snapshot(), drop_dead=bool(report.compacted))
+            except StoreError as exc:
+                if isinstance(exc, IndexDamaged):
+                    raise
+                report.warnings.append(f"every file was committed, but the upkeep after it failed: {exc}")
             return report
 
     def apply(self, detector: str | os.PathLike, name: str | None = None) -> dict:
@@ -344,6 +364,33 @@ class Engine:
             "errors": store.errors(),
         }
 
+    def health(self) -> str | None:
+        """None when the index can be searched, else what is damaged. Cheap: it reads what every search reads
+        (the database and the batch files' headers, cached until the next commit), not the checksums."""
+        try:
+            self.reader().counts()
+            with self._lock:
+                self._arrays()
+            return None
+        except IndexDamaged as exc:
+            return exc.what
+        except sqlite3.DatabaseError as exc:
+            return f"index.sqlite: {exc}"
+
+    def check(self) -> list:
+        """Every problem of the index, damage first (`mmindex.index.check.Problem`); reads only."""
+        from mmindex.index.check import check
+
+        return check(self.index_dir)
+
+    def repair(self) -> list[str]:
+        """Mend the index (see `mmindex.index.check.repair`); returns what was done, one line each."""
+        from mmindex.index.check import repair
+
+        self.close()  # drop cached readers and arrays: repair may replace the files they map
+        self._cache, self._base = None, None
+        return repair(self.index_dir)
+
     def concepts(self, text: str | None = None, limit: int | None = None) -> list[Concept]:
         """The concept vocabulary, or the concepts matching `text`."""
         return self.vocabulary.search(text, limit)
@@ -408,12 +455,24 @@ class Engine:
                     if self._base is None or self._base.file != snap.vector_file:
                         self._base = load_base(self.index_dir, snap.vector_file, store.meta("vector_factory"))
                     break
-                except FileNotFoundError:
+                except FileNotFoundError as exc:
+                    if store.generation == snap.generation:  # gone for good, not replaced by a writer
+                        self._base = self._damaged_vectors(IndexDamaged(self.index_dir, f"{exc.filename} is missing"))
+                        break
                     continue  # replaced by a writer since this snapshot: take a new one
+                except IndexDamaged as exc:
+                    self._base = self._damaged_vectors(exc)
+                    break
             else:
                 raise StoreError("index changed too often while reading; try again")
             self._cache = (snap, VectorIndex(snap.embeddings, snap.ids, base=self._base, build=False))
         return self._cache
+
+    @staticmethod
+    def _damaged_vectors(exc: IndexDamaged) -> None:
+        """The vector index is derived from the stored embeddings: search them exactly until it is rebuilt."""
+        log.warning("%s; searching the stored embeddings exactly until `mmindex repair` rebuilds it", exc)
+        return None
 
     def _bank(self, encoder: str | None, store: Store, snap: Snapshot):
         """The concept bank of an encoder over this index's concept columns (built once, cached on disk)."""

@@ -12,11 +12,13 @@ import json
 import logging
 import mimetypes
 import os
+import sqlite3
 import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import parse_qsl
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, FastAPI, File, Form, HTTPException, Query, Request, UploadFile
@@ -52,6 +54,19 @@ ConceptParam = Annotated[list[Annotated[str, Query(min_length=1, max_length=500)
                          Query(max_length=20, description='concept expression, e.g. "cat AND NOT dog" (repeatable)')]
 LikeParam = Annotated[list[Annotated[str, Query(pattern=r"^[0-9]{1,18}(\^[0-9]{1,6}(\.[0-9]{1,6})?)?$")]],
                       Query(max_length=20, description="example segment id, optionally weighted: 42 or 42^0.5")]
+
+
+class JSON(JSONResponse):
+    """The app's JSON responses: UTF-8 as usual, but a file name that is not UTF-8 (a str holding lone
+    surrogates, 'caf\\udce9') is written with ASCII escapes ("caf\\udce9"), as `mmindex search --json`
+    writes it, where Starlette's JSONResponse (and FastAPI's pydantic fast path) fail to encode it."""
+
+    def render(self, content) -> bytes:
+        text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError:
+            return json.dumps(content, allow_nan=False, separators=(",", ":")).encode("ascii")
 
 
 class Service:
@@ -167,7 +182,7 @@ class Service:
         return page
 
     def _media_paths(self) -> list[str]:
-        return [r[0] for r in self.store.db.execute("SELECT path FROM media")]
+        return self.store.media_paths()  # the store decodes names that are not UTF-8 (kept as bytes)
 
 
 def app_from_environment() -> FastAPI:
@@ -193,7 +208,7 @@ def create_app(engine_or_index: Engine | str | os.PathLike, config: ServiceConfi
         yield
 
     app = FastAPI(title="mmindex", version=__version__, summary="Search an mmindex index by concept and example.",
-                  lifespan=lifespan)
+                  lifespan=lifespan, default_response_class=JSON)
     app.state.service = svc
     # Read endpoints document (and check) the bearer token only when reads are private.
     read = [] if config.public_read else [Depends(svc.auth.read)]
@@ -278,7 +293,12 @@ def create_app(engine_or_index: Engine | str | os.PathLike, config: ServiceConfi
 
     @api.get("/health", response_model=schemas.HealthOut)
     def health() -> dict:
-        """Liveness, the number of committed segments and what this server supports. Always open."""
+        """Liveness, the number of committed segments and what this server supports. Always open.
+
+        503 {"status": "damaged", "detail"} when the index cannot be searched (`mmindex check` says why)."""
+        damage = svc.engine.health()
+        if damage:
+            return JSONResponse({"status": "damaged", "detail": damage, "version": __version__}, status_code=503)
         return {"status": "ok", "segments": svc.counts()["segments"], "generation": svc.generation(),
                 "features": svc.features.model_dump(), "version": __version__}
 
@@ -303,15 +323,21 @@ def create_app(engine_or_index: Engine | str | os.PathLike, config: ServiceConfi
     def add_media(body: schemas.PathsIn) -> dict:
         """Index files or folders on the server (inside the media roots). Needs the token."""
         paths = [_allowed(svc, p) for p in body.paths]
-        report = engine.add(paths)
+        # Confined as reads are: no symbolic link met in a folder is followed out of the roots.
+        report = engine.add(paths, confine_to=svc.roots.containing(paths, svc.generation()))
         return {"added": report.added, "updated": report.updated, "unchanged": report.unchanged,
                 "failed": report.failed, "errors": [list(e) for e in report.errors], "seconds": report.seconds}
 
     @api.delete("/media", response_model=schemas.RemoveOut, dependencies=write)
     def remove_media(
+        request: Request,
         path: Annotated[list[str], Query(min_length=1, max_length=1000, description="file or folder (repeatable)")],
     ) -> dict:
         """Remove media by file, or every file under a folder (inside the media roots). Needs the token."""
+        # Read again from the raw query: Starlette turns %-escaped bytes that are not UTF-8 into U+FFFD, and a
+        # file name that is not UTF-8 must arrive as the index keeps it, surrogateescape text ('caf\udce9').
+        query = request.scope.get("query_string", b"").decode("latin-1")
+        path = [v for k, v in parse_qsl(query, keep_blank_values=True, errors="surrogateescape") if k == "path"]
         return {"removed": engine.remove([_allowed(svc, p, must_exist=False) for p in path])}
 
     app.include_router(api)
@@ -330,6 +356,10 @@ def _allowed(svc: Service, path: str, must_exist: bool = True) -> str:
     """A path a client asked to add or remove, if it lies inside the media roots (else 400/403/404)."""
     if "\x00" in path:
         raise HTTPException(400, "path contains a NUL byte")
+    try:  # a name that is not UTF-8 arrives as surrogateescape text ('caf\udce9'); other lone surrogates are no name
+        os.fsencode(path)
+    except UnicodeEncodeError:
+        raise HTTPException(400, f"not a file name: {path!r} holds a lone surrogate") from None
     if not os.path.isabs(path):
         raise HTTPException(400, f"not an absolute path: {path!r}")
     path = path.rstrip(os.sep) or os.sep
@@ -346,7 +376,8 @@ def _install_error_handlers(app: FastAPI) -> None:
     """Every error becomes JSON {"error": ...} with a 4xx (or 5xx for a bug), never a traceback."""
 
     def error(status: int, message: str, headers=None, **extra) -> JSONResponse:
-        return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
+        # JSON, not Starlette's JSONResponse: a message may name a file whose name is not UTF-8
+        return JSON({"error": message, **extra}, status_code=status, headers=headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
@@ -377,6 +408,10 @@ def _install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc, StoreError):
             return error(503, str(exc))
         return error(400, str(exc))  # QueryError, MediaError: the client's query or upload
+
+    @app.exception_handler(sqlite3.DatabaseError)
+    async def database_error(request: Request, exc: sqlite3.DatabaseError):
+        return error(503, f"the index database failed ({exc}); run `mmindex check`")
 
     @app.exception_handler(Exception)
     async def bug(request: Request, exc: Exception):

@@ -1,0 +1,396 @@
+"""`mmindex check` and `mmindex repair`: find damage in an index directory, and mend it without losing data.
+
+`check` reads everything once, as `git fsck` and SQLite's `PRAGMA integrity_check` do: the database and its
+schema, every batch file's size and SHA-256 (recorded when it was written, schema v4), the vector index,
+the applied detectors' files, unreferenced files and dead rows. Each problem is one `Problem`: what is
+wrong, what it means, and the command that fixes it. It never writes.
+
+`repair` rebuilds what is derived (the vector index, detector score files, cached thumbnails) and moves
+what is damaged into `quarantine/` (never deleting it). The media whose segments lived in a damaged batch
+file are forgotten, so that the next `mmindex add` indexes them again from their source files. Every step
+is its own transaction and can be run again, so an interrupted repair is finished by the next one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import sqlite3
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mmindex.errors import IndexDamaged, MmindexError, StoreError
+from mmindex.index import arrays, detectors, vectors
+from mmindex.index.store import DB_FILE, SCHEMA_VERSION, Store, _acquire_lock
+
+log = logging.getLogger(__name__)
+
+QUARANTINE = "quarantine"
+DAMAGE, NOTE = "damage", "note"
+
+
+@dataclass
+class Problem:
+    """One finding of `check`: `severity` is "damage" (data unreadable until repaired) or "note" (harmless)."""
+
+    severity: str
+    what: str
+    means: str
+    fix: str
+    file: str | None = None  # the file concerned, relative to the index folder
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def line(self) -> str:
+        return f"{self.severity}: {self.what}: {self.means} (fix: {self.fix})"
+
+
+def check(root: str | os.PathLike) -> list[Problem]:
+    """Every problem of the index at `root`, damage first. Reads only."""
+    root = Path(root)
+    fix = f"mmindex repair --index {root}"
+    if not (root / DB_FILE).is_file():
+        raise StoreError(f"no index at {root}")
+    db, problems = _open_database(root, fix)
+    if db is None:
+        return problems
+    try:
+        problems += _check_batches(root, db, fix)
+        problems += _check_vectors(root, db, fix)
+        problems += _check_detectors(root, db, fix)
+        problems += _notes(root, db)
+    finally:
+        db.close()
+    return sorted(problems, key=lambda p: p.severity != DAMAGE)
+
+
+def _open_database(root: Path, fix: str) -> tuple[sqlite3.Connection | None, list[Problem]]:
+    """A read-only connection and the database's own problems; None when it cannot be used at all."""
+    path = root / DB_FILE
+    unusable = "the index's media, segments and concepts cannot be read; repair recovers what SQLite can" \
+               " and quarantines the rest (then `mmindex add` your folders again)"
+    if path.stat().st_size == 0:
+        return None, [Problem(DAMAGE, f"{DB_FILE} is empty (0 bytes)", unusable, fix, DB_FILE)]
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        result = [r[0] for r in db.execute("PRAGMA integrity_check(20)")]
+    except sqlite3.Error as exc:
+        return None, [Problem(DAMAGE, f"{DB_FILE} cannot be read ({exc})", unusable, fix, DB_FILE)]
+    problems = []
+    if result != ["ok"]:
+        problems.append(Problem(DAMAGE, f"{DB_FILE} fails SQLite's integrity check ({'; '.join(result[:3])})",
+                                unusable, fix, DB_FILE))
+        db.close()
+        return None, problems
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version == 0 or version > SCHEMA_VERSION:
+        db.close()
+        what = "holds no mmindex schema" if version == 0 else f"has schema version {version} (newer than this mmindex)"
+        return None, [Problem(DAMAGE, f"{DB_FILE} {what}", unusable if version == 0 else "use a newer mmindex",
+                              fix if version == 0 else "pip install -U mmindex", DB_FILE)]
+    if db.execute("SELECT value FROM meta WHERE key = 'model'").fetchone() is None:
+        db.close()
+        return None, [Problem(DAMAGE, f"{DB_FILE} names no model (an interrupted creation)", unusable, fix, DB_FILE)]
+    for table, rowid, parent, _ in db.execute("PRAGMA foreign_key_check").fetchall()[:20]:
+        problems.append(Problem(DAMAGE, f"row {rowid} of table {table} points to a missing row of {parent}",
+                                "a dangling reference", fix, DB_FILE))
+    return db, problems
+
+
+def _batch_rows(db: sqlite3.Connection):
+    has_sums = SCHEMA_VERSION >= 4 and db.execute("PRAGMA user_version").fetchone()[0] >= 4
+    cols = "id, file, rows, bytes, sha256" if has_sums else "id, file, rows, NULL, NULL"
+    return db.execute(f"SELECT {cols} FROM batches ORDER BY id").fetchall()
+
+
+def _batch_problem(root: Path, batch_id: int, file: str, size: int | None, digest: str | None,
+                   max_row: int, embed_dim: int) -> str | None:
+    """Why a batch file is unusable, or None."""
+    path = root / "batches" / file
+    if not path.is_file():
+        return "is missing"
+    actual = path.stat().st_size
+    if size is not None and actual != size:
+        return f"has {actual} bytes, {size} were written"
+    if digest is not None:
+        with open(path, "rb") as f:
+            if hashlib.file_digest(f, "sha256").hexdigest() != digest:
+                return "does not match the SHA-256 recorded when it was written"
+    try:
+        a = arrays.read_batch_file(path)
+    except IndexDamaged as exc:
+        return f"cannot be read ({exc.what})"
+    if a.scores.shape[1] <= max_row or a.embeddings.shape[1] != embed_dim:
+        return f"holds {a.scores.shape[1]} rows of {a.embeddings.shape[1]} dimensions; the index needs" \
+               f" {max_row + 1} rows of {embed_dim}"
+    return None
+
+
+def damaged_batches(root: Path, db: sqlite3.Connection) -> dict[int, tuple[str, str]]:
+    """{batch id: (file, why)} for every batch file that cannot be used."""
+    embed_dim = int(db.execute("SELECT value FROM meta WHERE key = 'embed_dim'").fetchone()[0])
+    max_rows = dict(db.execute("SELECT batch_id, max(row) FROM segments GROUP BY batch_id"))
+    out = {}
+    for batch_id, file, _rows, size, digest in _batch_rows(db):
+        why = _batch_problem(root, batch_id, file, size, digest, max_rows.get(batch_id, -1), embed_dim)
+        if why:
+            out[batch_id] = (file, why)
+    return out
+
+
+def _check_batches(root: Path, db: sqlite3.Connection, fix: str) -> list[Problem]:
+    problems = []
+    for batch_id, (file, why) in damaged_batches(root, db).items():
+        media = db.execute("SELECT count(DISTINCT media_id) FROM segments WHERE batch_id = ?",
+                           (batch_id,)).fetchone()[0]
+        problems.append(Problem(DAMAGE, f"batch file batches/{file} {why}",
+                                f"the scores and embeddings of {media} media are lost; repair quarantines the file"
+                                " and forgets those media, and the next `mmindex add` indexes them again", fix,
+                                f"batches/{file}"))
+    return problems
+
+
+def _vector_problem(root: Path, db: sqlite3.Connection) -> str | None:
+    meta = dict(db.execute("SELECT key, value FROM meta WHERE key IN ('vector_file', 'vector_factory')"))
+    file = meta.get("vector_file")
+    if not file:
+        return None
+    try:
+        base = vectors.load_base(root, file, meta.get("vector_factory"))
+    except FileNotFoundError:
+        return f"vector index {vectors.FOLDER}/{file} is missing"
+    except IndexDamaged as exc:
+        return exc.what
+    embed_dim = int(db.execute("SELECT value FROM meta WHERE key = 'embed_dim'").fetchone()[0])
+    if base.index.d != embed_dim:
+        return f"vector index {vectors.FOLDER}/{file} has {base.index.d} dimensions, the embeddings {embed_dim}"
+    return None
+
+
+def _check_vectors(root: Path, db: sqlite3.Connection, fix: str) -> list[Problem]:
+    why = _vector_problem(root, db)
+    return [Problem(DAMAGE, why, "similarity searches scan the stored embeddings exactly (slower) until it is"
+                    " rebuilt from them; nothing is lost", fix, vectors.FOLDER)] if why else []
+
+
+def damaged_detector_files(root: Path, db: sqlite3.Connection) -> list[tuple[int, int | None, str, str]]:
+    """(detector id, batch id or None for the bundle, file, why) for every unusable file under detectors/."""
+    out = []
+    rows = dict(db.execute("SELECT id, rows FROM batches"))
+    for det_id, file, n_labels in db.execute("SELECT id, file, n_labels FROM detectors").fetchall():
+        path = root / detectors.FOLDER / file
+        if not path.is_file() or path.stat().st_size == 0:
+            out.append((det_id, None, file, "is missing or empty"))
+        for batch_id, score_file in db.execute(
+                "SELECT batch_id, file FROM detector_scores WHERE detector_id = ?", (det_id,)).fetchall():
+            try:
+                shape = np.load(root / detectors.FOLDER / score_file, mmap_mode="r").shape
+            except FileNotFoundError:
+                out.append((det_id, batch_id, score_file, "is missing"))
+                continue
+            except (OSError, ValueError, EOFError) as exc:
+                out.append((det_id, batch_id, score_file, f"cannot be read ({exc})"))
+                continue
+            if shape != (rows.get(batch_id), n_labels):
+                out.append((det_id, batch_id, score_file, f"has shape {shape}, not ({rows.get(batch_id)}, {n_labels})"))
+    return out
+
+
+def _check_detectors(root: Path, db: sqlite3.Connection, fix: str) -> list[Problem]:
+    return [Problem(DAMAGE, f"detector file {detectors.FOLDER}/{file} {why}",
+                    "the detector's bundle is lost: repair removes it, apply it again" if batch is None
+                    else "its concept scores on one batch read as 0; repair computes them again from the bundle",
+                    fix, f"{detectors.FOLDER}/{file}")
+            for _det, batch, file, why in damaged_detector_files(root, db)]
+
+
+def _notes(root: Path, db: sqlite3.Connection) -> list[Problem]:
+    notes = []
+    known = {r[0] for r in db.execute("SELECT file FROM batches")}
+    for folder, names in (("batches", known), (vectors.FOLDER, {db.execute(
+            "SELECT value FROM meta WHERE key = 'vector_file'").fetchone()}), (detectors.FOLDER, None)):
+        if not (root / folder).is_dir():
+            continue
+        if folder == vectors.FOLDER:
+            names = {n[0] for n in names if n}
+        if folder == detectors.FOLDER:
+            names = detectors.known_files(db)
+        for p in sorted((root / folder).iterdir()):
+            if p.name not in names:
+                notes.append(Problem(NOTE, f"{folder}/{p.name} is not referenced by the index",
+                                     "left by an interrupted write; harmless",
+                                     f"the next `mmindex add`, `compact` or `repair` --index {root} deletes it",
+                                     f"{folder}/{p.name}"))
+    rows = db.execute("SELECT coalesce(sum(rows), 0) FROM batches").fetchone()[0]
+    dead = rows - db.execute("SELECT count(*) FROM segments").fetchone()[0]
+    if dead > 0:
+        notes.append(Problem(NOTE, f"{dead} dead rows in batch files", "disk space held by removed segments",
+                             f"mmindex compact --index {root}"))
+    unsummed = db.execute("SELECT count(*) FROM batches WHERE sha256 IS NULL").fetchone()[0] \
+        if db.execute("PRAGMA user_version").fetchone()[0] >= 4 else 0
+    if unsummed:
+        notes.append(Problem(NOTE, f"{unsummed} batch files were written without a checksum (before schema v4)",
+                             "their size and format are checked, not their content",
+                             f"mmindex repair --index {root} records them"))
+    return notes
+
+
+# ---- repair --------------------------------------------------------------------------------------
+def repair(root: str | os.PathLike) -> list[str]:
+    """Mend the index at `root`; returns what was done, one line each (empty when nothing was wrong).
+
+    Holds the writer lock throughout. Never deletes a damaged file: it goes to `quarantine/<time>/`.
+    """
+    root = Path(root)
+    if not (root / DB_FILE).is_file():
+        raise StoreError(f"no index at {root}")
+    lock_fd = _acquire_lock(root)
+    done: list[str] = []
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    try:
+        if not _repair_database(root, stamp, done):
+            return done
+        store = Store._open(root, True, lock_fd)
+    except BaseException:
+        os.close(lock_fd)
+        raise
+    with store:
+        _repair_batches(store, stamp, done)
+        _repair_detectors(store, stamp, done)
+        _record_checksums(store, done)
+        if _vector_problem(root, store.db) or done:
+            report = vectors.update(store, store.snapshot(), rebuild=True)
+            done.append(f"rebuilt the vector index from the stored embeddings ({report['vectors']} vectors)")
+        thumbs = root / "thumbnails"
+        if thumbs.is_dir() and any(thumbs.iterdir()):
+            shutil.rmtree(thumbs, ignore_errors=True)
+            done.append("dropped the cached thumbnails (made again when shown)")
+    return done
+
+
+def _quarantine(root: Path, stamp: str, relative: str) -> str:
+    """Move a file into quarantine/<stamp>/, keeping its relative path; returns where it went."""
+    src = root / relative
+    dest = root / QUARANTINE / stamp / relative
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(src, dest)
+    return str(dest.relative_to(root))
+
+
+def _repair_database(root: Path, stamp: str, done: list[str]) -> bool:
+    """Make index.sqlite usable: keep it, recover it with VACUUM INTO, or quarantine it and every data file
+    (an index without its database cannot say what its files hold). False when no index is left."""
+    db, problems = _open_database(root, "")
+    if db is not None:
+        db.close()
+        if not problems:
+            return True
+    recovered = root / (DB_FILE + ".recovered")
+    recovered.unlink(missing_ok=True)
+    try:
+        src = sqlite3.connect(f"{(root / DB_FILE).resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            src.execute(f"VACUUM INTO '{recovered}'")
+        finally:
+            src.close()
+        ok, _ = _open_database_at(recovered)
+    except (sqlite3.Error, OSError):
+        ok = False
+    moved = [_quarantine(root, stamp, n) for n in (DB_FILE, DB_FILE + "-wal", DB_FILE + "-shm")
+             if (root / n).exists()]
+    if ok:
+        os.replace(recovered, root / DB_FILE)
+        done.append(f"recovered {DB_FILE} with SQLite's VACUUM INTO; the damaged copy is in {moved[0]}")
+        return True
+    recovered.unlink(missing_ok=True)
+    for folder in ("batches", vectors.FOLDER, detectors.FOLDER):
+        if (root / folder).is_dir():
+            for p in sorted((root / folder).iterdir()):
+                moved.append(_quarantine(root, stamp, f"{folder}/{p.name}"))
+    done.append(f"{DB_FILE} could not be recovered: it and the {len(moved) - 1} data files it described are in"
+                f" {QUARANTINE}/{stamp}/; `mmindex add` your folders again to rebuild the index")
+    return False
+
+
+def _open_database_at(path: Path) -> tuple[bool, list[Problem]]:
+    """Whether a recovered database passes the checks of `_open_database`, and its problems."""
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        ok = [r[0] for r in db.execute("PRAGMA integrity_check")] == ["ok"] and \
+            db.execute("PRAGMA user_version").fetchone()[0] > 0 and \
+            db.execute("SELECT value FROM meta WHERE key = 'model'").fetchone() is not None
+    finally:
+        db.close()
+    return ok, []
+
+
+def _repair_batches(store: Store, stamp: str, done: list[str]) -> None:
+    for batch_id, (file, why) in damaged_batches(store.root, store.db).items():
+        if (store.root / "batches" / file).exists():
+            where = _quarantine(store.root, stamp, f"batches/{file}")
+            done.append(f"batch file batches/{file} {why}: moved to {where}")
+        else:
+            done.append(f"batch file batches/{file} {why}")
+        with store.transaction() as db:
+            paths = [r[0] for r in db.execute(
+                "SELECT DISTINCT m.path FROM media m JOIN segments s ON s.media_id = m.id WHERE s.batch_id = ?",
+                (batch_id,))]
+            db.execute("DELETE FROM media WHERE id IN (SELECT media_id FROM segments WHERE batch_id = ?)", (batch_id,))
+            db.execute("DELETE FROM batches WHERE id = ?", (batch_id,))
+        done.append(f"forgot {len(paths)} media of that batch (the next `mmindex add` indexes them again)")
+
+
+def _repair_detectors(store: Store, stamp: str, done: list[str]) -> None:
+    broken = damaged_detector_files(store.root, store.db)
+    if not broken:
+        return
+    lost = {det for det, batch, _, _ in broken if batch is None}
+    for det_id, batch_id, file, why in broken:
+        if (store.root / detectors.FOLDER / file).exists():
+            _quarantine(store.root, stamp, f"{detectors.FOLDER}/{file}")
+        if batch_id is None:
+            with store.transaction() as db:
+                name = db.execute("SELECT name FROM detectors WHERE id = ?", (det_id,)).fetchone()[0]
+                db.execute("DELETE FROM detectors WHERE id = ?", (det_id,))  # its concepts and scores cascade
+            done.append(f"detector {name!r}: its bundle {why}; removed it (apply it again)")
+    applied = {a.id: a for a in detectors.load_applied(store)}
+    for det_id, batch_id, file, why in broken:
+        if batch_id is None or det_id in lost or det_id not in applied:
+            continue
+        emb = arrays.read_batch_file(store.root / "batches" / _batch_file(store, batch_id)).embeddings
+        with store.transaction() as db:
+            db.execute("DELETE FROM detector_scores WHERE detector_id = ? AND batch_id = ?", (det_id, batch_id))
+            scores = detectors.score_embeddings(applied[det_id], np.asarray(emb, dtype=np.float32))
+            detectors.write_scores(store, batch_id, {det_id: scores})
+        done.append(f"detector file {detectors.FOLDER}/{file} {why}: computed again from the bundle")
+
+
+def _batch_file(store: Store, batch_id: int) -> str:
+    return store.db.execute("SELECT file FROM batches WHERE id = ?", (batch_id,)).fetchone()[0]
+
+
+def _record_checksums(store: Store, done: list[str]) -> None:
+    rows = store.db.execute("SELECT id, file FROM batches WHERE sha256 IS NULL").fetchall()
+    if not rows:
+        return
+    with store.transaction():
+        for batch_id, file in rows:
+            store.record_batch_file(batch_id, file)
+    done.append(f"recorded the size and SHA-256 of {len(rows)} batch files written before schema v4")
+
+
+def health(root: str | os.PathLike) -> tuple[bool, str | None]:
+    """(usable, what is wrong) from the cheap checks every open makes; for `/api/health`."""
+    try:
+        Store.open(root).close()
+        return True, None
+    except IndexDamaged as exc:
+        return False, exc.what
+    except MmindexError as exc:
+        return False, str(exc)
