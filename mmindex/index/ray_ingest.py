@@ -50,6 +50,7 @@ def add_paths_ray(
     config: IngestConfig,
     data_config,
     progress: ProgressFn | None = None,
+    confine_to: Iterable[str] | None = None,
 ) -> AddReport:
     """Index `paths` into `store` (opened for writing) on Ray; same result as `ingest.add_paths`.
 
@@ -57,7 +58,7 @@ def add_paths_ray(
     else starts a local Ray instance for the run. Raises `ClusterError` if Ray cannot start or the job fails.
     """
     t0 = time.perf_counter()
-    items = list(scan(paths))
+    items = list(scan(paths, confine_to))
     writer = BatchWriter(store, config.batch_size)
     if items:
         with ray_session(config):

@@ -7,7 +7,7 @@ becomes a `ScanItem` with an error, so that the run goes on and the error is rec
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
@@ -33,17 +33,23 @@ def media_kind(path: str | os.PathLike) -> str | None:
     return None
 
 
-def scan(paths: Iterable[str | os.PathLike]) -> Iterator[ScanItem]:
+def scan(paths: Iterable[str | os.PathLike], confine_to: Iterable[str | os.PathLike] | None = None
+         ) -> Iterator[ScanItem]:
     """Yield the media files under `paths`, recursively, each once, in a stable order.
 
     A file named explicitly is yielded whatever its extension (the decoder decides); files met
     while walking a folder are yielded only when their extension is a known media type.
+    With `confine_to` (folders), a path or symbolic link whose real path lies outside all of them is
+    not followed: it becomes an error item (the HTTP API confines writes to its media roots this way).
     """
     seen_files: set[str] = set()
+    inside = _confinement(confine_to)
     for raw in paths:
         path = os.path.abspath(os.fspath(raw))
-        if os.path.isdir(path):
-            yield from _walk(path, seen_files)
+        if inside is not None and os.path.lexists(path) and not inside(path):
+            yield ScanItem(path, OUTSIDE)
+        elif os.path.isdir(path):
+            yield from _walk(path, seen_files, inside)
         elif os.path.islink(path) and not os.path.exists(path):
             yield ScanItem(path, "broken symbolic link")
         elif not os.path.exists(path):
@@ -53,7 +59,19 @@ def scan(paths: Iterable[str | os.PathLike]) -> Iterator[ScanItem]:
             yield ScanItem(path)
 
 
-def _walk(root: str, seen_files: set[str]) -> Iterator[ScanItem]:
+OUTSIDE = "outside the allowed folders (a symbolic link out of them is not followed)"
+
+
+def _confinement(folders: Iterable[str | os.PathLike] | None) -> Callable[[str], bool] | None:
+    """None, or a test: does this path's real path (symlinks resolved) lie inside one of `folders`?"""
+    if folders is None:
+        return None
+    real = [os.path.realpath(os.fspath(f)) for f in folders]
+    prefixes = tuple(r.rstrip(os.sep) + os.sep for r in real)
+    return lambda path: (p := os.path.realpath(path)) in real or p.startswith(prefixes)
+
+
+def _walk(root: str, seen_files: set[str], inside: Callable[[str], bool] | None = None) -> Iterator[ScanItem]:
     # Real folders already visited, by (device, inode): following symlinks must not loop forever.
     visited: set[tuple[int, int]] = set()
     stack = [root]
@@ -73,7 +91,10 @@ def _walk(root: str, seen_files: set[str]) -> Iterator[ScanItem]:
         subfolders = []
         for entry in entries:
             try:
-                if entry.is_dir():  # follows symlinks; loops are caught by `visited`
+                if inside is not None and entry.is_symlink() and not inside(entry.path):
+                    if entry.is_dir() or media_kind(entry.name):
+                        yield ScanItem(entry.path, OUTSIDE)
+                elif entry.is_dir():  # follows symlinks; loops are caught by `visited`
                     subfolders.append(entry.path)
                 elif entry.is_file():
                     if media_kind(entry.name) and entry.path not in seen_files:

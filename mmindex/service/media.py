@@ -63,6 +63,10 @@ class MediaRoots:
                 self._derived = (generation, minimal)
             return self._derived[1]
 
+    def containing(self, paths: Iterable[str], generation: int) -> list[str]:
+        """The roots that hold `paths` (lexically): the folders an add of `paths` is confined to."""
+        return [r for r in self.roots(generation) if any(_inside(p, r) for p in paths)]
+
     def check(self, path: str, generation: int, must_exist: bool = True) -> str:
         """The real path to open for `path`, or Forbidden / Missing.
 
