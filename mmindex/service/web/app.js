@@ -148,8 +148,12 @@ function renderGrid(hits) {
   updateFeedbackBar();
 }
 
+// A file name that is not UTF-8 comes as lone surrogates ("\udce9" for the byte 0xe9, as Python holds it):
+// show its bytes escaped ("caf\xe9"), as the command line does. The "u" flag leaves real pairs alone.
+const shownPath = (path) => path.replace(/[\udc80-\udcff]/gu, (c) => "\\x" + (c.charCodeAt(0) - 0xdc00).toString(16));
+
 function card(h, rank) {
-  const name = h.path.split("/").pop();
+  const name = shownPath(h.path).split("/").pop();
   const isVideo = h.kind === "video";
   const img = el("img", { src: `/api/segments/${h.segment_id}/thumbnail`, alt: name, loading: "lazy", decoding: "async" });
   const thumb = el("button", { type: "button", class: "thumb", title: `open ${name}`, onclick: () => openViewer(h) }, img);
@@ -160,7 +164,7 @@ function card(h, rank) {
   const meta = el("div", { class: "meta" },
     el("span", { class: "rank" }, `#${rank}`),
     el("span", { class: "score", title: "score (higher is better)" }, h.score.toFixed(3)),
-    el("span", { class: "name", title: h.path }, name));
+    el("span", { class: "name", title: shownPath(h.path) }, name));
   const actions = el("div", { class: "actions" },
     el("button", { type: "button", class: "more", onclick: () => moreLike(h.segment_id) }, "More like this"), up, down);
   const li = el("li", { class: "card", "data-segment": h.segment_id, "data-kind": h.kind }, thumb, meta, actions);
@@ -181,10 +185,10 @@ function openViewer(h) {
     v.muted = true;
     box.replaceChildren(v);
   } else {
-    box.replaceChildren(el("img", { src, alt: h.path }));
+    box.replaceChildren(el("img", { src, alt: shownPath(h.path) }));
   }
   const when = h.kind === "video" ? ` · shot ${fmtTime(h.start)}–${fmtTime(h.end)}` : "";
-  $("viewer-title").textContent = `${h.path}${when} · score ${h.score.toFixed(3)}`;
+  $("viewer-title").textContent = `${shownPath(h.path)}${when} · score ${h.score.toFixed(3)}`;
   $("viewer-why").textContent = h.why ? whyText(h.why) : "";
   $("viewer-like").onclick = () => moreLike(h.segment_id);
   $("viewer").showModal();
