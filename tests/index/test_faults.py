@@ -331,3 +331,135 @@ def test_a_full_disk_keeps_every_committed_batch_and_says_so(small_disk):
         assert len(store.snapshot().ids) == len(committed)
     proc = run_cli("check", "--index", str(root), "--json", check=False)
     assert not json.loads(proc.stdout)["damaged"], proc.stdout
+
+
+# ---- kill -9 at each commit point ------------------------------------------------------------------------
+# The operation runs in a child that kills itself (SIGKILL: no clean-up, as a power cut would) at the N-th
+# commit point it reaches: just before or just after an SQLite COMMIT, or a file rename. N runs 1, 2, ...
+# until the operation finishes; after every kill the index must be whole, and running it again must finish it.
+_KILL_AT = """
+import os, signal, sys, json
+from pathlib import Path
+import mmindex.index.store as store_mod
+from mmindex import Engine
+from tests.index.test_faults import records, DIM
+
+kill_at, op, root = int(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+seen = 0
+def point():
+    global seen
+    seen += 1
+    if seen == kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+real_exit, real_replace = store_mod._Transaction.__exit__, os.replace
+def exit_(self, *exc):
+    point(); out = real_exit(self, *exc); point(); return out
+def replace(*a, **k):
+    point(); out = real_replace(*a, **k); point(); return out
+store_mod._Transaction.__exit__, os.replace = exit_, replace
+if op == "write":
+    with store_mod.Store.open(root, write=True) as s:
+        s.write_batch(records([f"/photos/new/{i}.jpg" for i in range(4)] + ["/photos/b0/0.jpg"], 9))
+elif op == "remove":
+    Engine(root).remove(["/photos/b1"])
+elif op == "compact":
+    Engine(root).compact(target_rows=8)
+elif op == "rebuild":
+    Engine(root).rebuild("hnsw")
+print("finished")
+"""
+
+_EXPECTED = {  # the media after the operation finished (b{n}/{i} from `build`: 3 batches of 4)
+    "write": {f"/photos/b{b}/{i}.jpg" for b in range(3) for i in range(4)} | {f"/photos/new/{i}.jpg" for i in range(4)},
+    "remove": {f"/photos/b{b}/{i}.jpg" for b in (0, 2) for i in range(4)},
+    "compact": {f"/photos/b{b}/{i}.jpg" for b in range(3) for i in range(4)},
+    "rebuild": {f"/photos/b{b}/{i}.jpg" for b in range(3) for i in range(4)},
+}
+
+
+@pytest.mark.parametrize("op", sorted(_EXPECTED))
+def test_kill_9_at_each_commit_point_loses_and_duplicates_nothing(tmp_path, op):
+    pristine = tmp_path / "pristine"
+    build(pristine)
+    if op == "compact":  # dead rows to drop, so that compaction has files to merge
+        with Store.open(pristine, write=True) as store:
+            store.write_batch(records(["/photos/b0/0.jpg"], 7))
+    before = set(media_paths(pristine))
+    kills = 0
+    for kill_at in range(1, 60):
+        root = tmp_path / f"{op}-{kill_at}"
+        shutil.copytree(pristine, root)
+        proc = subprocess.run([sys.executable, "-c", _KILL_AT, str(kill_at), op, str(root)], capture_output=True,
+                              text=True, cwd=Path(__file__).parents[2], timeout=300)
+        if proc.returncode == 0:
+            assert "finished" in proc.stdout
+            assert set(media_paths(root)) == _EXPECTED[op]
+            break
+        assert proc.returncode == -signal.SIGKILL, proc.stderr
+        kills += 1
+        paths = media_paths(root)
+        assert len(paths) == len(set(paths)), "a media is there twice"
+        assert set(paths) in (before, _EXPECTED[op]) or op == "write" and set(paths) == before, \
+            f"killed at point {kill_at}: a half-done state"
+        assert not checked(root)["damaged"], f"killed at point {kill_at}: damaged"
+        # running it again (no kill) finishes the job
+        subprocess.run([sys.executable, "-c", _KILL_AT, "0", op, str(root)], check=True, capture_output=True,
+                       cwd=Path(__file__).parents[2], timeout=300)
+        assert_whole(root, sorted(_EXPECTED[op]))
+    else:
+        pytest.fail("the operation never finished")
+    assert kills >= 2, f"only {kills} commit points were tried"
+
+
+# ---- readers while writers work ---------------------------------------------------------------------------
+_WRITER = """
+import sys, time
+from pathlib import Path
+from mmindex import Engine
+from mmindex.index.store import Store
+from tests.index.test_faults import records
+root, rounds = Path(sys.argv[1]), int(sys.argv[2])
+for r in range(rounds):
+    with Store.open(root, write=True) as s:
+        for b in range(3):
+            s.write_batch(records([f"/stress/{r}/{b}/{i}.jpg" for i in range(4)], r * 10 + b))
+    Engine(root).compact(target_rows=16)
+    Engine(root).remove([f"/stress/{r}/0"])
+print("done", flush=True)
+"""
+
+_READER = """
+import sys, time
+from pathlib import Path
+from mmindex import Engine
+from mmindex.index.store import Store
+root, stop = Path(sys.argv[1]), Path(sys.argv[2])
+engine, reads = Engine(root), 0
+while not stop.exists():
+    with Store.open(root) as s:  # a fresh connection each time, as a new CLI call makes
+        s.counts(); s.snapshot()
+    hits = engine.search(concepts=["dog"], k=5, remember=False)
+    assert 0 < len(hits) <= 5 and len({h.path for h in hits}) == len(hits)  # a hit removed meanwhile is left out
+    reads += 1
+print(reads, flush=True)
+"""
+
+
+def test_readers_never_see_database_is_locked_while_writers_add_compact_and_remove(tmp_path):
+    root = tmp_path / "idx"
+    build(root, vectors=False)
+    stop = tmp_path / "stop"
+    cwd = Path(__file__).parents[2]
+    readers = [subprocess.Popen([sys.executable, "-c", _READER, str(root), str(stop)], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, cwd=cwd) for _ in range(3)]
+    try:
+        writer = subprocess.run([sys.executable, "-c", _WRITER, str(root), "40"], capture_output=True, text=True,
+                                cwd=cwd, timeout=600)
+    finally:
+        stop.touch()
+        outs = [r.communicate(timeout=120) for r in readers]
+    assert writer.returncode == 0 and "done" in writer.stdout, writer.stderr
+    for r, (out, err) in zip(readers, outs, strict=True):
+        assert r.returncode == 0 and "locked" not in err, err
+        assert int(out) > 0
+    assert not checked(root)["damaged"]
