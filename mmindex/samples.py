@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from mmindex.atomic import atomic_write
+
 # name -> (file name, how to get the pixels)
 PHOTOS = {
     "chelsea": "chelsea.jpg",  # a cat (skimage)
@@ -43,9 +45,9 @@ def write_sample_photos(folder: str | Path) -> list[Path]:
     for name, file in PHOTOS.items():
         path = folder / file
         if not path.exists():
-            tmp = path.with_suffix(".tmp" + path.suffix)
-            Image.fromarray(photo_array(name)).convert("RGB").save(tmp, quality=92)
-            tmp.replace(path)
+            with atomic_write(path) as tmp:  # the format from the final name: the temporary one ends in .tmp
+                fmt = Image.registered_extensions()[path.suffix.lower()]
+                Image.fromarray(photo_array(name)).convert("RGB").save(tmp, format=fmt, quality=92)
         paths.append(path)
     return paths
 

@@ -1,6 +1,8 @@
 """The one atomic writer: whole old or whole new content under the name, never a temporary file left."""
 
+import os
 import pickle
+import stat
 import threading
 
 import numpy as np
@@ -91,3 +93,17 @@ def test_the_concept_bank_cache_leaves_no_temporary_file_when_saving_fails(tmp_p
         _save(tmp_path / "bank.npz", names=unpicklable)
     assert _names(tmp_path) == []
 
+
+
+def test_the_file_and_then_its_folder_are_fsynced(tmp_path, monkeypatch):
+    synced = []
+    real_fsync = os.fsync
+
+    def spy(fd):
+        st = os.fstat(fd)
+        synced.append(("dir" if stat.S_ISDIR(st.st_mode) else "file", st.st_ino))
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    write_bytes(tmp_path / "x.bin", b"data")
+    assert synced == [("file", (tmp_path / "x.bin").stat().st_ino), ("dir", tmp_path.stat().st_ino)]
