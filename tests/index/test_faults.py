@@ -409,6 +409,7 @@ def test_kill_9_at_each_commit_point_loses_and_duplicates_nothing(tmp_path, op):
     else:
         pytest.fail("the operation never finished")
     assert kills >= 2, f"only {kills} commit points were tried"
+    print(f"{op}: killed at {kills} commit points, each survived")  # docs/reliability.md (pytest -s)
 
 
 # ---- readers while writers work ---------------------------------------------------------------------------
