@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mmindex.atomic import atomic_write
 from mmindex.errors import IndexDamaged, IndexLocked, StoreError
 from mmindex.index import arrays, detectors
 from mmindex.index.arrays import Snapshot
@@ -38,7 +39,7 @@ SCHEMA_VERSION = 4
 DB_FILE = "index.sqlite"
 BUSY_TIMEOUT_S = 60.0  # every connection waits this long for a writer's lock before "database is locked"
 # What a creation leaves in a folder before the database exists (an interrupted one included).
-_OWN_LEFTOVERS = {"batches", "write.lock", DB_FILE + ".new", DB_FILE + ".new-journal"}
+_OWN_LEFTOVERS = {"batches", "write.lock"}  # and temporary `.index.sqlite.*.tmp` files
 
 # Step-by-step migrations: MIGRATIONS[v] upgrades a database at user_version v-1 to v.
 MIGRATIONS: dict[int, str] = {
@@ -195,7 +196,8 @@ class Store:
         root = Path(root)
         if root.exists() and not root.is_dir():
             raise StoreError(f"index path {root} exists and is not a folder")
-        if root.is_dir() and not cls.exists(root) and any(p.name not in _OWN_LEFTOVERS for p in root.iterdir()):
+        if root.is_dir() and not cls.exists(root) and any(
+                p.name not in _OWN_LEFTOVERS and not p.name.startswith(f".{DB_FILE}.") for p in root.iterdir()):
             raise StoreError(f"{root} is a non-empty folder that is not an mmindex index")
         try:
             (root / "batches").mkdir(parents=True, exist_ok=True)
@@ -617,39 +619,24 @@ def _validate(db: sqlite3.Connection, root: Path) -> None:
 
 def _build_database(root: Path, meta: dict[str, str], concepts: Sequence[tuple[str, str, str]]) -> None:
     """Write a complete new database under a temporary name, then rename it to `index.sqlite` (atomic)."""
-    tmp = root / (DB_FILE + ".new")
-    for suffix in ("", "-journal"):
-        (root / (tmp.name + suffix)).unlink(missing_ok=True)  # left by an interrupted creation
-    db = sqlite3.connect(tmp, isolation_level=None)
-    try:
-        db.execute("BEGIN")
-        for v in range(1, SCHEMA_VERSION + 1):
-            for stmt in MIGRATIONS[v].split(";"):
-                if stmt.strip():
-                    db.execute(stmt)
-        db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", meta.items())
-        db.executemany("INSERT INTO concepts (col, id, name, source) VALUES (?, ?, ?, ?)",
-                       [(i, *c) for i, c in enumerate(concepts)])
-        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        db.execute("COMMIT")
-        db.execute("PRAGMA journal_mode=WAL")
-    finally:
-        db.close()
-    fd = os.open(tmp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, root / DB_FILE)
-    _fsync_dir(root)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    for leftover in root.glob(f".{DB_FILE}.*.tmp*"):  # of an interrupted creation (we hold the lock)
+        leftover.unlink(missing_ok=True)
+    with atomic_write(root / DB_FILE) as tmp:
+        db = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            db.execute("BEGIN")
+            for v in range(1, SCHEMA_VERSION + 1):
+                for stmt in MIGRATIONS[v].split(";"):
+                    if stmt.strip():
+                        db.execute(stmt)
+            db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", meta.items())
+            db.executemany("INSERT INTO concepts (col, id, name, source) VALUES (?, ?, ?, ?)",
+                           [(i, *c) for i, c in enumerate(concepts)])
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            db.execute("COMMIT")
+            db.execute("PRAGMA journal_mode=WAL")  # recorded in the file: every later connection uses WAL
+        finally:
+            db.close()
 
 
 def _unfinished(root: Path) -> bool:
