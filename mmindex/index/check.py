@@ -26,7 +26,8 @@ import numpy as np
 
 from mmindex.errors import IndexDamaged, MmindexError, StoreError
 from mmindex.index import arrays, detectors, vectors
-from mmindex.index.store import DB_FILE, SCHEMA_VERSION, Store, _acquire_lock
+from mmindex.index.schema import DB_FILE, SCHEMA_VERSION, acquire_lock
+from mmindex.index.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -250,7 +251,7 @@ def repair(root: str | os.PathLike) -> list[str]:
     root = Path(root)
     if not (root / DB_FILE).is_file():
         raise StoreError(f"no index at {root}")
-    lock_fd = _acquire_lock(root)
+    lock_fd = acquire_lock(root)
     done: list[str] = []
     stamp = time.strftime("%Y%m%d-%H%M%S")
     try:

@@ -1,6 +1,6 @@
 """Trained detectors applied to an index: their concept columns and per-batch score files.
 
-Layout (schema v2, see `store.MIGRATIONS[2]`):
+Layout (schema v2, see `schema.MIGRATIONS[2]`):
     detectors          one row per applied detector: name, bundle file, backbone, weights id, first column
     concepts           its labels as score columns (source "trained", id "<detector>:<label>")
     detector_scores    (detector, batch) -> file: that batch's rows scored by that detector

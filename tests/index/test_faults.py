@@ -22,7 +22,8 @@ import pytest
 
 from mmindex.concepts import Vocabulary
 from mmindex.errors import IndexDamaged, StoreError
-from mmindex.index.store import MIGRATIONS, MediaRecord, SegmentRecord, Store
+from mmindex.index.schema import MIGRATIONS
+from mmindex.index.store import MediaRecord, SegmentRecord, Store
 from tests.conftest import run_cli
 
 DIM = 8
@@ -195,10 +196,8 @@ def test_health_answers_503_damaged_not_500(tmp_path):
     client = TestClient(create_app(Engine(root)))
     assert client.get("/api/health").json()["status"] == "ok"
     (root / "batches" / file).write_bytes(b"garbage")
-    with Store.open(root, write=True):  # a commit, so that the server reads the files again
-        pass
-    with Store.open(root, write=True) as store, store.transaction():
-        pass
+    with Store.open(root, write=True) as store:  # a commit, so that the server reads the files again
+        store.write_batch([], [("/photos/other.jpg", "unreadable")])
     r = client.get("/api/health")
     assert r.status_code == 503 and r.json()["status"] == "damaged" and file in r.json()["detail"]
 
