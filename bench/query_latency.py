@@ -22,7 +22,8 @@ import numpy as np
 
 from mmindex import Engine
 from mmindex.concepts import Vocabulary
-from mmindex.index.store import MediaRecord, SegmentRecord, Store
+from mmindex.index.store import Store
+from mmindex.records import MediaRecord, SegmentRecord
 
 
 def build(root: Path, n: int, dim: int, batch: int = 1000, seed: int = 0) -> None:

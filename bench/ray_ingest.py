@@ -31,9 +31,11 @@ import numpy as np
 
 from mmindex import Engine
 from mmindex.config import DEFAULT_MODEL, IngestConfig
-from mmindex.index.ingest import BatchWriter, read_media
-from mmindex.index.store import MediaRecord, SegmentRecord, Store
+from mmindex.extract.reader import read_media
+from mmindex.index.ingest import BatchWriter
+from mmindex.index.store import Store
 from mmindex.models import Runtime, create_model
+from mmindex.records import MediaRecord, SegmentRecord
 from mmindex.samples import write_variants
 
 

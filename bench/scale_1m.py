@@ -69,7 +69,8 @@ def segments(model, start: int, m: int, seed: int) -> tuple[np.ndarray, np.ndarr
 # ---- phases (each in its own process) ----------------------------------------------------------------
 def phase_write(a) -> dict:
     from mmindex.concepts import Vocabulary
-    from mmindex.index.store import MediaRecord, SegmentRecord, Store
+    from mmindex.index.store import Store
+    from mmindex.records import MediaRecord, SegmentRecord
 
     vocab = Vocabulary.imagenet()
     model = _model(a.dim, a.seed)

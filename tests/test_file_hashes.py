@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mmindex.index.ingest import _hash_file
+from mmindex.extract.reader import _hash_file
 from mmindex.learn.features import source_key
 from mmindex.models.weights import file_digest
 from mmindex.text.encoders import _file_id

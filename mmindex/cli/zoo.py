@@ -52,7 +52,7 @@ def classify(paths, model, weights, top, batch_size, workers, engine, as_json, q
 
     PATHS are files and folders (scanned recursively). Files that cannot be read are reported and skipped.
     """
-    from mmindex.models.classify import classify_paths, make_runtime
+    from mmindex.extract.classify import classify_paths, make_runtime
 
     runtime = make_runtime(model, _weights(weights), engine)  # a bad model or weights fails before the bar shows
     with _progress("classifying", quiet or as_json) as bar:
@@ -92,7 +92,7 @@ def classify(paths, model, weights, top, batch_size, workers, engine, as_json, q
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def evaluate_ilsvrc(val_dir, model, weights, batch_size, workers, engine, as_json, quiet) -> None:
     """Top-1 and top-5 error on the ILSVRC2012 validation images in VAL_DIR (ILSVRC2012_val_00000001.JPEG ...)."""
-    from mmindex.models.ilsvrc import evaluate_ilsvrc as run
+    from mmindex.evaluate.ilsvrc import evaluate_ilsvrc as run
 
     with _progress("evaluating", quiet or as_json) as bar:
         task = bar.add_task("evaluate", total=None)

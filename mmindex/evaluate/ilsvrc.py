@@ -22,8 +22,8 @@ import numpy as np
 from mmindex.config import DEFAULT_MODEL, IngestConfig
 from mmindex.errors import DataError, MediaError
 from mmindex.evaluate.metrics import top_k_error
+from mmindex.extract.classify import ProgressFn, make_runtime, score_files
 from mmindex.media.scan import scan
-from mmindex.models.classify import ProgressFn, make_runtime, score_files
 
 
 @functools.cache

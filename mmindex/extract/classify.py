@@ -1,6 +1,6 @@
 """The ILSVRC task itself: rank the 1000 ImageNet categories of every image (or video shot), most probable first.
 
-Files go through the same reader and model as `mmindex add` (`index.ingest.read_item` and `infer`: decoding
+Files go through the same reader and model as `mmindex add` (`extract.reader.read_item` and `infer`: decoding
 in threads, batched inference on ONNX Runtime or PyTorch), without an index. A video is cut into shots as
 `add` cuts it; a shot's ranking is its keyframes' mean probabilities (a mean of distributions is one; the
 max pooling that `add` may use for retrieval scores is not). A file that cannot be read is reported and
@@ -91,7 +91,8 @@ def score_files(paths: Iterable[str | os.PathLike], runtime, config: IngestConfi
     A record's segments carry the keyframe-averaged class probabilities (`scores`). Decoding runs ahead
     in `config.workers` threads; inference runs on batches of about `config.batch_size` keyframes.
     """
-    from mmindex.index.ingest import _read_all, infer
+    from mmindex.extract.mapper import infer
+    from mmindex.extract.reader import read_all
     from mmindex.media.scan import scan
 
     items = list(scan(paths))
@@ -105,7 +106,7 @@ def score_files(paths: Iterable[str | os.PathLike], runtime, config: IngestConfi
         for path, d in pending:
             yield path, d if isinstance(d, MediaError) else next(records)
 
-    for done, (item, result) in enumerate(_read_all(items, {}, data_config, config), 1):
+    for done, (item, result) in enumerate(read_all(items, {}, data_config, config), 1):
         pending.append((item.path, result))
         if not isinstance(result, MediaError):
             frames += sum(len(s.frames) for s in result.segments)

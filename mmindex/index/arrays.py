@@ -429,6 +429,17 @@ def assemble(root: Path, generation: int, seg: np.ndarray, files: dict[int, str]
     return Snapshot(generation, ids, scores, EmbeddingMatrix(parts, n, embed_dim, rows), parts, vector_file)
 
 
+def concept_column(scores: np.ndarray, classes: tuple[int, ...]) -> np.ndarray:
+    """Probability of a concept for every segment: its class column, or for a hierarchy node the sum
+    of its hyponym classes' probabilities (they are exclusive outcomes of one softmax)."""
+    if hasattr(scores, "combine"):  # a snapshot's mapped matrix: precomputed node sums, one pass per file
+        return scores.combine([(classes, 1.0)])
+    col = scores[classes[0]].astype(np.float32)  # a copy: we add into it
+    for c in classes[1:]:  # row by row: no (len(classes), N) temporary
+        col += scores[c]
+    return np.minimum(col, 1.0, out=col) if len(classes) > 1 else col
+
+
 def as_slice(idx: np.ndarray) -> slice | np.ndarray:
     """A run of consecutive integers as a slice (a plain read of the mapped run), else the array."""
     if len(idx) and idx[-1] - idx[0] + 1 == len(idx) and np.all(np.diff(idx) == 1):

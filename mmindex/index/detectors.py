@@ -31,7 +31,8 @@ from mmindex.atomic import atomic_write
 from mmindex.errors import DetectorError
 
 if TYPE_CHECKING:
-    from mmindex.index.store import MediaRecord, Store
+    from mmindex.index.store import Store
+    from mmindex.records import MediaRecord
 
 FOLDER = "detectors"
 

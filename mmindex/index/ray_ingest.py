@@ -32,7 +32,9 @@ import numpy as np
 
 from mmindex.config import IngestConfig
 from mmindex.errors import ClusterError, MediaError
-from mmindex.index.ingest import _UNCHANGED, AddReport, BatchWriter, ProgressFn, infer, read_item
+from mmindex.extract.mapper import infer
+from mmindex.extract.reader import UNCHANGED, read_item
+from mmindex.index.ingest import AddReport, BatchWriter, ProgressFn
 from mmindex.index.store import Store
 from mmindex.media.scan import ScanItem, scan
 
@@ -160,7 +162,7 @@ def _run(items: list[ScanItem], known: dict[str, str], data_config, config: Inge
 
 
 def _results(batches, writer: BatchWriter) -> Iterator[tuple[str, object]]:
-    """(path, MediaError | _UNCHANGED | MediaRecord) per file; a failed job becomes `ClusterError`."""
+    """(path, MediaError | UNCHANGED | MediaRecord) per file; a failed job becomes `ClusterError`."""
     it = iter(batches)
     while True:
         try:
@@ -177,7 +179,7 @@ def _results(batches, writer: BatchWriter) -> Iterator[tuple[str, object]]:
             if status == _ERROR:
                 yield str(path), MediaError(str(message))
             elif status == _SKIP:
-                yield str(path), _UNCHANGED
+                yield str(path), UNCHANGED
             else:
                 yield str(path), pickle.loads(payload)
 
@@ -198,7 +200,7 @@ def _decode_batch(batch: dict[str, np.ndarray], data_config, config: IngestConfi
             out["status"].append(_ERROR)
             out["message"].append(str(result))
             out["payload"].append(b"")
-        elif result is _UNCHANGED:
+        elif result is UNCHANGED:
             out["status"].append(_SKIP)
             out["message"].append("")
             out["payload"].append(b"")

@@ -24,7 +24,6 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,35 +32,9 @@ from mmindex.errors import IndexDamaged, StoreError
 from mmindex.index import arrays, detectors, schema
 from mmindex.index.arrays import Snapshot
 from mmindex.index.schema import DB_FILE
+from mmindex.records import MediaRecord
 
-
-@dataclass
-class SegmentRecord:
-    """One segment to store: its time range (None for images), keyframe times, and its outputs."""
-
-    scores: np.ndarray  # (C,) concept scores
-    embedding: np.ndarray  # (D,) L2-normalised
-    start: float | None = None
-    end: float | None = None
-    keyframes: Sequence[tuple[float | None, int | None]] = ((None, None),)  # (time s, frame number)
-
-
-@dataclass
-class MediaRecord:
-    """One media file to store with all its segments. Replaces any earlier record of the same path."""
-
-    path: str
-    kind: str
-    sha256: str
-    size: int
-    mtime_ns: int
-    segments: list[SegmentRecord]
-    width: int | None = None
-    height: int | None = None
-    duration: float | None = None
-
-
-__all__ = ["MediaRecord", "SegmentRecord", "Snapshot", "Store"]
+__all__ = ["Snapshot", "Store"]
 
 
 def _to_db(path: str) -> str | bytes:

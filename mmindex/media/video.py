@@ -33,6 +33,7 @@ from mmindex.config import IngestConfig
 from mmindex.errors import MediaError
 from mmindex.media import images, shots
 from mmindex.media.shots import Shot, ShotDetector, Transition
+from mmindex.records import Decoded, DecodedSegment
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +159,6 @@ def _probe(path: str) -> tuple[float, int, int, int, float, int | None]:
 
 def decode(path: str, sha256: str, st: os.stat_result, data_config, config: IngestConfig):
     """Decode a video into one `DecodedSegment` per shot (see the module docstring). Raises MediaError."""
-    from mmindex.index.ingest import Decoded, DecodedSegment  # noqa: PLC0415 (ingest imports this module)
 
     if st.st_size == 0:
         raise MediaError("empty file (0 bytes)")

@@ -21,8 +21,10 @@ import numpy as np
 from mmindex.concepts import Concept, Vocabulary
 from mmindex.config import IngestConfig, default_index_dir
 from mmindex.errors import ClusterError, IndexDamaged, MediaError, QueryError, StoreError
+from mmindex.extract.reader import read_media
 from mmindex.index import vectors
-from mmindex.index.ingest import AddReport, ProgressFn, add_paths, read_media
+from mmindex.index.arrays import concept_column
+from mmindex.index.ingest import AddReport, ProgressFn, add_paths
 from mmindex.index.store import Snapshot, Store
 from mmindex.index.vectors import Base, VectorIndex, check_matches, check_setting, load_base
 from mmindex.search import fusion, rank
@@ -508,7 +510,7 @@ class Engine:
         why = {lab: float(col[row]) for lab, col in zip(labels, columns, strict=True)}
         for m in mapped:
             for c in m.concepts:
-                why[f"text:{m.text} > {c.name}"] = c.weight * float(rank.concept_column(snap.scores[:, row:row + 1],
+                why[f"text:{m.text} > {c.name}"] = c.weight * float(concept_column(snap.scores[:, row:row + 1],
                                                                                         c.columns)[0])
         return why, {lab: float(p[row]) for lab, p in zip(part_labels, parts, strict=True)}
 
@@ -522,7 +524,7 @@ class Engine:
         return fused, list(parts.values()), list(parts), keep
 
     def _concept_column(self, snap: Snapshot, name: str) -> np.ndarray:
-        return rank.concept_column(snap.scores, self.vocabulary.resolve(name).classes)
+        return concept_column(snap.scores, self.vocabulary.resolve(name).classes)
 
     def _example_vector(self, ref: int | str, snap: Snapshot, store: Store) -> np.ndarray:
         if isinstance(ref, int):

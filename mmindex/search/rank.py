@@ -9,17 +9,6 @@ from mmindex.search.query import And, Node, Not, Or, Term, check_depth
 _EPS = 1e-12
 
 
-def concept_column(scores: np.ndarray, classes: tuple[int, ...]) -> np.ndarray:
-    """Probability of a concept for every segment: its class column, or for a hierarchy node the sum
-    of its hyponym classes' probabilities (they are exclusive outcomes of one softmax)."""
-    if hasattr(scores, "combine"):  # a snapshot's mapped matrix: precomputed node sums, one pass per file
-        return scores.combine([(classes, 1.0)])
-    col = scores[classes[0]].astype(np.float32)  # a copy: we add into it
-    for c in classes[1:]:  # row by row: no (len(classes), N) temporary
-        col += scores[c]
-    return np.minimum(col, 1.0, out=col) if len(classes) > 1 else col
-
-
 def expression_scores(node: Node, leaf) -> np.ndarray:
     """Evaluate a concept expression; `leaf(name)` gives a Term's probability column.
 

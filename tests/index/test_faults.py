@@ -23,7 +23,8 @@ import pytest
 from mmindex.concepts import Vocabulary
 from mmindex.errors import IndexDamaged, StoreError
 from mmindex.index.schema import MIGRATIONS
-from mmindex.index.store import MediaRecord, SegmentRecord, Store
+from mmindex.index.store import Store
+from mmindex.records import MediaRecord, SegmentRecord
 from tests.conftest import run_cli
 
 DIM = 8

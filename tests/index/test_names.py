@@ -18,7 +18,8 @@ from fastapi.testclient import TestClient
 
 from mmindex import Engine
 from mmindex.config import ServiceConfig
-from mmindex.index.store import MediaRecord, SegmentRecord, Store
+from mmindex.index.store import Store
+from mmindex.records import MediaRecord, SegmentRecord
 from mmindex.service import create_app
 from tests.conftest import run_cli
 

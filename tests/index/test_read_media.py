@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from mmindex.config import IngestConfig
-from mmindex.index.ingest import read_media
+from mmindex.extract.reader import read_media
 
 DATA_CONFIG = types.SimpleNamespace(input_size=224, resize=256, mean=(0.485, 0.456, 0.406),
                                     std=(0.229, 0.224, 0.225), interpolation="bilinear")

@@ -18,7 +18,8 @@ from mmindex.concepts import Vocabulary
 from mmindex.config import IngestConfig
 from mmindex.errors import VectorIndexError
 from mmindex.index import arrays, vectors
-from mmindex.index.store import MediaRecord, SegmentRecord, Store
+from mmindex.index.store import Store
+from mmindex.records import MediaRecord, SegmentRecord
 from tests.conftest import run_cli
 
 D = 64

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from mmindex.errors import IndexLocked, StoreError
-from mmindex.index.store import MediaRecord, SegmentRecord, Store
+from mmindex.index.store import Store
+from mmindex.records import MediaRecord, SegmentRecord
 
 C, D = 5, 8
 

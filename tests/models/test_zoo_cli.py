@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from mmindex.models.ilsvrc import validation_labels
+from mmindex.evaluate.ilsvrc import validation_labels
 from tests.conftest import run_cli
 
 ESPRESSO, TABBY, TENCH, DAISY = 967, 281, 0, 985

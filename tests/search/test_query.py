@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from mmindex.errors import QueryError
+from mmindex.index.arrays import concept_column
 from mmindex.search import fusion, rank
 from mmindex.search.query import And, Not, Or, Query, Term, parse_concepts
 
@@ -50,8 +51,8 @@ def test_fuzzy_logic_semantics():
 
 def test_hierarchy_column_sums_hyponym_probabilities():
     scores = np.array([[0.1, 0.7], [0.3, 0.2], [0.6, 0.1]], dtype=np.float16)  # (C=3, N=2)
-    np.testing.assert_allclose(rank.concept_column(scores, (0, 2)), [0.7, 0.8], atol=1e-3)
-    np.testing.assert_allclose(rank.concept_column(scores, (1,)), [0.3, 0.2], atol=1e-3)
+    np.testing.assert_allclose(concept_column(scores, (0, 2)), [0.7, 0.8], atol=1e-3)
+    np.testing.assert_allclose(concept_column(scores, (1,)), [0.3, 0.2], atol=1e-3)
 
 
 def test_fusion_normalisers_and_top_k():

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from mmindex.concepts import Vocabulary
-from mmindex.index.store import MediaRecord, SegmentRecord, Store
+from mmindex.index.store import Store
+from mmindex.records import MediaRecord, SegmentRecord
 from tests.conftest import run_cli
 
 

@@ -10,7 +10,8 @@ from fastapi.testclient import TestClient
 
 from mmindex.concepts import Vocabulary
 from mmindex.config import ServiceConfig
-from mmindex.index.store import MediaRecord, SegmentRecord, Store
+from mmindex.index.store import Store
+from mmindex.records import MediaRecord, SegmentRecord
 from mmindex.service import create_app
 from tests.service.conftest import make_store, write_jpeg
 

@@ -1,0 +1,93 @@
+"""The reader stage: a scanned file → read, hashed, decoded and preprocessed (`Decoded`), in threads.
+
+Used alike by `add` (mmindex.index.ingest), its Ray engine and `classify`. A reader never raises for bad
+input: a file that cannot be used becomes the `MediaError` that says why, so one bad file never stops a run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+from mmindex.config import IngestConfig
+from mmindex.errors import MediaError
+from mmindex.media import images
+from mmindex.media.scan import ScanItem, media_kind
+from mmindex.records import Decoded, DecodedSegment
+
+UNCHANGED = object()  # what a reader returns for a file whose content hash is the indexed one
+
+
+def read_media(path: str, known_sha256: str | None, data_config, config: IngestConfig) -> Decoded | object:
+    """Reader + decoder for one file (runs in a worker thread). Raises MediaError on bad input.
+
+    Returns `UNCHANGED` when the file's content hash equals the indexed one.
+    """
+    kind = media_kind(path) or "image"
+    try:
+        st = os.stat(path)
+        if kind == "video":
+            from mmindex.media import video  # noqa: PLC0415 (PyAV is imported only when videos show up)
+
+            digest = _hash_file(path)
+            if digest == known_sha256:
+                return UNCHANGED
+            return video.decode(path, digest, st, data_config, config)
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise MediaError(f"cannot read file: {exc.strerror or exc}") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if digest == known_sha256:
+        return UNCHANGED
+    dc = data_config
+    img, (width, height) = images.open_image_sized(data, config.max_pixels, draft_size=dc.resize)
+    frame = images.preprocess(img, dc.input_size, dc.resize, dc.mean, dc.std, dc.interpolation)
+    return Decoded(path, "image", digest, st.st_size, st.st_mtime_ns, [DecodedSegment([frame], [(None, None)])],
+                   width=width, height=height)  # the file's size, not the draft-reduced decode's
+
+
+def _hash_file(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def read_item(item: ScanItem, known: dict[str, str], data_config, config: IngestConfig) -> object:
+    """Reader stage for one scanned item: `Decoded`, `UNCHANGED`, or the `MediaError` that explains the failure.
+
+    Never raises for bad input, so that one bad file never stops a run (in a thread or a Ray task).
+    """
+    if item.error:
+        return MediaError(item.error)
+    try:
+        return read_media(item.path, known.get(item.path), data_config, config)
+    except MediaError as exc:
+        return exc
+    except Exception as exc:  # noqa: BLE001 - an unexpected decoder failure must not stop the run
+        return MediaError(f"unexpected error while decoding: {type(exc).__name__}: {exc}")
+
+
+def read_all(items: Iterable[ScanItem], known: dict[str, str], data_config,
+             config: IngestConfig) -> Iterator[tuple[object, object]]:
+    """Yield (item, Decoded | UNCHANGED | MediaError) in scan order, decoding ahead in threads."""
+
+    def job(item):
+        return read_item(item, known, data_config, config)
+
+    window = max(4, 2 * config.batch_size)
+    with ThreadPoolExecutor(max_workers=max(1, config.workers), thread_name_prefix="mmindex-read") as pool:
+        futures: deque = deque()
+        it = iter(items)
+        for item in it:
+            futures.append((item, pool.submit(job, item)))
+            if len(futures) >= window:
+                break
+        while futures:
+            item, fut = futures.popleft()
+            nxt = next(it, None)
+            if nxt is not None:
+                futures.append((nxt, pool.submit(job, nxt)))
+            yield item, fut.result()
