@@ -1,7 +1,7 @@
 """Small-input architectures for `--mode scratch`: LeNet and the AlexNet / VGG / ResNet / DenseNet
 families scaled down to 28×28 grey images (Fashion-MNIST size), trained from random weights.
 
-They have their own registry (`@register_arch`, `create_arch`, `list_archs`) rather than
+They have their own registry (`ARCHS`, `@register_arch`, `create_arch`, `list_archs`) rather than
 `mmindex.models`' one: the models registry lists ImageNet backbones that can build an index
 (1000 classes, RGB at 224 px, `mmindex add --model`), and a random 28×28 network cannot. Like that
 registry, a duplicate name is an error and callers never import a network class.
@@ -18,8 +18,10 @@ import torch
 from torch import Tensor, nn
 
 from mmindex.errors import ModelError
+from mmindex.registry import Registry
 
-_ARCHS: dict[str, Callable[[int], SmallNet]] = {}
+#: builders `fn(in_chans) -> SmallNet` by name
+ARCHS: Registry[Callable[[int], SmallNet]] = Registry("architecture", ModelError)
 
 
 class SmallNet(nn.Module):
@@ -37,23 +39,17 @@ class SmallNet(nn.Module):
 
 def register_arch(fn: Callable[[int], SmallNet]) -> Callable[[int], SmallNet]:
     """Register a builder `fn(in_chans) -> SmallNet` under its function name (a duplicate raises)."""
-    if fn.__name__ in _ARCHS:
-        raise ModelError(f"architecture {fn.__name__!r} is already registered")
-    _ARCHS[fn.__name__] = fn
-    return fn
+    return ARCHS.add(fn.__name__, fn)
 
 
 def list_archs() -> list[str]:
     """Names of the registered small architectures, sorted."""
-    return sorted(_ARCHS)
+    return sorted(ARCHS)
 
 
 def create_arch(name: str, in_chans: int = 1) -> SmallNet:
     """Build a registered architecture with random weights. `ModelError` names the known ones."""
-    try:
-        return _ARCHS[name](in_chans)
-    except KeyError:
-        raise ModelError(f"unknown architecture {name!r}; known: {', '.join(list_archs())}") from None
+    return ARCHS.get(name)(in_chans)
 
 
 def _conv(cin: int, cout: int, k: int = 3, stride: int = 1) -> list[nn.Module]:

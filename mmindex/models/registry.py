@@ -8,7 +8,6 @@ describing models stays cheap.
 
 from __future__ import annotations
 
-import difflib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from mmindex.errors import ModelError
 from mmindex.models.weights import DataConfig, WeightsSource, load_weights
+from mmindex.registry import Registry
 
 if TYPE_CHECKING:
     from mmindex.models.backbones import Backbone
@@ -41,7 +41,7 @@ class ModelEntry:
     depth: int | None = None  # weighted layers on the longest path, as the authors count them (VGG-16: 16)
 
 
-_REGISTRY: dict[str, ModelEntry] = {}
+MODELS: Registry[ModelEntry] = Registry("model", ModelError)
 
 
 def register_model(
@@ -61,15 +61,13 @@ def register_model(
 
     The builder takes no argument and returns a randomly initialised `Backbone`; `create_model` loads
     the weights. Registering a name twice raises `ModelError` (a silent override would change which
-    model an index was built with).
+    model an index was built with); the error is both a `ValueError` and a `ModelError`.
     """
 
     def decorate(fn: Callable[[], Backbone]) -> Callable[[], Backbone]:
         name = fn.__name__
-        if name in _REGISTRY:
-            raise ModelError(f"model {name!r} is already registered")
-        _REGISTRY[name] = ModelEntry(name, fn, family, data_config, default_weights, embed_dim, num_classes,
-                                     params, top1, top1_source, top5, depth)
+        MODELS.add(name, ModelEntry(name, fn, family, data_config, default_weights, embed_dim, num_classes,
+                                    params, top1, top1_source, top5, depth))
         return fn
 
     return decorate
@@ -77,19 +75,12 @@ def register_model(
 
 def list_models() -> list[str]:
     """Names of all registered models, sorted."""
-    return sorted(_REGISTRY)
+    return sorted(MODELS)
 
 
 def get_entry(name: str) -> ModelEntry:
     """The registry entry for `name`; `ModelError` naming the close names and the known models if there is none."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        close = difflib.get_close_matches(str(name).lower(), list_models(), n=5, cutoff=0.6)
-        # Best first; equally close names alphabetically (difflib breaks ties in reverse order).
-        close.sort(key=lambda c: (-difflib.SequenceMatcher(None, str(name).lower(), c).ratio(), c))
-        hint = f"; did you mean: {', '.join(close)}" if close else ""
-        raise ModelError(f"unknown model {name!r}{hint}; known models: {', '.join(list_models())}") from None
+    return MODELS.get(name)
 
 
 def model_info(name: str) -> dict:

@@ -30,6 +30,7 @@ import numpy as np
 from mmindex.atomic import atomic_write
 from mmindex.config import cache_dir
 from mmindex.errors import ModelError
+from mmindex.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -49,32 +50,24 @@ class TextEncoder(Protocol):
         ...
 
 
-_REGISTRY: dict[str, Callable[[str | None], TextEncoder]] = {}
+#: builders `fn(argument_or_None) -> TextEncoder` by name (the NAME of a `NAME:ARGUMENT` spec)
+TEXT_ENCODERS: Registry[Callable[[str | None], TextEncoder]] = Registry("text encoder", ModelError)
 
 
-def register_text_encoder(name: str) -> Callable:
-    """Decorator: register a builder `fn(argument_or_None) -> TextEncoder` under `name`."""
-
-    def decorate(fn: Callable[[str | None], TextEncoder]) -> Callable[[str | None], TextEncoder]:
-        if name in _REGISTRY:
-            raise ValueError(f"text encoder {name!r} is already registered")
-        _REGISTRY[name] = fn
-        return fn
-
-    return decorate
+def register_text_encoder(name: str, **metadata) -> Callable:
+    """Decorator: register a builder `fn(argument_or_None) -> TextEncoder` under `name` (a duplicate raises)."""
+    return TEXT_ENCODERS.register(name, **metadata)
 
 
 def list_text_encoders() -> list[str]:
     """Registered encoder names."""
-    return sorted(_REGISTRY)
+    return sorted(TEXT_ENCODERS)
 
 
 def create_text_encoder(spec: str = DEFAULT_TEXT_ENCODER) -> TextEncoder:
     """Build the encoder a spec names (see the module docstring). Raises ModelError."""
     name, _, arg = spec.partition(":")
-    if name not in _REGISTRY:
-        raise ModelError(f"unknown text encoder {name!r}; choose from {', '.join(list_text_encoders())}")
-    return _REGISTRY[name](arg or None)
+    return TEXT_ENCODERS.get(name)(arg or None)
 
 
 def _normalise_rows(x: np.ndarray) -> np.ndarray:
@@ -210,7 +203,7 @@ class MiniLMEncoder:
                               opset_version=17, dynamo=False)
 
 
-@register_text_encoder("minilm")
+@register_text_encoder("minilm", usage="minilm")
 def _minilm(arg: str | None) -> TextEncoder:
     return MiniLMEncoder(arg)
 
@@ -277,7 +270,7 @@ def load_keyed_vectors(path: Path):
     raise ModelError(f"word2vec: {path} is neither a gensim model nor a word2vec .bin/.txt file")
 
 
-@register_text_encoder("word2vec")
+@register_text_encoder("word2vec", usage="word2vec:PATH")
 def _word2vec(arg: str | None) -> TextEncoder:
     if not arg:
         raise ModelError("word2vec needs a file: --text-encoder word2vec:PATH (see `mmindex text train-word2vec`)")
@@ -330,7 +323,7 @@ class ClipTextEncoder:
         return _normalise_rows(np.concatenate(parts))
 
 
-@register_text_encoder("clip")
+@register_text_encoder("clip", usage="clip:ARCH@WEIGHTS")
 def _clip(arg: str | None) -> TextEncoder:
     arch, sep, weights = (arg or "").partition("@")
     if not (arch and sep and weights):

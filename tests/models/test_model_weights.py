@@ -170,7 +170,7 @@ def test_default_torchvision_weights_without_network_raise(monkeypatch, tmp_path
 
     monkeypatch.setenv("MMINDEX_CACHE", str(tmp_path / "cache"))
     entry = reg.get_entry("resnet18")
-    monkeypatch.setitem(reg._REGISTRY, "resnet18",
-                        dataclasses.replace(entry, default_weights="http://127.0.0.1:9/resnet18-f37072fd.pth"))
+    offline = dataclasses.replace(entry, default_weights="http://127.0.0.1:9/resnet18-f37072fd.pth")
+    monkeypatch.setattr(reg, "get_entry", lambda name: offline if name == "resnet18" else entry)
     with pytest.raises(ModelError, match="cannot load weights from http://127.0.0.1:9/.*no network"):
         create_model("resnet18")
