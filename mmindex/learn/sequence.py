@@ -33,8 +33,10 @@ from mmindex.errors import DataError, DetectorError
 from mmindex.learn.checkpoint import atomic_save
 from mmindex.learn.schedules import SCHEDULES, learning_rate
 from mmindex.learn.train import holdout_split, loss_fn, make_optimizer, seed_everything
+from mmindex.registry import Registry
 
-ARCHS = ("elman", "jordan", "lstm", "gru", "mean")
+#: the recurrent layer by name: fn(in_dim, hidden, head, loss) -> the module stored as `SequenceClassifier.rnn`
+ARCHS: Registry[Callable[[int, int, nn.Linear, str], nn.Module]] = Registry("sequence architecture", DataError)
 FORMAT, VERSION = "mmindex-sequence", 1
 #: progress(epoch, epochs, train_loss, val_metric) after each epoch.
 SequenceProgress = Callable[[int, int, float, float], None]
@@ -163,6 +165,22 @@ class JordanRNN(nn.Module):
         return torch.stack(out, 1)
 
 
+def _jordan(in_dim: int, hidden: int, head: nn.Linear, loss: str) -> JordanRNN:
+    squash = (lambda z: z.softmax(-1)) if loss == "softmax" else torch.sigmoid  # the output as the loss reads it
+    return JordanRNN(in_dim, hidden, head, squash)
+
+
+# Elman: h_t = σ(W_h x_t + U_h h_{t-1} + b_h), σ = tanh
+ARCHS.add("elman", lambda in_dim, hidden, head, loss: nn.RNN(in_dim, hidden, batch_first=True, nonlinearity="tanh"))
+ARCHS.add("jordan", _jordan)
+# LSTM: input, forget, output gates and a memory cell (Hochreiter and Schmidhuber); GRU: update and reset gates,
+# no separate cell (Cho et al.)
+ARCHS.add("lstm", lambda in_dim, hidden, head, loss: nn.LSTM(in_dim, hidden, batch_first=True))
+ARCHS.add("gru", lambda in_dim, hidden, head, loss: nn.GRU(in_dim, hidden, batch_first=True))
+# feed-forward on the average frame: h = ReLU(W_h x̄ + b_h), y = W_y h + b_y (blind to order)
+ARCHS.add("mean", lambda in_dim, hidden, head, loss: nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU()))
+
+
 class SequenceClassifier(nn.Module):
     """One of ARCHS over (B, T, D) frames, standardised with the training set's mean and deviation."""
 
@@ -172,19 +190,7 @@ class SequenceClassifier(nn.Module):
         self.register_buffer("mu", torch.zeros(in_dim))
         self.register_buffer("sd", torch.ones(in_dim))
         self.head = nn.Linear(hidden, num_labels)
-        if arch == "elman":  # Elman: h_t = σ(W_h x_t + U_h h_{t-1} + b_h), σ = tanh
-            self.rnn = nn.RNN(in_dim, hidden, batch_first=True, nonlinearity="tanh")
-        elif arch == "lstm":  # input, forget, output gates and a memory cell (Hochreiter and Schmidhuber)
-            self.rnn = nn.LSTM(in_dim, hidden, batch_first=True)
-        elif arch == "gru":  # update and reset gates, no separate cell (Cho et al.)
-            self.rnn = nn.GRU(in_dim, hidden, batch_first=True)
-        elif arch == "jordan":
-            squash = (lambda z: z.softmax(-1)) if loss == "softmax" else torch.sigmoid
-            self.rnn = JordanRNN(in_dim, hidden, self.head, squash)
-        elif arch == "mean":  # feed-forward on the average frame: h = ReLU(W_h x̄ + b_h), y = W_y h + b_y
-            self.rnn = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU())
-        else:
-            raise DataError(f"arch must be one of {', '.join(ARCHS)}, not {arch!r}")
+        self.rnn = ARCHS.get(arch)(in_dim, hidden, self.head, loss)
 
     def set_normalisation(self, x: np.ndarray, lengths: np.ndarray) -> None:
         """Per-dimension mean and deviation over the valid frames of the training sequences."""

@@ -46,10 +46,11 @@ from mmindex.learn.clips import ClipData, load_clips
 from mmindex.learn.heads import Head
 from mmindex.learn.schedules import SCHEDULES, learning_rate
 from mmindex.learn.train import holdout_split, loss_fn, make_optimizer, resolve_device, seed_everything
+from mmindex.registry import Registry
 
-ARCHS = ("c3d", "r3d_18", "r2plus1d_18", "frame2d_mean")
-#: the smallest clip (T, H, W) each architecture takes: c3d pools time twice and space three times by 2
-MIN_INPUT = {"c3d": (4, 8, 8), "frame2d_mean": (1, 8, 8), "r3d_18": (1, 1, 1), "r2plus1d_18": (1, 1, 1)}
+#: clip networks by name: fn(in_channels, width) -> a trunk with `out_dim`, mapping (B, C, T, H, W) to
+#: features; metadata `min_input` is the smallest clip (T, H, W) it takes
+ARCHS: Registry[Callable[[int, int], nn.Module]] = Registry("clip architecture", DataError)
 FORMAT, VERSION = "mmindex-clip-model", 1
 #: progress(epoch, epochs, step, steps, train_loss, val_accuracy or None) after each mini-batch and epoch.
 ClipProgress = Callable[[int, int, int, int, float, float | None], None]
@@ -130,18 +131,21 @@ def video_resnet(arch: str, in_channels: int = 3, width: int = 64) -> nn.Module:
     raise DataError(f"arch must be one of {', '.join(ARCHS)}, not {arch!r}")
 
 
+# c3d pools time twice and space three times by 2, hence its smallest clip
+ARCHS.add("c3d", C3D, min_input=(4, 8, 8))
+ARCHS.add("r3d_18", lambda in_channels, width: video_resnet("r3d_18", in_channels, width), min_input=(1, 1, 1))
+ARCHS.add("r2plus1d_18", lambda in_channels, width: video_resnet("r2plus1d_18", in_channels, width),
+          min_input=(1, 1, 1))
+ARCHS.add("frame2d_mean", FrameMean, min_input=(1, 8, 8))
+
+
 class ClipClassifier(nn.Module):
     """One of ARCHS + a linear head over clips (B, T, C, H, W), standardised per channel."""
 
     def __init__(self, arch: str, in_channels: int, num_classes: int, width: int = 16, dropout: float = 0.0):
         super().__init__()
         self.arch = arch
-        if arch == "c3d":
-            self.body: nn.Module = C3D(in_channels, width)
-        elif arch == "frame2d_mean":
-            self.body = FrameMean(in_channels, width)
-        else:
-            self.body = video_resnet(arch, in_channels, width)
+        self.body: nn.Module = ARCHS.get(arch)(in_channels, width)
         self.head = Head(self.body.out_dim, num_classes, "linear", dropout=dropout)
         self.register_buffer("mu", torch.zeros(in_channels))
         self.register_buffer("sd", torch.ones(in_channels))
@@ -172,7 +176,7 @@ class ClipClassifier(nn.Module):
 def check_input(arch: str, shape: tuple[int, ...]) -> None:
     """Raise `DataError` naming the smallest clip that works when clips (T, C, H, W) are too small for `arch`."""
     t, _, h, w = shape
-    need = MIN_INPUT[arch]
+    need = ARCHS.entry(arch).metadata["min_input"]
     if t < need[0] or h < need[1] or w < need[2]:
         raise DataError(f"clips of {t} frames of {h}×{w} are too small for {arch}: it needs at least {need[0]} "
                         f"frames of {need[1]}×{need[2]} pixels")

@@ -30,13 +30,15 @@ import math
 import re
 from array import array
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from mmindex.errors import MediaError
+from mmindex.registry import Registry
 
 ANALYSIS_SIZE = (64, 48)  # frames are analysed at this size (width, height)
 WINDOW_S = 4.0  # adaptive thresholds use the statistics of ± this many seconds
@@ -152,6 +154,25 @@ class ShotDetector:
                       np.frombuffer(self.alpha, np.float32), np.frombuffer(self.resid, np.float32),
                       np.frombuffer(self.dark, np.int8).astype(bool), np.frombuffer(self.frame_no, np.int64),
                       self.w, self.window, self.min_shot)
+
+
+class StreamingShotDetector(Protocol):
+    """What decoding needs from a shot detector: frames pushed in order, then the transitions."""
+
+    def push(self, frame_no: int, rgb: np.ndarray) -> None: ...
+
+    def finish(self) -> list[Transition]: ...
+
+
+#: shot detectors by name: a factory fn(fps of the pushed frames) -> a `StreamingShotDetector`
+DETECTORS: Registry[Callable[[float], StreamingShotDetector]] = Registry("shot detector", MediaError)
+DETECTORS.add("builtin", ShotDetector, description="HSV-histogram cuts and thumbnail-blend gradual transitions")
+DEFAULT_DETECTOR = "builtin"
+
+
+def create_shot_detector(name: str, fps: float) -> StreamingShotDetector:
+    """A new detector of the registered kind `name` for frames pushed at `fps`; `MediaError` if unknown."""
+    return DETECTORS.get(name)(fps)
 
 
 def _adaptive(x: np.ndarray, window: int, k: float, floor: float, q: float = 0.5) -> np.ndarray:

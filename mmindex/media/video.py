@@ -5,7 +5,8 @@
 1. **Analysis** (skipped when a TRECVID msb file gives the shots): decode every frame, note its
    timestamp (pts × time_base, in seconds from the first frame) and whether it is a decoder key
    frame, and push every ``frame_step``-th frame, scaled down to ``shots.ANALYSIS_SIZE``, into the
-   streaming `ShotDetector`. Memory: the detector's ring buffer plus 8 bytes per frame of timestamps.
+   streaming shot detector (one of `shots.DETECTORS`, the built-in `ShotDetector` by default). Memory:
+   the detector's ring buffer plus 8 bytes per frame of timestamps.
 2. **Keyframes**: for each shot, `shots.keyframes` picks the frames to index; they are decoded in
    order at full size and preprocessed for the model.
 
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 from mmindex.config import IngestConfig
 from mmindex.errors import MediaError
 from mmindex.media import images, shots
-from mmindex.media.shots import Shot, ShotDetector, Transition
+from mmindex.media.shots import DEFAULT_DETECTOR, Shot, Transition
 from mmindex.records import Decoded, DecodedSegment
 
 log = logging.getLogger(__name__)
@@ -98,13 +99,14 @@ def _fps(stream) -> float:
     return float(rate) if rate else 25.0
 
 
-def analyse(path: str, frame_step: int = 1) -> Analysis:
-    """Pass 1: timestamps of every frame and the shot transitions, analysing every `frame_step`-th frame."""
+def analyse(path: str, frame_step: int = 1, detector: str = DEFAULT_DETECTOR) -> Analysis:
+    """Pass 1: timestamps of every frame and the shot transitions, analysing every `frame_step`-th frame
+    with the shot detector registered as `detector` (`shots.DETECTORS`)."""
     if frame_step < 1:
         raise ValueError("frame_step must be at least 1")
     container, stream = _open(path)
     with container:
-        detector = ShotDetector(_fps(stream) / frame_step)
+        finder = shots.create_shot_detector(detector, _fps(stream) / frame_step)
         pts, key_pts = array("q"), []
         width, height = shots.ANALYSIS_SIZE
         for k, frame in enumerate(_frames(container, stream, path)):
@@ -112,10 +114,10 @@ def analyse(path: str, frame_step: int = 1) -> Analysis:
             if frame.key_frame:
                 key_pts.append(frame.pts)
             if k % frame_step == 0:
-                detector.push(k, frame.to_ndarray(width=width, height=height, format="rgb24"))
+                finder.push(k, frame.to_ndarray(width=width, height=height, format="rgb24"))
     if not pts:
         raise MediaError("video has no decodable frames (zero-length, truncated or corrupt)")
-    return Analysis(pts, key_pts, detector.finish())
+    return Analysis(pts, key_pts, finder.finish())
 
 
 def _grab(path: str, targets: list[int], key_pts: list[int] | None):
@@ -197,9 +199,9 @@ def decode(path: str, sha256: str, st: os.stat_result, data_config, config: Inge
                    width=width, height=height, duration=round(duration, 3))
 
 
-def detect_transitions(path: str, frame_step: int = 1) -> list[Transition]:
-    """Shot transitions of a video file (frame numbers), for evaluation and tools."""
-    return analyse(path, frame_step).transitions
+def detect_transitions(path: str, frame_step: int = 1, detector: str = DEFAULT_DETECTOR) -> list[Transition]:
+    """Shot transitions of a video file (frame numbers) by the named shot detector, for evaluation and tools."""
+    return analyse(path, frame_step, detector).transitions
 
 
 def shots_of(path: str, frame_step: int = 1) -> list[Shot]:

@@ -8,11 +8,12 @@ weights (weighted CombSUM, Fox & Shaw 1994). A single criterion is ranked by its
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from mmindex.errors import QueryError
+from mmindex.registry import Registry
 
 
 def minmax(x: np.ndarray) -> np.ndarray:
@@ -63,9 +64,66 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
 # CombMNZ and RRF fuse *retrieved lists*: a criterion "retrieves" its `depth` best segments, which are
 # normalised among themselves, and the rest score 0 for it (as in TREC runs and in ranx). CombSUM over
 # the whole collection (depth None) is the foundation's behaviour above.
-FUSION_METHODS = ("combsum", "wsum", "combmnz", "rrf")  # "wsum" is CombSUM by another name: Σ w_i·norm(s_i)
 DEFAULT_DEPTH = 1000
 RRF_K = 60  # Cormack, Clarke & Büttcher (SIGIR 2009): k = 60
+
+#: fusion methods by name: fn(columns, weights, norm, depth) -> each criterion's part of the fused score,
+#: where `norm` is a normaliser and `depth` a criterion's run length (None: every row). A new method is one
+#: registered function; the CLI's --fusion choices, the docs and tests/search's generated tests follow.
+METHODS: Registry[Callable[..., list[np.ndarray]]] = Registry("fusion method", QueryError)
+FUSION_METHODS = METHODS  # the older name: `in`, iteration and join give the registered names
+
+
+def _runs(cols: list[np.ndarray], depth: int | None) -> list[np.ndarray | None]:
+    """Each criterion's retrieved rows: its `depth` best, or None when it retrieves every row."""
+    return [top_k(c, depth) if depth is not None and depth < len(c) else None for c in cols]
+
+
+def _normalised_parts(cols, weights, norm, runs) -> list[np.ndarray]:
+    """w_i·norm(s_i) over each criterion's run (normalised among the run), 0 elsewhere."""
+    parts = []
+    for col, w, kept in zip(cols, weights, runs, strict=True):
+        if kept is None:
+            part = w * norm(col)
+        else:
+            part = np.zeros_like(col)
+            part[kept] = w * norm(col[kept])
+        parts.append(part)
+    return parts
+
+
+@METHODS.register("combsum", formula="Σ w_i·norm(s_i)")
+def _combsum(cols, weights, norm, depth):
+    """CombSUM (Fox & Shaw 1994): the weighted sum of the normalised scores."""
+    return _normalised_parts(cols, weights, norm, _runs(cols, depth))
+
+
+METHODS.add("wsum", _combsum, formula="Σ w_i·norm(s_i)")  # CombSUM by another name: the weighted sum
+
+
+@METHODS.register("combmnz", formula="|{i : d in run i}| · Σ w_i·norm(s_i)")
+def _combmnz(cols, weights, norm, depth):
+    """CombMNZ: CombSUM times the number of runs (each criterion's top `depth`, default 1000) holding d."""
+    runs = _runs(cols, DEFAULT_DEPTH if depth is None else depth)
+    hits = np.zeros(len(cols[0]), dtype=np.int64)
+    for kept in runs:
+        if kept is None:
+            hits += 1
+        else:
+            hits[kept] += 1
+    return [p * hits for p in _normalised_parts(cols, weights, norm, runs)]
+
+
+@METHODS.register("rrf", formula="Σ w_i / (RRF_K + rank_i(d))")
+def _rrf(cols, weights, norm, depth):
+    """Reciprocal rank fusion over each criterion's run; the normaliser is not used."""
+    parts = []
+    for col, w, kept in zip(cols, weights, _runs(cols, depth), strict=True):
+        order = kept if kept is not None else np.argsort(-col, kind="stable")
+        part = np.zeros_like(col)
+        part[order] = w / (RRF_K + np.arange(1, len(order) + 1))
+        parts.append(part)
+    return parts
 
 
 def fuse(
@@ -82,8 +140,7 @@ def fuse(
     rrf:            Σ w_i / (RRF_K + rank_i(d))       (reciprocal rank fusion; `normalise` is not used)
     A single criterion keeps its raw scores. The contributions add up to the fused score.
     """
-    if method not in FUSION_METHODS:
-        raise QueryError(f"unknown fusion method {method!r}; choose from {', '.join(FUSION_METHODS)}")
+    fuse_parts = METHODS.get(method)
     if normalise not in NORMALISERS:
         raise QueryError(f"unknown normalisation {normalise!r}; choose from {', '.join(NORMALISERS)}")
     cols = [np.asarray(c, dtype=np.float64) for c in columns]
@@ -92,26 +149,7 @@ def fuse(
         raise ValueError("one weight per column")
     if len(cols) == 1:
         return cols[0], [cols[0]]
-    if method == "combmnz" and depth is None:
-        depth = DEFAULT_DEPTH
-    parts, hits = [], np.zeros(len(cols[0]), dtype=np.int64)
-    for col, w in zip(cols, weights, strict=True):
-        kept = top_k(col, depth) if depth is not None and depth < len(col) else None
-        part = np.zeros_like(col)
-        if method == "rrf":
-            order = kept if kept is not None else np.argsort(-col, kind="stable")
-            part[order] = w / (RRF_K + np.arange(1, len(order) + 1))
-        elif kept is None:
-            part = w * NORMALISERS[normalise](col)
-        else:
-            part[kept] = w * NORMALISERS[normalise](col[kept])
-        if kept is None:
-            hits += 1
-        else:
-            hits[kept] += 1
-        parts.append(part)
-    if method == "combmnz":
-        parts = [p * hits for p in parts]
+    parts = fuse_parts(cols, weights, NORMALISERS[normalise], depth)
     return np.sum(parts, axis=0), parts
 
 
