@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from mmindex.cli.choices import RegistryChoice
 from mmindex.cli.common import index_option, main, open_engine
 from mmindex.config import DEFAULT_MODEL
 
@@ -159,7 +160,7 @@ def learn_demo(out) -> None:
 @main.command("train-sequence")
 @click.argument("data", type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", "-o", "out", required=True, type=click.Path(dir_okay=False), help="Model file to write.")
-@click.option("--arch", type=click.Choice(["elman", "jordan", "lstm", "gru", "mean"]), default="gru",
+@click.option("--arch", type=RegistryChoice("mmindex.learn.sequence:ARCHS"), default="gru",
               show_default=True, help="Recurrent network, or mean = mean pooling + MLP (the order-blind baseline).")
 @click.option("--val", "val", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Validation .npz (else a seeded split of DATA is held out).")
@@ -212,7 +213,7 @@ def train_sequence(data, out, arch, val, test, hidden, loss, epochs, batch_size,
 @main.command("train-clips")
 @click.argument("data", required=False, type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", "-o", "out", required=True, type=click.Path(dir_okay=False), help="Model file to write.")
-@click.option("--arch", type=click.Choice(["c3d", "r3d_18", "r2plus1d_18", "frame2d_mean"]), default="c3d",
+@click.option("--arch", type=RegistryChoice("mmindex.learn.video3d:ARCHS"), default="c3d",
               show_default=True, help="3D CNN, or frame2d_mean = per-frame 2D CNN averaged over time (baseline).")
 @click.option("--width", default=16, show_default=True, type=click.IntRange(1),
               help="Channels of the first layer (r3d_18 / r2plus1d_18: 64 is torchvision's model).")

@@ -6,6 +6,7 @@ import json
 
 import click
 
+from mmindex.cli.choices import RegistryChoice
 from mmindex.cli.common import emit_hits, index_option, main, open_engine
 
 
@@ -16,9 +17,10 @@ from mmindex.cli.common import emit_hits, index_option, main, open_engine
 @click.option("--text", "-t", "texts", multiple=True, help='Free text, e.g. "a cup of coffee" (mapped to concepts).')
 @click.option("--text-encoder", default=None, help="minilm (default), word2vec:PATH or clip:ARCH@WEIGHTS.")
 @click.option("-k", "k", default=10, show_default=True, type=click.IntRange(1, 100_000), help="Number of hits.")
-@click.option("--normalise", type=click.Choice(["minmax", "zscore", "rank"]), default="minmax", show_default=True,
+@click.option("--normalise", type=RegistryChoice("mmindex.search.fusion:NORMALISERS"), default="minmax",
+              show_default=True,
               help="Score normalisation before fusing several criteria.")
-@click.option("--fusion", "fusion_method", type=click.Choice(["combsum", "wsum", "combmnz", "rrf"]),
+@click.option("--fusion", "fusion_method", type=RegistryChoice("mmindex.search.fusion:METHODS"),
               default="combsum", show_default=True, help="How several criteria are fused.")
 @click.option("--explain", is_flag=True, help="Show each criterion's score for each hit, and what text mapped to.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object {\"hits\": [...]}.")
