@@ -9,6 +9,7 @@ weights (weighted CombSUM, Fox & Shaw 1994). A single criterion is ranked by its
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -124,6 +125,11 @@ def _rrf(cols, weights, norm, depth):
         part[order] = w / (RRF_K + np.arange(1, len(order) + 1))
         parts.append(part)
     return parts
+
+
+# The registered names as types, for request models: FastAPI makes each an enum in the OpenAPI schema.
+FusionName = Literal[tuple(METHODS)]  # type: ignore[valid-type]
+NormaliserName = Literal[tuple(NORMALISERS)]  # type: ignore[valid-type]
 
 
 def fuse(

@@ -17,7 +17,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 from urllib.parse import parse_qsl
 
 import anyio.to_thread
@@ -33,6 +33,7 @@ from mmindex.config import ServiceConfig
 from mmindex.errors import IndexLocked, MediaError, MmindexError, StoreError, UnknownConcept
 from mmindex.index.store import Store
 from mmindex.media.images import open_image
+from mmindex.search.fusion import NormaliserName
 from mmindex.search.engine import Engine
 from mmindex.service import schemas
 from mmindex.service.auth import Auth
@@ -223,7 +224,7 @@ def create_app(engine_or_index: Engine | str | os.PathLike, config: ServiceConfi
         k: Annotated[int, Query(ge=1, le=config.max_k, description="hits per page")] = 24,
         offset: Annotated[int, Query(ge=0, le=config.max_offset, description="hits to skip (paging)")] = 0,
         explain: bool = False,
-        normalise: Literal["minmax", "zscore", "rank"] = "minmax",
+        normalise: NormaliserName = "minmax",
     ) -> dict:
         """Rank segments by concept expressions and example segments, fused; same hits as `mmindex search --json`."""
         return svc.search(concept, like, text, k, offset, explain, normalise)
