@@ -78,3 +78,60 @@ def test_default_error_type():
     reg: Registry = Registry("widget")
     with pytest.raises(MmindexError, match="unknown widget 'x'"):
         reg.get("x")
+
+
+# ---- the CLI's choices and the docs' tables come from the registries ----------------------------------
+def registries() -> dict[str, Registry]:
+    from mmindex.learn import archs, sequence, video3d
+    from mmindex.media import shots
+    from mmindex.search import fusion
+    from mmindex.text import encoders
+
+    return {"fusion": fusion.METHODS, "sequence": sequence.ARCHS, "clips": video3d.ARCHS,
+            "scratch": archs.ARCHS, "text": encoders.TEXT_ENCODERS, "shots": shots.DETECTORS}
+
+
+@pytest.mark.parametrize(("command", "option", "where"), [
+    ("search", "fusion_method", "mmindex.search.fusion:METHODS"),
+    ("search", "normalise", "mmindex.search.fusion:NORMALISERS"),
+    ("train-sequence", "arch", "mmindex.learn.sequence:ARCHS"),
+    ("train-clips", "arch", "mmindex.learn.video3d:ARCHS"),
+])
+def test_cli_choices_are_the_registered_names(command, option, where):
+    import importlib
+
+    from mmindex.cli import main
+
+    param = next(p for p in main.commands[command].params if p.name == option)
+    module, _, attribute = where.partition(":")
+    assert list(param.type.choices) == list(getattr(importlib.import_module(module), attribute))
+
+
+def first_cells(path: str, heading: str) -> set[str]:
+    """The backticked names in the first cell of each table row of the section under `heading`."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parents[1] / path).read_text()
+    section = text.split(heading, 1)[1].split("\n## ", 1)[0]
+    cells = [line.split("|")[1] for line in section.splitlines() if line.startswith("| `")]
+    names = {name.split(":")[0] for cell in cells for name in re.findall(r"`([^`]+)`", cell)}
+    return {name for name in names if not name.startswith("--")}  # a header row: | `--arch` | ...
+
+
+@pytest.mark.parametrize(("path", "heading", "registry"), [
+    ("docs/text.md", "## Fusion", "fusion"),
+    ("docs/text.md", "## Text encoders", "text"),
+    ("docs/video.md", "## Temporal models", "sequence"),
+    ("docs/video3d.md", "## The networks", "clips"),
+    ("docs/video.md", "## Detector", "shots"),
+])
+def test_docs_tables_list_exactly_the_registered_names(path, heading, registry):
+    assert first_cells(path, heading) == set(registries()[registry])
+
+
+def test_docs_name_every_scratch_architecture():
+    from pathlib import Path
+
+    text = (Path(__file__).parents[1] / "docs/learning.md").read_text()
+    assert all(f"`{name}`" in text for name in registries()["scratch"])
