@@ -2,57 +2,74 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import sys
+import typing
+from collections.abc import Callable
 
 import click
 
 from mmindex.cli.choices import RegistryChoice
 from mmindex.cli.common import index_option, main, open_engine
-from mmindex.config import DEFAULT_MODEL
 
 
-@main.command()
+class ConfigCommand(click.Command):
+    """A command with one option per field of a config dataclass, so that a new field is a new option: the
+    field `batch_size` is `--batch-size`, with the field's default and the help and limits of its metadata
+    (a bool is a `--name/--no-name` flag). The options are made when first needed (parsing, help, completion),
+    so that importing the CLI does not import the learning package, and PyTorch with it."""
+
+    def __init__(self, *args, config: Callable[[], type], after: str, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._config, self._after = config, after
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        if self._config is not None:
+            at = next(i for i, p in enumerate(self.params) if p.name == self._after) + 1
+            self.params[at:at] = config_options(self._config())
+            self._config = None
+        return super().get_params(ctx)
+
+
+def config_options(cls: type) -> list[click.Option]:
+    """The options of a config dataclass's fields, in their order."""
+    hints = typing.get_type_hints(cls)
+    return [_field_option(f, hints[f.name]) for f in dataclasses.fields(cls)]
+
+
+def _field_option(f: dataclasses.Field, kind: type) -> click.Option:
+    meta, name = f.metadata, f.name.replace("_", "-")
+    if kind is bool:
+        return click.Option([f"--{name}/--no-{name}", f.name], default=f.default, show_default=True,
+                            help=meta.get("help"))
+    limits = {k: meta[k] for k in ("min", "max", "min_open", "max_open") if k in meta}
+    if "choices" in meta:
+        kind = click.Choice(list(meta["choices"]))
+    elif limits:
+        kind = (click.IntRange if kind is int else click.FloatRange)(**limits)
+    return click.Option([f"--{name}", f.name], type=kind, default=f.default, show_default=True, help=meta.get("help"))
+
+
+def _train_config() -> type:
+    from mmindex.learn import TrainConfig
+
+    return TrainConfig
+
+
+@main.command(cls=ConfigCommand, config=_train_config, after="name")
 @click.argument("data")
 @click.option("--out", "-o", "out", required=True, type=click.Path(dir_okay=False), help="Detector bundle to write.")
 @click.option("--val", "val", default=None, help="Held-out validation set (else a split of DATA is made).")
 @click.option("--name", default=None, help="Detector name (default: the --out file's stem); concepts are NAME:label.")
-@click.option("--mode", type=click.Choice(["probe", "finetune", "scratch"]), default="probe", show_default=True)
-@click.option("--backbone", default=DEFAULT_MODEL, show_default=True, help="Backbone for probe / finetune.")
-@click.option("--arch", default="vgg_small", show_default=True, help="Small architecture for scratch.")
-@click.option("--head", type=click.Choice(["linear", "mlp"]), default="linear", show_default=True)
-@click.option("--hidden", default=512, show_default=True, type=click.IntRange(1), help="MLP hidden units.")
-@click.option("--dropout", default=0.0, show_default=True, type=click.FloatRange(0, 0.95))
-@click.option("--loss", type=click.Choice(["auto", "softmax", "sigmoid", "mse"]), default="auto", show_default=True,
-              help="auto: softmax for class folders, sigmoid for annotation files (multi-label).")
-@click.option("--epochs", default=30, show_default=True, type=click.IntRange(1))
-@click.option("--batch-size", default=128, show_default=True, type=click.IntRange(1, 65536))
-@click.option("--lr", default=0.1, show_default=True, type=click.FloatRange(min=0, min_open=True))
-@click.option("--momentum", default=0.9, show_default=True, type=click.FloatRange(0, 1, max_open=True))
-@click.option("--backbone-lr", default=0.1, show_default=True, help="Backbone LR / head LR (finetune).")
-@click.option("--schedule", type=click.Choice(["step", "cosine", "constant"]), default="step", show_default=True)
-@click.option("--step-every", default=10, show_default=True, type=click.IntRange(1),
-              help="Step decay: constant for N epochs...")
-@click.option("--step-factor", default=10.0, show_default=True, help="...then divide the LR by this.")
-@click.option("--l2", default=1e-4, show_default=True, type=click.FloatRange(0))
-@click.option("--l1", default=0.0, show_default=True, type=click.FloatRange(0))
-@click.option("--penalty-from", default=2, show_default=True, type=click.IntRange(0),
-              help="Epoch (0-based) from which L1/L2 are on.")
-@click.option("--patience", default=5, show_default=True, type=click.IntRange(0),
-              help="Early stopping after N epochs without a better validation metric (0: never).")
-@click.option("--val-fraction", default=0.2, show_default=True, type=click.FloatRange(0, 1, min_open=True,
-                                                                                        max_open=True))
-@click.option("--no-calibrate", is_flag=True, help="Do not fit temperature / Platt scaling.")
-@click.option("--seed", default=0, show_default=True, type=int)
+# here: one option per field of TrainConfig (mode, backbone, ..., calibrate, seed), made by ConfigCommand
 @click.option("--resume", is_flag=True, help="Continue from OUT.ckpt, left by an interrupted run.")
 @click.option("--device", default="auto", show_default=True,
               help="auto (a CUDA GPU when PyTorch sees one), cpu or cuda[:N]; the bundle is saved for the CPU.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
-def train(data, out, val, name, mode, backbone, arch, head, hidden, dropout, loss, epochs, batch_size, lr, momentum,
-          backbone_lr, schedule, step_every, step_factor, l2, l1, penalty_from, patience, val_fraction, no_calibrate,
-          seed, resume, device, quiet, as_json) -> None:
-    """Train a concept detector on DATA: a folder of class folders, a CSV/JSON annotation file, or fashion-mnist."""
+def train(data, out, val, name, resume, device, quiet, as_json, **options) -> None:
+    """Train a concept detector on DATA: a folder of class folders, a CSV/JSON annotation file, or fashion-mnist.
+    The recipe's options are TrainConfig's fields (docs/learning.md)."""
     from dataclasses import asdict
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -60,11 +77,7 @@ def train(data, out, val, name, mode, backbone, arch, head, hidden, dropout, los
     from mmindex.learn import TrainConfig
     from mmindex.learn import train as run_training
 
-    config = TrainConfig(mode=mode, backbone=backbone, arch=arch, head=head, hidden=hidden, dropout=dropout,
-                         loss=loss, epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum,
-                         backbone_lr=backbone_lr, schedule=schedule, step_every=step_every, step_factor=step_factor,
-                         l2=l2, l1=l1, penalty_from=penalty_from, patience=patience, val_fraction=val_fraction,
-                         calibrate=not no_calibrate, seed=seed)
+    config = TrainConfig(**options)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
                TimeElapsedColumn())
     with Progress(*columns, disable=quiet or as_json, transient=False) as bar:
@@ -149,12 +162,20 @@ def apply_detector(detector, index, name, as_json) -> None:
 
 
 @main.command("learn-demo")
-@click.option("--out", default="out/backprop-demo.png", show_default=True, help="Learning-curve PNG.")
-def learn_demo(out) -> None:
+@click.option("--out", default="out/backprop-demo.png", show_default=True, type=click.Path(dir_okay=False),
+              help="Learning-curve PNG.")
+@click.option("--n-train", default=10000, show_default=True, type=click.IntRange(1, 60000),
+              help="Fashion-MNIST training images.")
+@click.option("--epochs", default=6, show_default=True, type=click.IntRange(1))
+def learn_demo(out, n_train, epochs) -> None:
     """Train a small net with the lecture's NumPy back-propagation engine and plot its learning curve."""
     from mmindex.backprop import demo
 
-    sys.exit(demo.main(["--out", out]))
+    click.echo(f"{demo.NETWORK} on {n_train} Fashion-MNIST images, with mmindex.backprop")
+    click.echo(demo.EPOCH_HEADER)
+    result = demo.run_demo(out, n_train=n_train, epochs=epochs, on_epoch=lambda s: click.echo(demo.epoch_line(s)))
+    click.echo(f"trained {result.parameters:,} parameters in {result.seconds:.1f} s; learning curve written to "
+               f"{result.out}")
 
 
 @main.command("train-sequence")

@@ -10,13 +10,19 @@ couple of epochs; dropout; early stopping on the validation metric.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 
 from mmindex.config import DEFAULT_MODEL
 from mmindex.errors import DataError
+from mmindex.learn.schedules import SCHEDULES
 
 MODES = ("probe", "finetune", "scratch")
 LOSSES = ("auto", "softmax", "sigmoid", "mse")
+
+
+def _opt(default, help_text: str, **limits):
+    """A field with its command-line help and limits, for `mmindex train` (mmindex/cli/learn.py)."""
+    return field(default=default, metadata={"help": help_text, **limits})
 
 
 @dataclass
@@ -43,36 +49,41 @@ class TrainConfig:
     seed: seeds Python, NumPy and PyTorch, the split and the shuffling: the same seed gives the same run.
     """
 
-    mode: str = "probe"
-    backbone: str = DEFAULT_MODEL
-    arch: str = "vgg_small"
-    input_size: int = 28
-    channels: int = 1
-    head: str = "linear"
-    hidden: int = 512
-    dropout: float = 0.0
-    loss: str = "auto"
-    epochs: int = 30
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
-    backbone_lr: float = 0.1
-    schedule: str = "step"
-    step_every: int = 10
-    step_factor: float = 10.0
-    warmup: float = 0.0
-    l2: float = 1e-4
-    l1: float = 0.0
-    penalty_from: int = 2
-    patience: int = 5
-    val_fraction: float = 0.2
-    calibrate: bool = True
-    seed: int = 0
+    # The metadata is what `mmindex train` makes its options from: one --kebab-name per field, with this help
+    # and these limits (choices, or min / max with min_open / max_open as click's ranges take them).
+    mode: str = _opt("probe", "probe: cached backbone features + head; finetune: backbone + head; scratch: a small "
+                     "architecture from random weights.", choices=MODES)
+    backbone: str = _opt(DEFAULT_MODEL, "Backbone for probe / finetune.")
+    arch: str = _opt("vgg_small", "Small architecture for scratch.")
+    input_size: int = _opt(28, "Scratch: input side in pixels (images are resized).", min=8)
+    channels: int = _opt(1, "Scratch: 1 (grey) or 3 (RGB) input channels.", min=1, max=3)
+    head: str = _opt("linear", "Classifier head.", choices=("linear", "mlp"))
+    hidden: int = _opt(512, "MLP hidden units.", min=1)
+    dropout: float = _opt(0.0, "Dropout rate in the head.", min=0, max=0.95)
+    loss: str = _opt("auto", "auto: softmax for class folders, sigmoid for annotation files (multi-label).",
+                     choices=LOSSES)
+    epochs: int = _opt(30, "Training epochs.", min=1)
+    batch_size: int = _opt(128, "Mini-batch size (shuffled every epoch).", min=1, max=65536)
+    lr: float = _opt(0.1, "Learning rate (SGD).", min=0, min_open=True)
+    momentum: float = _opt(0.9, "SGD momentum.", min=0, max=1, max_open=True)
+    backbone_lr: float = _opt(0.1, "Backbone LR / head LR (finetune).")
+    schedule: str = _opt("step", "Learning-rate schedule.", choices=SCHEDULES)
+    step_every: int = _opt(10, "Step decay: constant for N epochs...", min=1)
+    step_factor: float = _opt(10.0, "...then divide the LR by this.")
+    warmup: float = _opt(0.0, "Linear warm-up of the LR over this many epochs.", min=0)
+    l2: float = _opt(1e-4, "L2 penalty on weights.", min=0)
+    l1: float = _opt(0.0, "L1 penalty on weights.", min=0)
+    penalty_from: int = _opt(2, "Epoch (0-based) from which L1/L2 are on.", min=0)
+    patience: int = _opt(5, "Early stopping after N epochs without a better validation metric (0: never).", min=0)
+    val_fraction: float = _opt(0.2, "Share of DATA held out for validation when no --val set is given.", min=0,
+                               max=1, min_open=True, max_open=True)
+    calibrate: bool = _opt(True, "Fit temperature / Platt scaling on the validation split (--no-calibrate: "
+                           "do not).")
+    seed: int = _opt(0, "Seeds the split, the shuffling and the weights.")
 
     def validate(self) -> TrainConfig:
         """Raise `DataError` for values no run could use; returns self."""
         from mmindex.learn.heads import HEADS
-        from mmindex.learn.schedules import SCHEDULES
 
         checks = [
             (self.mode in MODES, f"mode must be one of {', '.join(MODES)}"),
