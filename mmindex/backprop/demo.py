@@ -1,20 +1,30 @@
-"""Train a small net with the engine on Fashion-MNIST in well under a minute, print the learning curve, write a PNG.
+"""Train a small net with the engine on Fashion-MNIST in well under a minute: the learning curve, and its PNG.
 
-    python -m mmindex.backprop.demo [--n-train 10000] [--epochs 6] [--out backprop-demo.png]
+    mmindex learn-demo [--n-train 10000] [--epochs 6] [--out out/backprop-demo.png]
+    python -m mmindex.backprop.demo            (the defaults, written to backprop-demo.png)
+
+    from mmindex.backprop.demo import run_demo
+    result = run_demo("curve.png", n_train=1000, epochs=2)
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
+import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from mmindex.backprop.data import DatasetMissing, load_fashion_mnist
+from mmindex.backprop.data import load_fashion_mnist
 from mmindex.backprop.graph import Sequential
 from mmindex.backprop.losses import SoftmaxCrossEntropy
 from mmindex.backprop.modules import Dropout, Linear, ReLU
 from mmindex.backprop.optim import SGD, EpochStats, History, Penalty, fit, step_lr
+from mmindex.errors import DataError
+
+log = logging.getLogger(__name__)
+NETWORK = "MLP 784-256-128-10"
+EPOCH_HEADER = "epoch     lr    loss  train acc  test acc   seconds"
 
 
 def plot_history(history: History, path: Path, title: str) -> None:
@@ -38,36 +48,47 @@ def plot_history(history: History, path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--n-train", type=int, default=10000)
-    ap.add_argument("--epochs", type=int, default=6)
-    ap.add_argument("--out", type=Path, default=Path("backprop-demo.png"))
-    a = ap.parse_args(argv)
-    try:
-        data = load_fashion_mnist(n_train=a.n_train, n_test=2000)
-    except DatasetMissing as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+@dataclass
+class DemoResult:
+    """What `run_demo` did: the learning curve (one `EpochStats` per epoch) and where its PNG went."""
+
+    history: History
+    out: Path
+    parameters: int
+    images: int
+    seconds: float
+
+
+def run_demo(out: str | Path = "backprop-demo.png", n_train: int = 10000, epochs: int = 6,
+             on_epoch: Callable[[EpochStats], None] | None = None) -> DemoResult:
+    """Train an MLP 784-256-128-10 on `n_train` Fashion-MNIST images for `epochs` epochs, test it on 2000,
+    and write the learning curve to `out`. Raises `DatasetMissing` when the images are not installed."""
+    if n_train < 1 or epochs < 1:
+        raise DataError("the demo needs n_train >= 1 and epochs >= 1")
+    out = Path(out)
+    data = load_fashion_mnist(n_train=n_train, n_test=2000)
     # the lecture's recipe: ReLU, cross-entropy, SGD on shuffled mini-batches, a step schedule,
     # dropout, and a little L2 switched on after a couple of epochs
     net = Sequential(Linear(784, 256, rng=0), ReLU(), Dropout(0.2, rng=1), Linear(256, 128, rng=2), ReLU(),
                      Linear(128, 10, rng=3))
-    print(f"MLP 784-256-128-10 ({net.n_params():,} parameters) on {len(data.x_train)} Fashion-MNIST images")
-    print("epoch     lr    loss  train acc  test acc   seconds")
-
-    def show(s: EpochStats) -> None:
-        print(f"{s.epoch:5d} {s.lr:6.3f} {s.train_loss:7.4f} {100 * s.train_acc:9.2f}% {100 * s.val_acc:8.2f}% "
-              f"{s.seconds:8.1f}", flush=True)
-
+    log.info("%s (%s parameters) on %d Fashion-MNIST images", NETWORK, f"{net.n_params():,}", len(data.x_train))
+    log.info(EPOCH_HEADER)
     t0 = time.perf_counter()
     history = fit(net, SoftmaxCrossEntropy(), SGD(net, 0.05, momentum=0.9), data.x_train, data.y_train,
-                  epochs=a.epochs, batch_size=128, schedule=lambda e: step_lr(e, 0.05, step=4),
-                  penalty=Penalty(l2=1e-4, start_epoch=2), validation=(data.x_test, data.y_test), on_epoch=show)
-    plot_history(history, a.out, "MLP on Fashion-MNIST (mmindex.backprop)")
-    print(f"trained in {time.perf_counter() - t0:.1f} s; learning curve written to {a.out}")
-    return 0
+                  epochs=epochs, batch_size=128, schedule=lambda e: step_lr(e, 0.05, step=4),
+                  penalty=Penalty(l2=1e-4, start_epoch=2), validation=(data.x_test, data.y_test), on_epoch=on_epoch)
+    seconds = time.perf_counter() - t0
+    plot_history(history, out, f"{NETWORK.split()[0]} on Fashion-MNIST (mmindex.backprop)")
+    return DemoResult(history, out, net.n_params(), len(data.x_train), seconds)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def epoch_line(s: EpochStats) -> str:
+    """One row of the learning-curve table whose header is `EPOCH_HEADER`."""
+    return (f"{s.epoch:5d} {s.lr:6.3f} {s.train_loss:7.4f} {100 * s.train_acc:9.2f}% {100 * s.val_acc:8.2f}% "
+            f"{s.seconds:8.1f}")
+
+
+if __name__ == "__main__":  # `python -m mmindex.backprop.demo`, with the defaults; `mmindex learn-demo` has options
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    result = run_demo(on_epoch=lambda s: log.info(epoch_line(s)))
+    log.info("trained in %.1f s; learning curve written to %s", result.seconds, result.out)

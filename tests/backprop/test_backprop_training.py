@@ -133,10 +133,39 @@ def test_small_cnn_learns_fashion_mnist():
 
 
 @needs_fashion_mnist
-def test_demo_prints_the_curve_and_writes_a_png(tmp_path, capsys):
-    from mmindex.backprop import demo
+def test_demo_returns_the_curve_and_writes_a_png(tmp_path, capsys):
+    from mmindex.backprop.demo import run_demo
+
+    seen = []
+    result = run_demo(tmp_path / "curve.png", n_train=1000, epochs=2, on_epoch=seen.append)
+    assert result.out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [s.epoch for s in result.history.epochs] == [s.epoch for s in seen] and len(seen) == 2
+    assert result.images == 1000 and result.parameters == 784 * 256 + 256 + 256 * 128 + 128 + 128 * 10 + 10
+    assert capsys.readouterr().out == ""  # library code does not print
+
+
+@needs_fashion_mnist
+def test_learn_demo_command_prints_the_curve(tmp_path):
+    from click.testing import CliRunner
+
+    from mmindex.cli import main
 
     out = tmp_path / "curve.png"
-    assert demo.main(["--n-train", "1000", "--epochs", "2", "--out", str(out)]) == 0
+    r = CliRunner().invoke(main, ["learn-demo", "--n-train", "1000", "--epochs", "2", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "test acc" in r.output and len([line for line in r.output.splitlines() if "%" in line]) == 2
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "test acc" in capsys.readouterr().out
+
+
+def test_learn_demo_without_the_data_is_a_one_line_error(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from mmindex.backprop.data import DatasetMissing
+    from mmindex.cli import main
+
+    def missing(**_):
+        raise DatasetMissing("Fashion-MNIST not found")
+
+    monkeypatch.setattr("mmindex.backprop.demo.load_fashion_mnist", missing)
+    r = CliRunner().invoke(main, ["learn-demo", "--out", str(tmp_path / "c.png")])
+    assert r.exit_code == 1 and "error: Fashion-MNIST not found" in r.output and r.exception is not None
