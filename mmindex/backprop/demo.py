@@ -72,7 +72,6 @@ def run_demo(out: str | Path = "backprop-demo.png", n_train: int = 10000, epochs
     net = Sequential(Linear(784, 256, rng=0), ReLU(), Dropout(0.2, rng=1), Linear(256, 128, rng=2), ReLU(),
                      Linear(128, 10, rng=3))
     log.info("%s (%s parameters) on %d Fashion-MNIST images", NETWORK, f"{net.n_params():,}", len(data.x_train))
-    log.info(EPOCH_HEADER)
     t0 = time.perf_counter()
     history = fit(net, SoftmaxCrossEntropy(), SGD(net, 0.05, momentum=0.9), data.x_train, data.y_train,
                   epochs=epochs, batch_size=128, schedule=lambda e: step_lr(e, 0.05, step=4),
@@ -90,5 +89,5 @@ def epoch_line(s: EpochStats) -> str:
 
 if __name__ == "__main__":  # `python -m mmindex.backprop.demo`, with the defaults; `mmindex learn-demo` has options
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    result = run_demo(on_epoch=lambda s: log.info(epoch_line(s)))
+    result = run_demo()  # fit logs each epoch
     log.info("trained in %.1f s; learning curve written to %s", result.seconds, result.out)
