@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # torch and torchvision lie on this machine's disk at these versions; pip takes them from there.
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: demo test lint bench clean system
+.PHONY: demo test lint docs bench clean system
 
 $(STAMP): pyproject.toml
 	$(MAKE) system
@@ -31,9 +31,15 @@ test: lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 # deptry: every module mmindex imports is a declared dependency, every declared one is used ([tool.deptry]).
+# lint-imports: the layers only point down ([tool.importlinter] in pyproject.toml, docs/architecture.md).
 lint: $(STAMP)
 	$(BIN)/ruff check mmindex tests bench
 	$(BIN)/deptry mmindex
+	$(BIN)/lint-imports
+
+# The layers picture in docs/architecture.md, drawn from the import-linter contract and the code's imports.
+docs: $(STAMP)
+	$(BIN)/python tools/layers.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -67,7 +67,7 @@ def main() -> None:
         build_s = time.perf_counter() - t
         engine = Engine(root)
         t = time.perf_counter()
-        snap, vectors = engine._arrays()  # load once, as a long-running server would
+        snap, vectors = engine.searcher._arrays()  # load once, as a long-running server would
         open_s = time.perf_counter() - t
         disk = engine.info()["disk_bytes"]
         ids = rng.choice(snap.ids, args.queries)
@@ -85,7 +85,7 @@ def main() -> None:
         shutil.copytree(root, Path(tmp) / "idx-sq8")  # the vector index is chosen per index: a copy, rebuilt
         Engine(Path(tmp) / "idx-sq8").rebuild("SQ8")
         sq8 = Engine(Path(tmp) / "idx-sq8")
-        sq8._arrays()
+        sq8.searcher._arrays()
         rows.append(("--like, vector index SQ8 + exact re-ranking",
                      *percentiles(lambda i: sq8.search(like=[int(i)], k=10), ids)))
         recall = np.mean([

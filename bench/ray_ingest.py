@@ -48,7 +48,7 @@ def timed_add(index: Path, folder: Path, config: IngestConfig) -> dict:
     """One `Engine.add` into a fresh index: wall time, time to the first result, CPU time of this process."""
     first: list[float] = []
     engine = Engine(index, config)
-    engine._get_backbone()  # the driver's model (for its preprocessing settings) is not what is measured
+    _ = engine.searcher.model.backbone  # the driver's model (for its preprocessing settings) is not what is measured
     c, t = cpu_time(), time.perf_counter()
     report = engine.add([folder], progress=lambda done, total: first or first.append(time.perf_counter()))
     wall, cpu = time.perf_counter() - t, cpu_time() - c

@@ -138,7 +138,7 @@ def phase_query(a) -> dict:
     queries, truth = np.load(a.work / "queries.npy"), np.load(a.work / "truth.npy")
     engine = Engine(a.index, vector_index=a.kind)
     t = time.perf_counter()
-    snap, index = engine._arrays()  # mapped once, as a long-running server would
+    snap, index = engine.searcher._arrays()  # mapped once, as a long-running server would
     open_s = time.perf_counter() - t
     # Warm-up on other held-out queries: a fresh process faults in each mapped page it touches for the
     # first time (about a microsecond each, thousands per HNSW query); a running server has done so.

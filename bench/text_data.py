@@ -57,7 +57,7 @@ def index(split: str, n: int, work: Path, seed: int = 0):
         Engine(root).add([images])
         (folder / "done").touch()
     engine = Engine(root)
-    snap, _ = engine._arrays()
+    snap, _ = engine.searcher._arrays()
     paths = engine.reader().segments(snap.ids)
     labels = np.array([y[int(Path(paths[int(i)]["path"]).stem)] for i in snap.ids])
     return engine, labels

@@ -24,16 +24,16 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/mmindex-bench"))
     args = ap.parse_args()
     engine, labels = text_data.index("t10k", args.n, args.work)
-    snap, _ = engine._arrays()
+    snap, _ = engine.searcher._arrays()
     print(f"{len(labels):,} Fashion-MNIST test images, index built with {engine.info()['models'][0]}")
-    default = engine._bank(None, engine.reader(), snap)
+    default = engine.searcher._bank(None, engine.reader(), snap)
     variants = [("shipped defaults", {}),
                 ("best on validation (classes only, top 5)", dict(nodes=False, top_k=5)),
                 ("a-priori settings before tuning", dict(nodes=True, top_k=5, temperature=0.05, threshold=0.35,
                                                           gloss_weight=0.5, parent_weight=0.25))]
     for title, change in variants:
-        engine._banks = {k: default.with_params(**change) for k in engine._banks}
-        print(f"\n### {title}: {engine._banks and next(iter(engine._banks.values())).params}\n")
+        engine.searcher._banks = {k: default.with_params(**change) for k in engine.searcher._banks}
+        print(f"\n### {title}: {engine.searcher._banks and next(iter(engine.searcher._banks.values())).params}\n")
         run(engine, labels, snap)
 
 

@@ -29,11 +29,11 @@ ROUNDS, PER_ROUND = 3, 5
 
 def tune(work: Path) -> None:
     engine, labels = text_data.index("train", 2000, work)
-    snap, _ = engine._arrays()
+    snap, _ = engine.searcher._arrays()
     validation = []
     for c, qs in text_data.VALIDATION_QUERIES.items():
         for q in qs:
-            base = np.asarray(engine._bank(None, engine.reader(), snap).map(q).scores(snap.scores))
+            base = np.asarray(engine.searcher._bank(None, engine.reader(), snap).map(q).scores(snap.scores))
             top = fusion.top_k(base, 10)
             pos, neg = top[labels[top] == c], top[labels[top] != c]
             if len(pos) < 2 or len(neg) < 2:
@@ -58,7 +58,7 @@ def main() -> None:
         tune(args.work)
         return
     engine, labels = text_data.index("t10k", args.n, args.work)
-    snap, _ = engine._arrays()
+    snap, _ = engine.searcher._arrays()
     row = {int(i): r for r, i in enumerate(snap.ids)}
     full = np.zeros((len(text_data.CLASSES), ROUNDS + 1))
     resid = np.zeros((len(text_data.CLASSES), ROUNDS + 1, 2))  # [..., 0] original ranking, [..., 1] refined

@@ -35,8 +35,8 @@ def main() -> None:
         t = time.perf_counter()
         engine.search(text="warm up", k=10, remember=False)  # arrays, FAISS, encoder session, bank
         first_s = time.perf_counter() - t
-        snap, _ = engine._arrays()
-        bank = engine._bank(None, engine.reader(), snap)
+        snap, _ = engine.searcher._arrays()
+        bank = engine.searcher._bank(None, engine.reader(), snap)
         rows = [
             ("encode the text (MiniLM, ONNX Runtime)", *percentiles(lambda q: bank.encoder.encode([q]), texts)),
             ("encode + map to concepts", *percentiles(bank.map, texts)),

@@ -28,8 +28,8 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/mmindex-bench"))
     args = ap.parse_args()
     engine, labels = text_data.index("train", args.n, args.work)
-    snap, _ = engine._arrays()
-    bank = engine._bank(None, engine.reader(), snap).with_params(threshold=-1.0)
+    snap, _ = engine.searcher._arrays()
+    bank = engine.searcher._bank(None, engine.reader(), snap).with_params(threshold=-1.0)
     queries = [(q, c) for c, qs in text_data.VALIDATION_QUERIES.items() for q in qs]
     qvec = bank.encoder.encode([q for q, _ in queries])
     results = []

@@ -12,7 +12,7 @@ __all__ = ["Engine", "Hit", "IngestConfig", "__version__"]
 def __getattr__(name: str):
     # Imported lazily so that `mmindex --help` does not pay for numpy, FAISS and PyTorch.
     if name in ("Engine", "Hit"):
-        from mmindex.search import engine
+        from mmindex import engine
 
         return getattr(engine, name)
     if name == "IngestConfig":

@@ -35,10 +35,9 @@ def train_word2vec(corpus, out, from_index, cbow, dim, window, min_count, epochs
         raise click.UsageError("give a CORPUS or --from-index")
     sentences = list(w2v.Corpus(corpus)) if corpus else []
     if from_index:
-        from mmindex.index.store import Store
+        from mmindex.cli.common import open_engine
 
-        with Store.open(from_index) as store:
-            sentences += w2v.collection_sentences(store.media_hashes())
+        sentences += w2v.collection_sentences(open_engine(from_index).media_paths())
     config = w2v.Word2VecConfig(sg=not cbow, vector_size=dim, window=window, min_count=min_count, epochs=epochs,
                                 negative=negative)
     done = w2v.train_and_save(sentences, out, config)

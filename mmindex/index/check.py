@@ -19,6 +19,7 @@ import os
 import shutil
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -243,10 +244,11 @@ def _notes(root: Path, db: sqlite3.Connection) -> list[Problem]:
 
 
 # ---- repair --------------------------------------------------------------------------------------
-def repair(root: str | os.PathLike) -> list[str]:
+def repair(root: str | os.PathLike, load_scorer: Callable[[Path], detectors.Scorer] | None = None) -> list[str]:
     """Mend the index at `root`; returns what was done, one line each (empty when nothing was wrong).
 
     Holds the writer lock throughout. Never deletes a damaged file: it goes to `quarantine/<time>/`.
+    `load_scorer(bundle path)` gives a detector's scoring function, to compute damaged score files again.
     """
     root = Path(root)
     if not (root / DB_FILE).is_file():
@@ -263,7 +265,7 @@ def repair(root: str | os.PathLike) -> list[str]:
         raise
     with store:
         _repair_batches(store, stamp, done)
-        _repair_detectors(store, stamp, done)
+        _repair_detectors(store, stamp, done, load_scorer)
         _record_checksums(store, done)
         if _vector_problem(root, store.db) or done:
             report = vectors.update(store, store.snapshot(), rebuild=True)
@@ -347,11 +349,10 @@ def _repair_batches(store: Store, stamp: str, done: list[str]) -> None:
         done.append(f"forgot {len(paths)} media of that batch (the next `mmindex add` indexes them again)")
 
 
-def _repair_detectors(store: Store, stamp: str, done: list[str]) -> None:
+def _repair_detectors(store: Store, stamp: str, done: list[str], load_scorer: Callable | None) -> None:
     broken = damaged_detector_files(store.root, store.db)
     if not broken:
         return
-    lost = {det for det, batch, _, _ in broken if batch is None}
     for det_id, batch_id, file, why in broken:
         if (store.root / detectors.FOLDER / file).exists():
             _quarantine(store.root, stamp, f"{detectors.FOLDER}/{file}")
@@ -360,16 +361,18 @@ def _repair_detectors(store: Store, stamp: str, done: list[str]) -> None:
                 name = db.execute("SELECT name FROM detectors WHERE id = ?", (det_id,)).fetchone()[0]
                 db.execute("DELETE FROM detectors WHERE id = ?", (det_id,))  # its concepts and scores cascade
             done.append(f"detector {name!r}: its bundle {why}; removed it (apply it again)")
-    applied = {a.id: a for a in detectors.load_applied(store)}
+    bundles = {det_id: path for det_id, _, path in detectors.applied(store)}
     for det_id, batch_id, file, why in broken:
-        if batch_id is None or det_id in lost or det_id not in applied:
+        if batch_id is None or det_id not in bundles:
             continue
-        emb = arrays.read_batch_file(store.root / "batches" / _batch_file(store, batch_id)).embeddings
         with store.transaction() as db:
             db.execute("DELETE FROM detector_scores WHERE detector_id = ? AND batch_id = ?", (det_id, batch_id))
-            scores = detectors.score_embeddings(applied[det_id], np.asarray(emb, dtype=np.float32))
-            detectors.write_scores(store, batch_id, {det_id: scores})
-        done.append(f"detector file {detectors.FOLDER}/{file} {why}: computed again from the bundle")
+            if load_scorer is not None:  # without it, that batch's scores read as 0
+                emb = arrays.read_batch_file(store.root / "batches" / _batch_file(store, batch_id)).embeddings
+                detectors.write_scores(store, batch_id, {det_id: load_scorer(bundles[det_id])(
+                    np.asarray(emb, dtype=np.float32))})
+        done.append(f"detector file {detectors.FOLDER}/{file} {why}: "
+                    + ("computed again from the bundle" if load_scorer else "dropped (its scores read as 0)"))
 
 
 def _batch_file(store: Store, batch_id: int) -> str:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,13 +37,7 @@ if TYPE_CHECKING:
 FOLDER = "detectors"
 
 
-@dataclass
-class Applied:
-    """A detector applied to an index, loaded for scoring new media."""
-
-    id: int
-    name: str
-    bundle: object  # mmindex.learn.checkpoint.Bundle
+Scorer = Callable[[np.ndarray], np.ndarray]  # float32 embeddings (n, D) -> float16 scores (n, labels)
 
 
 def bundle_file(detector_id: int) -> str:
@@ -86,30 +80,20 @@ def trained_layout(db) -> list[tuple[int, int, int, dict[int, str]]]:
     return out
 
 
-def load_applied(store: Store) -> list[Applied]:
-    """The detectors applied to this index, loaded (bundles from the index's own copies)."""
+def applied(store: Store) -> list[tuple[int, str, Path]]:
+    """The detectors applied to this index: (id, name, the index's own copy of its bundle). Loading a bundle
+    is the learning side's (`mmindex.learn.checkpoint`); the index only stores what they score."""
     rows = store.db.execute("SELECT id, name, file FROM detectors ORDER BY id").fetchall()
-    if not rows:
-        return []
-    from mmindex.learn.checkpoint import load_bundle
-
-    return [Applied(i, name, load_bundle(store.root / FOLDER / f)) for i, name, f in rows]
+    return [(i, name, store.root / FOLDER / f) for i, name, f in rows]
 
 
-def score_records(applied: list[Applied], records: list[MediaRecord]) -> dict[int, np.ndarray]:
+def score_records(scorers: dict[int, Scorer], records: list[MediaRecord]) -> dict[int, np.ndarray]:
     """Scores of every segment of `records` by every applied detector: {detector id: (segments, labels)}."""
     emb = [s.embedding for m in records for s in m.segments]
-    if not emb or not applied:
+    if not emb or not scorers:
         return {}
     x = np.stack(emb).astype(np.float32)
-    return {a.id: score_embeddings(a, x) for a in applied}
-
-
-def score_embeddings(applied: Applied, embeddings: np.ndarray) -> np.ndarray:
-    """One detector's scores (n, labels) of float32 embeddings (n, D), as stored (float16)."""
-    import torch
-
-    return applied.bundle.detector.scores(torch.from_numpy(embeddings)).numpy().astype(np.float16)
+    return {det_id: score(x) for det_id, score in scorers.items()}
 
 
 def write_scores(store: Store, batch_id: int, trained: dict[int, np.ndarray]) -> None:
@@ -123,26 +107,16 @@ def write_scores(store: Store, batch_id: int, trained: dict[int, np.ndarray]) ->
                          (det_id, batch_id, name))
 
 
-def apply(store: Store, bundle_path: str | os.PathLike, name: str | None = None) -> dict:
+def apply(store: Store, bundle_path: str | os.PathLike, bundle, score: Scorer, name: str | None = None) -> dict:
     """Score every segment of the index with a detector and add its labels as concepts, in one transaction.
 
-    Re-applying a detector of the same name replaces it. Returns {name, concepts: [(id, name)], segments,
-    replaced}. Raises `DetectorError` before writing anything if the detector does not fit this index.
+    `bundle` describes the detector (name, mode, backbone, weights_id, labels) and `score` computes its scores
+    of stored embeddings; the caller has checked that it fits this index's backbone. Re-applying a detector of
+    the same name replaces it. Returns {name, detector_id, concepts: [(id, name)], segments, replaced}.
     """
-    import torch
-
     from mmindex.index.arrays import read_batch_file
-    from mmindex.learn.checkpoint import load_bundle
-    from mmindex.models import create_model
 
-    bundle = load_bundle(bundle_path)
     name = name or bundle.name
-    model = store.meta("model")
-    if bundle.mode != "probe":
-        raise DetectorError(
-            f"detector {name!r} was trained in {bundle.mode} mode; only probe detectors on the index's backbone "
-            f"({model}) can be applied, since they score the stored embeddings (train with --mode probe)")
-    bundle.check_backbone(model, create_model(model).weights_id)
     if ":" in name or not name.strip():
         raise DetectorError(f"detector name {name!r} must be non-empty and contain no ':'")
     folder = store.root / FOLDER
@@ -173,8 +147,8 @@ def apply(store: Store, bundle_path: str | os.PathLike, name: str | None = None)
                        (first + j, cid, label, det_id))
             concepts.append((cid, label))
         for batch_id, file in db.execute("SELECT id, file FROM batches").fetchall():
-            emb = torch.from_numpy(read_batch_file(store.root / "batches" / file).embeddings.astype(np.float32))
-            write_scores(store, batch_id, {det_id: bundle.detector.scores(emb).numpy().astype(np.float16)})
+            emb = read_batch_file(store.root / "batches" / file).embeddings.astype(np.float32)
+            write_scores(store, batch_id, {det_id: score(emb)})
         segments = db.execute("SELECT count(*) FROM segments").fetchone()[0]
     for f in replaced:  # after the commit: readers of an older snapshot may still read them
         (folder / f).unlink(missing_ok=True)

@@ -50,10 +50,12 @@ def add_paths(
     data_config,
     progress: ProgressFn | None = None,
     confine_to: Iterable[str] | None = None,
+    scorers: dict[int, detectors.Scorer] | None = None,
 ) -> AddReport:
     """Index `paths` into `store` (opened for writing). The model is created only if something is new.
 
-    `confine_to`: folders outside which no symbolic link is followed (see `scan`)."""
+    `confine_to`: folders outside which no symbolic link is followed (see `scan`). `scorers`: the applied
+    detectors' scoring functions, {detector id: embeddings -> scores} (see `mmindex.index.detectors`)."""
     t0 = time.perf_counter()
     items = list(scan(paths, confine_to))
     runtime = None
@@ -63,7 +65,7 @@ def add_paths(
         runtime = runtime or runtime_factory()
         return infer(pending, runtime, config.batch_size, config.pool)
 
-    writer = BatchWriter(store, config.batch_size, mapper)
+    writer = BatchWriter(store, config.batch_size, mapper, scorers)
     for done, (item, result) in enumerate(read_all(items, writer.known, data_config, config), 1):
         writer.take(item.path, result)
         if progress:
@@ -83,10 +85,11 @@ class BatchWriter:
     """
 
     def __init__(self, store: Store, batch_size: int,
-                 mapper: Callable[[list], list[MediaRecord]] = lambda records: records):
+                 mapper: Callable[[list], list[MediaRecord]] = lambda records: records,
+                 scorers: dict[int, detectors.Scorer] | None = None):
         self.store = store
         self.known = store.media_hashes()
-        self.applied = detectors.load_applied(store)  # every applied detector scores the new media too
+        self.scorers = scorers or {}  # every applied detector scores the new media too
         self.batch_size = batch_size
         self.mapper = mapper
         self.report = AddReport()
@@ -111,7 +114,7 @@ class BatchWriter:
         records = self.mapper(self._pending) if self._pending else []
         errors = self._errors
         if records or errors:
-            self.store.write_batch(records, errors, detectors.score_records(self.applied, records))
+            self.store.write_batch(records, errors, detectors.score_records(self.scorers, records))
         for r in records:
             if r.path in self.known:
                 self.report.updated += 1

@@ -53,6 +53,7 @@ def add_paths_ray(
     data_config,
     progress: ProgressFn | None = None,
     confine_to: Iterable[str] | None = None,
+    scorers: dict | None = None,
 ) -> AddReport:
     """Index `paths` into `store` (opened for writing) on Ray; same result as `ingest.add_paths`.
 
@@ -61,7 +62,7 @@ def add_paths_ray(
     """
     t0 = time.perf_counter()
     items = list(scan(paths, confine_to))
-    writer = BatchWriter(store, config.batch_size)
+    writer = BatchWriter(store, config.batch_size, scorers=scorers)
     if items:
         with ray_session(config):
             rows = _run(items, writer.known, data_config, config)

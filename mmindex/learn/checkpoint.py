@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from mmindex.atomic import atomic_write
@@ -43,6 +44,12 @@ class Bundle:
     @property
     def mode(self) -> str:
         return self.config.mode
+
+    def score_embeddings(self, embeddings: np.ndarray) -> np.ndarray:
+        """Scores (n, labels) of float32 embeddings (n, D), as an index stores them (float16)."""
+        with torch.inference_mode():
+            return self.detector.scores(torch.from_numpy(np.ascontiguousarray(embeddings, np.float32))).numpy() \
+                .astype(np.float16)
 
     def check_backbone(self, backbone: str, weights_id: str) -> None:
         """Refuse features of another backbone or other weights: the head would score noise."""

@@ -71,7 +71,7 @@ def results(engine: Engine) -> list:
 def test_vector_index_types_against_exact_search(tmp_path, kind):
     root = build(tmp_path / "idx", kind)
     engine = Engine(root, vector_index=kind)
-    snap, index = engine._arrays()
+    snap, index = engine.searcher._arrays()
     d = index.describe()
     assert d["in_index"] == 3000 and d["pending"] == 0 and d["tombstones"] == 0 and d["mapped"]
     assert d["factory"] == vectors.factory_for(kind, 3000, D) and d["factory"] != "Flat" or kind == "flat"
@@ -91,7 +91,7 @@ def test_vector_index_types_against_exact_search(tmp_path, kind):
 def test_removed_segments_never_come_back(tmp_path, kind):
     root = build(tmp_path / "idx", kind)
     engine = Engine(root)
-    snap, _ = engine._arrays()
+    snap, _ = engine.searcher._arrays()
     gone = [f"/synthetic/{i:06d}.jpg" for i in range(0, 3000, 300)]  # 10 segments: kept as tombstones
     gone_ids = [snap.ids[i] for i in range(0, 3000, 300)]
     probes = np.asarray(snap.embeddings)[list(range(0, 3000, 300))]
@@ -101,7 +101,7 @@ def test_removed_segments_never_come_back(tmp_path, kind):
         vectors.update(store, store.snapshot())
 
     def check(expect_tombstones: bool):
-        snap, index = engine._arrays()
+        snap, index = engine.searcher._arrays()
         d = index.describe()
         assert len(snap.ids) == 3010 and (d["tombstones"] == 10) == expect_tombstones
         for q in probes:
@@ -114,7 +114,7 @@ def test_removed_segments_never_come_back(tmp_path, kind):
     check(expect_tombstones=True)
     engine.compact()  # drops the dead rows, and the tombstones (an HNSW graph is rebuilt)
     check(expect_tombstones=False)
-    assert engine._arrays()[1].describe()["in_index"] == 3010
+    assert engine.searcher._arrays()[1].describe()["in_index"] == 3010
 
 
 def test_settings_mismatch_bad_factory_and_rebuild(tmp_path):
@@ -198,7 +198,7 @@ def test_compact_keeps_results_drops_dead_rows_and_reads_legacy_files(tmp_path):
     engine = Engine(root)
     engine.remove([f"/synthetic/{i:06d}.jpg" for i in range(0, 2000, 7)])
     assert engine.info()["batch_files"] == {"files": 40, "legacy_files": 2, "rows": 2000, "dead_rows": 286}
-    snap, _ = engine._arrays()
+    snap, _ = engine.searcher._arrays()
     dense = (snap.ids.copy(), np.asarray(snap.scores), np.asarray(snap.embeddings))
     np.testing.assert_array_equal(np.asarray(snap.scores)[275], snap.scores[275])  # one concept, lazily
     np.testing.assert_allclose(snap.scores.combine([([1, 25, 999], 1.0)]), dense[1][[1, 25, 999]].sum(axis=0),
@@ -212,7 +212,7 @@ def test_compact_keeps_results_drops_dead_rows_and_reads_legacy_files(tmp_path):
     with Store.open(root) as store:
         referenced = {r[0] for r in store.db.execute("SELECT file FROM batches")}
     assert {p.name for p in (root / "batches").iterdir()} == referenced
-    snap, _ = engine._arrays()
+    snap, _ = engine.searcher._arrays()
     for a, b in zip(dense, (snap.ids, np.asarray(snap.scores), np.asarray(snap.embeddings)), strict=True):
         np.testing.assert_array_equal(a, b)  # the very same float16 values, in the same order
     assert results(engine) == before
@@ -231,7 +231,7 @@ def committed_batch_files(root) -> int:
 def test_kill_9_during_compact_leaves_a_consistent_index(tmp_path):
     root = build(tmp_path / "idx", "hnsw", n=3000, batch=10)  # 300 files, merged 3 by 3: 100 transactions
     engine = Engine(root)
-    snap, _ = engine._arrays()
+    snap, _ = engine.searcher._arrays()
     dense = (snap.ids.copy(), np.asarray(snap.scores), np.asarray(snap.embeddings))
     before = results(engine)
     cmd = [sys.executable, "-m", "mmindex.cli", "compact", "--index", str(root), "--target-rows", "30", "-q"]
@@ -247,7 +247,7 @@ def test_kill_9_during_compact_leaves_a_consistent_index(tmp_path):
     assert 100 < files < 300, f"kill came too late or too early ({files} batch files)"
 
     reader = Engine(root)  # readable and consistent, before any writer cleaned up
-    snap, _ = reader._arrays()
+    snap, _ = reader.searcher._arrays()
     for a, b in zip(dense, (snap.ids, np.asarray(snap.scores), np.asarray(snap.embeddings)), strict=True):
         np.testing.assert_array_equal(a, b)
     assert results(reader) == before

@@ -1,0 +1,202 @@
+"""The facade: one object through which the CLI, the Python API and the HTTP API index and search.
+
+    >>> from mmindex import Engine
+    >>> engine = Engine("~/photos.mmindex")
+    >>> engine.add(["~/Pictures"])
+    >>> [h.path for h in engine.search(concepts=["espresso"], k=3)]
+
+`Engine` composes an `Indexer` (mmindex/indexer.py: add, apply, remove, compact, rebuild, check, repair)
+and a `Searcher` (mmindex/search/searcher.py: search, feedback, saved queries, info), which share the
+index folder, the ingest configuration and one lazily loaded model. It holds no logic of its own.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from mmindex.concepts import Concept, Vocabulary
+from mmindex.config import IngestConfig, default_index_dir
+from mmindex.index.check import Problem
+from mmindex.index.ingest import AddReport, ProgressFn
+from mmindex.index.store import Store
+from mmindex.indexer import Indexer
+from mmindex.models.loader import LazyModel
+from mmindex.search.feedback import QuerySpec
+from mmindex.search.hits import Hit, Results
+from mmindex.search.searcher import Searcher
+
+__all__ = ["Engine", "Hit", "Results"]
+
+
+class Engine:
+    """Index and search one index directory.
+
+    Reading needs no lock and sees only committed batches; `add` and `remove` take the index's
+    writer lock for their duration (a second writer gets `IndexLocked`).
+    """
+
+    def __init__(self, index: str | os.PathLike | None = None, config: IngestConfig | None = None,
+                 vector_index: str | None = None, text_encoder: str | None = None):
+        """`vector_index` is the vector-index setting ("flat", "hnsw", "ivfpq" or a FAISS factory string, see
+        mmindex.index.vectors): recorded when `add` creates the index (default "flat"), and checked against
+        the recorded one otherwise (VectorIndexError if they differ); None takes the index's own.
+        `text_encoder` names the encoder of free-text queries (mmindex.text; default "minilm")."""
+        self.index_dir = Path(index).expanduser() if index is not None else default_index_dir()
+        self.config = config or IngestConfig()
+        model = LazyModel(self.config.model, self.config.engine, self.config.threads)
+        self.indexer = Indexer(self.index_dir, self.config, model, vector_index)
+        self.searcher = Searcher(self.index_dir, self.config, model, vector_index, text_encoder)
+
+    # ---- writing -------------------------------------------------------------------------------
+    def add(self, paths: Iterable[str | os.PathLike], progress: ProgressFn | None = None,
+            confine_to: Iterable[str] | None = None) -> AddReport:
+        """Index files and folders (recursively). Unchanged files are skipped; bad files are recorded.
+
+        With `confine_to` (folders), symbolic links whose real path lies outside them are not followed
+        but recorded as errors (the HTTP API passes its media roots).
+        """
+        return self.indexer.add(paths, progress, confine_to)
+
+    def apply(self, detector: str | os.PathLike, name: str | None = None) -> dict:
+        """Score every segment with a trained detector bundle and add its labels as concepts (source "trained").
+
+        Media added later are scored by it too. Returns {name, concepts: [{id, name, query}], segments,
+        replaced}, where `query` is the name that resolves to the concept (the label, or "detector:label"
+        when the label already names another concept). Raises `DetectorError` if it does not fit the index.
+        """
+        report = self.indexer.apply(detector, name)
+        vocabulary = self.vocabulary
+        report["concepts"] = [
+            {"id": cid, "name": label, "query": label if vocabulary.resolve(label).id == cid else cid}
+            for cid, label in report["concepts"]]
+        return report
+
+    def remove(self, paths: Iterable[str | os.PathLike]) -> int:
+        """Remove media by file path, or all media under a folder. Returns how many were removed."""
+        return self.indexer.remove(paths)
+
+    def compact(self, target_rows: int | None = None, progress: ProgressFn | None = None) -> dict:
+        """Merge small batch files and drop dead rows (see mmindex.index.compact), then fold the vector
+        index's pending changes and tombstones into a new file. Returns the CompactReport's fields and the
+        vector index's {"action", "factory", "vectors"} under "vector_index"."""
+        return self.indexer.compact(target_rows, progress)
+
+    def rebuild(self, vector_index: str | None = None, progress: ProgressFn | None = None) -> dict:
+        """Rebuild the vector index from the stored embeddings, with a new setting if given (then queries must
+        ask for it, or for nothing). Returns {"action", "factory", "vectors", "seconds"}."""
+        report = self.indexer.rebuild(vector_index, progress)
+        if vector_index:
+            self.searcher.vector_index = vector_index
+        return report
+
+    def check(self) -> list[Problem]:
+        """Every problem of the index, damage first; reads only (`mmindex check`)."""
+        return self.indexer.check()
+
+    def repair(self) -> list[str]:
+        """Mend the index (`mmindex repair`); returns what was done, one line each."""
+        self.searcher.close()  # drop cached readers and arrays: repair may replace the files they map
+        return self.indexer.repair()
+
+    # ---- reading -------------------------------------------------------------------------------
+    def search(self, concepts: Sequence[str] = (), like: Sequence[int | str] = (), k: int = 10,
+               explain: bool = False, normalise: str = "minmax", text: str | Sequence[str] = (),
+               fusion_method: str = "combsum", remember: bool = True) -> Results:
+        """Rank segments by concept expressions, free texts and/or examples (segment ids or image paths),
+        fused by `fusion_method` ("combsum", "wsum", "combmnz", "rrf"; see search/fusion.py).
+
+        Raises QueryError or UnknownConcept for malformed queries. `remember` keeps the query as the
+        index's last query, which `feedback` refines.
+        """
+        return self.searcher.search(concepts, like, k, explain, normalise, text, fusion_method, remember)
+
+    def feedback(self, positive: Sequence[int] = (), negative: Sequence[int] = (), k: int | None = None,
+                 explain: bool = False, name: str | None = None) -> Results:
+        """Refine the last query (or the saved query `name`) with relevance judgments on segment ids.
+
+        Judgments add up over rounds; segments already judged are not shown again. The refined query,
+        with all its judgments, becomes the last query (save it with `save_query`). QueryError for ids
+        not in the index, or when there is no query to refine.
+        """
+        return self.searcher.feedback(positive, negative, k, explain, name)
+
+    def save_query(self, name: str) -> QuerySpec:
+        """Save the last query (with its judgments) under `name`, to re-run with `run_saved`."""
+        return self.searcher.save_query(name)
+
+    def saved_queries(self) -> dict[str, QuerySpec]:
+        """The saved queries of this index, by name."""
+        return self.searcher.saved_queries()
+
+    def delete_saved(self, name: str) -> None:
+        self.searcher.delete_saved(name)
+
+    def run_saved(self, name: str, k: int | None = None, explain: bool = False) -> Results:
+        """Run a saved query again on the current index (with its judgments, if it has any)."""
+        return self.searcher.run_saved(name, k, explain)
+
+    def run_spec(self, spec: QuerySpec, explain: bool = False) -> Results:
+        """Run a query spec as given, with its judgments if it has any, touching no saved query
+        (the HTTP API: one index, many users, no shared "last query")."""
+        return self.searcher.run_spec(spec, explain)
+
+    def info(self) -> dict:
+        """Counts, the model, batch files, the vector index, memory and disk use, and every recorded error."""
+        return self.searcher.info()
+
+    def health(self) -> str | None:
+        """None when the index can be searched, else what is damaged (cheap; `check` is the full one)."""
+        return self.searcher.health()
+
+    def concepts(self, text: str | None = None, limit: int | None = None) -> list[Concept]:
+        """The concept vocabulary, or the concepts matching `text`."""
+        return self.searcher.concepts(text, limit)
+
+    def embed_image(self, path: str | os.PathLike) -> np.ndarray:
+        """The L2-normalised embedding of an image file that need not be in the index."""
+        return self.searcher.embed_image(path)
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        """ImageNet classes + WordNet nodes + this index's trained concepts: every concept name resolves here."""
+        return self.searcher.vocabulary
+
+    @property
+    def text_encoder(self) -> str:
+        return self.searcher.text_encoder
+
+    @property
+    def feedback_params(self):
+        return self.searcher.feedback_params
+
+    # what the service and the CLI read about the index, beside searches (each thread its own connection)
+    def counts(self) -> dict[str, int]:
+        """Counts of media, segments, keyframes, concepts and batch files."""
+        return self.reader().counts()
+
+    def generation(self) -> int:
+        """Bumped by every committed change (a cache of anything read from the index is stale when it moves)."""
+        return self.reader().generation
+
+    def segments(self, ids: Iterable[int]) -> dict[int, dict]:
+        """Details of segments by id: path, kind, start, end, media_id (removed ones are left out)."""
+        return self.reader().segments(ids)
+
+    def media_paths(self) -> list[str]:
+        """The path of every indexed media file."""
+        return self.reader().media_paths()
+
+    def disk_bytes(self) -> int:
+        """The bytes the index folder holds on disk."""
+        return self.reader().disk_bytes()
+
+    def reader(self) -> Store:
+        """This thread's read-only Store (see `Searcher.reader`)."""
+        return self.searcher.reader()
+
+    def close(self) -> None:
+        self.searcher.close()
