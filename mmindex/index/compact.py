@@ -24,7 +24,7 @@ import numpy as np
 
 from mmindex.errors import IndexDamaged
 from mmindex.index import arrays, detectors
-from mmindex.index.arrays import as_slice
+from mmindex.index.snapshot import as_slice
 from mmindex.index.store import Store
 
 DEFAULT_TARGET_ROWS = 65_536

@@ -90,6 +90,26 @@ MIGRATIONS: dict[int, str] = {
 }
 
 
+def path_to_db(path: str) -> str | bytes:
+    """A media or error path as the store keeps it: the text when it is valid UTF-8, else its bytes.
+
+    A file name that is not UTF-8 reaches Python as a str holding lone surrogates ('caf\\udce9' for
+    b'caf\\xe9'), which SQLite cannot take as text; its `os.fsencode` bytes are kept as a BLOB instead
+    (SQLite keeps a BLOB as a BLOB whatever the column's affinity). One path has only one form, so
+    `path = ?` with `path_to_db(path)` finds it, and `CAST(path AS BLOB)` gives the bytes of either form.
+    """
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+
+
+def path_from_db(value: str | bytes) -> str:
+    """The inverse of `path_to_db`: the path as `os` functions take it (surrogate-escaped when not UTF-8)."""
+    return os.fsdecode(value) if isinstance(value, bytes) else value
+
+
 def connect(root: Path, write: bool) -> sqlite3.Connection:
     """A connection to the index database. A reader falls back to `mode=ro`, then to `immutable=1`, when the
     folder or the file cannot be written (read-only media, another user's index): searching needs no write."""

@@ -30,31 +30,11 @@ import numpy as np
 
 from mmindex.errors import IndexDamaged, StoreError
 from mmindex.index import arrays, detectors, schema
-from mmindex.index.arrays import Snapshot
 from mmindex.index.schema import DB_FILE
+from mmindex.index.snapshot import Snapshot, assemble
 from mmindex.records import MediaRecord
 
 __all__ = ["Snapshot", "Store"]
-
-
-def _to_db(path: str) -> str | bytes:
-    """A media or error path as the store keeps it: the text when it is valid UTF-8, else its bytes.
-
-    A file name that is not UTF-8 reaches Python as a str holding lone surrogates ('caf\\udce9' for
-    b'caf\\xe9'), which SQLite cannot take as text; its `os.fsencode` bytes are kept as a BLOB instead
-    (SQLite keeps a BLOB as a BLOB whatever the column's affinity). One path has only one form, so
-    `path = ?` with `_to_db(path)` finds it, and `CAST(path AS BLOB)` gives the bytes of either form.
-    """
-    try:
-        path.encode("utf-8")
-        return path
-    except UnicodeEncodeError:
-        return os.fsencode(path)
-
-
-def _from_db(value: str | bytes) -> str:
-    """The inverse of `_to_db`: the path as `os` functions take it (surrogate-escaped when not UTF-8)."""
-    return os.fsdecode(value) if isinstance(value, bytes) else value
 
 
 class Store:
@@ -197,11 +177,11 @@ class Store:
         return sets
 
     def media_hashes(self) -> dict[str, str]:
-        return {_from_db(p): h for p, h in self.db.execute("SELECT path, sha256 FROM media")}
+        return {schema.path_from_db(p): h for p, h in self.db.execute("SELECT path, sha256 FROM media")}
 
     def media_paths(self) -> list[str]:
-        """Every indexed media path (as `os` functions take it; see `_to_db`)."""
-        return [_from_db(p) for (p,) in self.db.execute("SELECT path FROM media")]
+        """Every indexed media path (as `os` functions take it; see `schema.path_to_db`)."""
+        return [schema.path_from_db(p) for (p,) in self.db.execute("SELECT path FROM media")]
 
     def counts(self) -> dict[str, int]:
         one = lambda sql: self.db.execute(sql).fetchone()[0]  # noqa: E731
@@ -215,7 +195,7 @@ class Store:
 
     def errors(self) -> list[dict[str, str]]:
         rows = self.db.execute("SELECT path, error FROM errors ORDER BY CAST(path AS BLOB)")
-        return [{"path": _from_db(p), "error": e} for p, e in rows]
+        return [{"path": schema.path_from_db(p), "error": e} for p, e in rows]
 
     def segments(self, ids: Iterable[int]) -> dict[int, dict]:
         """Details of segments by id: path, kind, start, end, media_id."""
@@ -227,13 +207,13 @@ class Store:
             f" ON m.id = s.media_id WHERE s.id IN ({','.join('?' * len(ids))})",
             ids,
         )
-        return {r[0]: {"path": _from_db(r[1]), "kind": r[2], "start": r[3], "end": r[4], "media_id": r[5]}
+        return {r[0]: {"path": schema.path_from_db(r[1]), "kind": r[2], "start": r[3], "end": r[4], "media_id": r[5]}
                 for r in rows}
 
     def segment_ids_of(self, path: str) -> list[int]:
         rows = self.db.execute(
             "SELECT s.id FROM segments s JOIN media m ON m.id = s.media_id WHERE m.path = ? ORDER BY s.id",
-            (_to_db(path),),
+            (schema.path_to_db(path),),
         )
         return [r[0] for r in rows]
 
@@ -289,7 +269,7 @@ class Store:
                     detectors.write_scores(self, batch_id, trained)
             row = 0
             for m in media:
-                path = _to_db(m.path)
+                path = schema.path_to_db(m.path)
                 self.db.execute("DELETE FROM media WHERE path = ?", (path,))
                 self.db.execute("DELETE FROM errors WHERE path = ?", (path,))
                 media_id = self.db.execute(
@@ -309,7 +289,7 @@ class Store:
                     row += 1
             self.db.executemany(
                 "INSERT OR REPLACE INTO errors (path, error, at) VALUES (?, ?, ?)",
-                [(_to_db(p), e, time.time()) for p, e in errors],
+                [(schema.path_to_db(p), e, time.time()) for p, e in errors],
             )
 
     def record_batch_file(self, batch_id: int, name: str) -> None:
@@ -328,9 +308,9 @@ class Store:
                 # The folder prefix is compared as bytes, so that it matches paths stored as text and as BLOBs.
                 prefix = os.fsencode(path.rstrip(os.sep) + os.sep)
                 where = "path = ? OR substr(CAST(path AS BLOB), 1, ?) = ?"
-                cur = self.db.execute(f"DELETE FROM media WHERE {where}", (_to_db(path), len(prefix), prefix))
-                removed += cur.rowcount
-                self.db.execute(f"DELETE FROM errors WHERE {where}", (_to_db(path), len(prefix), prefix))
+                args = (schema.path_to_db(path), len(prefix), prefix)
+                removed += self.db.execute(f"DELETE FROM media WHERE {where}", args).rowcount
+                self.db.execute(f"DELETE FROM errors WHERE {where}", args)
             dead = self.db.execute(
                 "SELECT id, file FROM batches WHERE id NOT IN (SELECT DISTINCT batch_id FROM segments)"
             ).fetchall()
@@ -378,7 +358,7 @@ class Store:
             finally:
                 self.db.execute("COMMIT")
             try:
-                return arrays.assemble(self.root, generation, seg, files, int(self.meta("embed_dim") or 0),
+                return assemble(self.root, generation, seg, files, int(self.meta("embed_dim") or 0),
                                        n_columns, trained, vector_file, hierarchy)
             except FileNotFoundError as exc:
                 if self.generation == generation:  # nothing was committed since: the file is gone for good

@@ -45,7 +45,7 @@ from mmindex.atomic import atomic_write
 from mmindex.errors import IndexDamaged, VectorIndexError
 
 if TYPE_CHECKING:
-    from mmindex.index.arrays import Snapshot
+    from mmindex.index.snapshot import Snapshot
     from mmindex.index.store import Store
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from mmindex.index.arrays import concept_column
+from mmindex.index.snapshot import concept_column
 from mmindex.search.query import And, Node, Not, Or, Term, check_depth
 
 _EPS = 1e-12

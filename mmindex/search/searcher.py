@@ -22,7 +22,8 @@ from mmindex.config import IngestConfig
 from mmindex.errors import IndexDamaged, MediaError, QueryError, StoreError
 from mmindex.extract.reader import read_media
 from mmindex.index import vectors
-from mmindex.index.store import Snapshot, Store
+from mmindex.index.snapshot import Snapshot
+from mmindex.index.store import Store
 from mmindex.index.vectors import Base, VectorIndex, check_matches, load_base
 from mmindex.models.loader import LazyModel
 from mmindex.search import fusion

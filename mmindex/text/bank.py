@@ -36,7 +36,7 @@ from mmindex.atomic import atomic_write
 from mmindex.concepts import Concept, Vocabulary
 from mmindex.config import cache_dir
 from mmindex.errors import QueryError
-from mmindex.index.arrays import concept_column
+from mmindex.index.snapshot import concept_column
 from mmindex.text.encoders import TextEncoder
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from mmindex.errors import QueryError
-from mmindex.index.arrays import concept_column
+from mmindex.index.snapshot import concept_column
 from mmindex.search import fusion, rank
 from mmindex.search.query import And, Not, Or, Query, Term, parse_concepts
 
