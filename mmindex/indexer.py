@@ -45,6 +45,7 @@ class Indexer:
     def add(self, paths: Iterable[str | os.PathLike], progress: ProgressFn | None = None,
             confine_to: Iterable[str] | None = None) -> AddReport:
         """See `Engine.add`."""
+        paths = [os.path.expanduser(os.fspath(p)) for p in paths]  # "~/Pictures" from Python, as in a shell
         # The writer lock comes first: a locked index is reported at once, not after importing the model.
         with self._open_for_add() as store:
             built_with = store.meta("model")
@@ -102,7 +103,7 @@ class Indexer:
     def remove(self, paths: Iterable[str | os.PathLike]) -> int:
         """Remove media by file path, or all media under a folder. Returns how many were removed."""
         with Store.open(self.index_dir, write=True) as store:
-            removed = store.remove(os.path.abspath(os.fspath(p)) for p in paths)
+            removed = store.remove(os.path.abspath(os.path.expanduser(os.fspath(p))) for p in paths)
             if removed:
                 vectors.update(store, store.snapshot())
             return removed
