@@ -271,6 +271,8 @@ def _tensors(d: SequenceData) -> tuple[Tensor, Tensor, Tensor]:
     return torch.from_numpy(d.x), torch.from_numpy(d.lengths), torch.from_numpy(d.targets)
 
 
+# Over 60 lines: one of the three epoch loops (images, clips, sequences) that a single `fit` will
+# replace (issue 18); split now, it would be split differently then.
 def train_sequence(data: str | os.PathLike | SequenceData, out: str | os.PathLike, config: SequenceConfig | None = None,
                    *, val: str | os.PathLike | SequenceData | None = None, progress: SequenceProgress | None = None,
                    curves: bool = True) -> SequenceReport:

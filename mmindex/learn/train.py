@@ -153,6 +153,8 @@ def _penalised(model: Detector) -> list[Tensor]:
     return [p for n, p in model.named_parameters() if p.dim() > 1]
 
 
+# Over 60 lines: one of the three epoch loops (images, clips, sequences) that a single `fit` will
+# replace (issue 18); split now, it would be split differently then.
 def train(data_spec: str, out: str | os.PathLike, config: TrainConfig | None = None, *, val_spec: str | None = None,
           name: str | None = None, resume: bool = False, progress: ProgressFn | None = None,
           feature_progress=None, curves: bool = True, device: str = "auto") -> TrainReport:

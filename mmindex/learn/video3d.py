@@ -244,6 +244,8 @@ def _val_pass(model: ClipClassifier, x: Tensor, y: Tensor, n_classes: int) -> tu
     return float(loss), float((z.argmax(1) == y).float().mean())
 
 
+# Over 60 lines: one of the three epoch loops (images, clips, sequences) that a single `fit` will
+# replace (issue 18); split now, it would be split differently then.
 def train_clips(data: str | os.PathLike | ClipData, out: str | os.PathLike, config: ClipConfig | None = None, *,
                 val: str | os.PathLike | ClipData | None = None, progress: ClipProgress | None = None,
                 curves: bool = True, device: str = "auto") -> ClipReport:
