@@ -92,7 +92,7 @@ def registries() -> dict[str, Registry]:
 
 
 @pytest.mark.parametrize(("command", "option", "where"), [
-    ("search", "fusion_method", "mmindex.search.fusion:METHODS"),
+    ("search", "fusion", "mmindex.search.fusion:METHODS"),
     ("search", "normalise", "mmindex.search.fusion:NORMALISERS"),
     ("train-sequence", "arch", "mmindex.learn.sequence:ARCHS"),
     ("train-clips", "arch", "mmindex.learn.video3d:ARCHS"),

@@ -6,34 +6,25 @@ import json
 
 import click
 
-from mmindex.cli.choices import RegistryChoice
 from mmindex.cli.common import emit_hits, index_option, main, open_engine
+from mmindex.cli.options import request_options, request_values
+from mmindex.search.requests import SearchRequest
 
 
 @main.command()
 @index_option
-@click.option("--concept", "-c", "concepts", multiple=True, help='Concept expression, e.g. "cat AND NOT dog".')
-@click.option("--like", "-l", "like", multiple=True, help="Example: a segment id or an image file.")
-@click.option("--text", "-t", "texts", multiple=True, help='Free text, e.g. "a cup of coffee" (mapped to concepts).')
+@request_options(SearchRequest)  # --concept, --like, --text, -k, --normalise, --fusion, --explain: GET /api/search's
 @click.option("--text-encoder", default=None, help="minilm (default), word2vec:PATH or clip:ARCH@WEIGHTS.")
-@click.option("-k", "k", default=10, show_default=True, type=click.IntRange(1, 100_000), help="Number of hits.")
-@click.option("--normalise", type=RegistryChoice("mmindex.search.fusion:NORMALISERS"), default="minmax",
-              show_default=True,
-              help="Score normalisation before fusing several criteria.")
-@click.option("--fusion", "fusion_method", type=RegistryChoice("mmindex.search.fusion:METHODS"),
-              default="combsum", show_default=True, help="How several criteria are fused.")
-@click.option("--explain", is_flag=True, help="Show each criterion's score for each hit, and what text mapped to.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object {\"hits\": [...]}.")
 @click.option("--vector-index", default=None, metavar="flat|hnsw|ivfpq|FACTORY",
               help="Fail unless the index was built with this vector index.")
-def search(index, concepts, like, texts, text_encoder, k, normalise, fusion_method, explain, as_json,
-           vector_index) -> None:
+def search(index, text_encoder, as_json, vector_index, **options) -> None:
     """Search by concept, free text and/or example; criteria are fused."""
-    from mmindex import Engine
+    from mmindex import Engine  # deferred: `mmindex --help` stays fast
 
-    results = Engine(index, text_encoder=text_encoder, vector_index=vector_index).search(
-        concepts, like, k=k, explain=explain, normalise=normalise, text=texts, fusion_method=fusion_method)
-    emit_hits(results, as_json, explain)
+    request = SearchRequest(**request_values(SearchRequest, options))
+    results = Engine(index, text_encoder=text_encoder, vector_index=vector_index).search(**request.engine_arguments())
+    emit_hits(results, as_json, request.explain)
 
 
 @main.command()
@@ -42,7 +33,7 @@ def search(index, concepts, like, texts, text_encoder, k, normalise, fusion_meth
 @click.option("--json", "as_json", is_flag=True)
 def concepts(text, limit, as_json) -> None:
     """List the concept vocabulary, or search it by name, synonym or WordNet id."""
-    from mmindex.concepts import Vocabulary
+    from mmindex.concepts import Vocabulary  # deferred: `mmindex --help` stays fast
 
     found = Vocabulary.imagenet().search(text, limit)
     if as_json:

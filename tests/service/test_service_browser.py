@@ -17,12 +17,13 @@ pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
 
 @pytest.fixture(scope="module")
 def base_url(service_index):
+    from mmindex.search.requests import SearchRequest
     from mmindex.service import create_app
     from tests.service.conftest import live_server
 
     app = create_app(service_index)
     # Load the arrays (and any text model a query needs) before a browser waits on the first search.
-    app.state.service.search(["cat"], [], None, 1, 0, False, "minmax")
+    app.state.service.search(SearchRequest(concept=("cat",), k=1))
     with live_server(app) as url:
         yield url
 

@@ -1,0 +1,3 @@
+"""The API's routers, one per resource: `search` (search, upload search, feedback, concepts), `media` (segments,
+thumbnails, media files, adding and removing media) and `index` (health, metrics). Each is made by
+`router(svc)` from the shared `Service` and talks only to the facade through it."""

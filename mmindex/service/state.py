@@ -1,0 +1,131 @@
+"""`Service`: what the routers share (the engine, the media roots, thumbnails, metrics, the token check), and
+the translation of a search or feedback request into a call of the facade and of its results into a page.
+
+Everything about the index is read through the facade (`Engine.counts`, `segments`, `generation`, ...), each
+thread on its own read-only connection: a SQLite reader under WAL sees only committed batches, so a concurrent
+`mmindex add` is invisible until it commits.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+import time
+
+import anyio
+from fastapi import HTTPException
+
+from mmindex.config import ServiceConfig
+from mmindex.engine import Engine
+from mmindex.search.feedback import QuerySpec
+from mmindex.search.requests import SearchRequest
+from mmindex.service import schemas
+from mmindex.service.auth import Auth
+from mmindex.service.media import Forbidden, MediaRoots, Missing, Thumbnails
+from mmindex.service.metrics import Metrics
+
+
+class Service:
+    """What the endpoints share: the engine, the media roots, thumbnails, metrics and the token check."""
+
+    def __init__(self, engine: Engine, config: ServiceConfig):
+        self.engine = engine
+        self.config = config
+        self.auth = Auth(config.token, config.public_read)
+        self.metrics = Metrics()
+        engine.generation()  # StoreError now, not at the first request, if there is no index
+        self.upload_lock = threading.Lock()  # the first upload loads the model; do that once
+        self.roots = MediaRoots(config.media_roots, engine.media_paths)  # names that are not UTF-8 decoded
+        self.thumbnails = Thumbnails(engine.index_dir / "thumbnails", config.thumbnail_size)
+        params = inspect.signature(engine.search).parameters
+        self.features = schemas.Features(
+            text="text" in params, feedback=callable(getattr(engine, "run_spec", None)),
+            upload=True, write=self.auth.enabled)
+        # A server has many users: no shared "last query" written into the index on every search.
+        self._search_options = {"remember": False} if "remember" in params else {}
+        self._counts: tuple[int, dict] | None = None
+        self.pool: anyio.CapacityLimiter | None = None  # the thread pool, once the server runs (lifespan)
+        self._disk: tuple[float, int] | None = None
+
+    def generation(self) -> int:
+        return self.engine.generation()
+
+    def segment(self, segment_id: int) -> dict:
+        found = self.engine.segments([segment_id]).get(segment_id)
+        if found is None:
+            raise HTTPException(404, f"no segment with id {segment_id}")
+        return found
+
+    def counts(self) -> dict:
+        generation = self.generation()
+        if self._counts is None or self._counts[0] != generation:
+            self._counts = (generation, self.engine.counts())
+        return self._counts[1]
+
+    def disk_bytes(self) -> int:
+        if self._disk is None or time.monotonic() - self._disk[0] > 30:  # a folder walk: not per request
+            self._disk = (time.monotonic(), self.engine.disk_bytes())
+        return self._disk[1]
+
+    def real_media_path(self, path: str) -> str:
+        try:
+            return self.roots.check(path, self.generation())
+        except Forbidden as exc:
+            raise HTTPException(403, f"refused: {exc}") from None
+        except Missing as exc:
+            raise HTTPException(404, str(exc)) from None
+
+    def search(self, request: SearchRequest, offset: int = 0) -> dict:
+        """One page of hits: the engine is asked for offset + k and the first `offset` are dropped."""
+        self._check_depth(offset, request.k)
+        if not request.concept and not request.like and not request.text:
+            return self._empty(offset, request.k, "empty query: give at least one concept, like or text")
+        self._check_ids(int(ref.partition("^")[0]) for ref in request.like if ref.partition("^")[0].isdigit())
+        if request.text and not self.features.text:
+            raise HTTPException(501, "free-text queries are not supported by this server's engine yet")
+        arguments = request.engine_arguments()
+        if not request.text:
+            del arguments["text"]  # an engine without free text takes no `text` argument
+        t0 = time.perf_counter()
+        results = self.engine.search(**{**arguments, "k": offset + request.k}, **self._search_options)
+        return self._page(results, offset, request.k, t0, request.explain or bool(request.text))
+
+    def feedback(self, body: schemas.FeedbackIn) -> dict:
+        """The query refined by relevance judgments; the client keeps the query and the judgments (stateless)."""
+        if not self.features.feedback:
+            raise HTTPException(501, "relevance feedback is not supported by this server's engine yet")
+        if not body.concept and not body.like and not body.text:
+            return self._empty(0, body.k, "empty query: feedback refines a query, give its concept, like or text")
+        self._check_ids([*body.like, *body.positive, *body.negative])
+        spec = QuerySpec([*body.concept], [str(i) for i in body.like], [body.text] if body.text else [], body.k,
+                         text_encoder=getattr(self.engine, "text_encoder", None))
+        t0 = time.perf_counter()
+        results = self.engine.run_spec(spec.judge(body.positive, body.negative), explain=True)
+        return self._page(results, 0, body.k, t0, True)
+
+    def _check_ids(self, ids) -> None:
+        """404 for example or judged segment ids that are not in the index."""
+        ids = list(ids)
+        known = self.engine.segments(ids)
+        missing = sorted({i for i in ids if i not in known})
+        if missing:
+            raise HTTPException(404, f"no segment with id {', '.join(map(str, missing))} in the index")
+
+    def _empty(self, offset: int, k: int, message: str) -> dict:
+        return {"hits": [], "offset": offset, "k": k, "next_offset": None, "took_ms": 0.0, "message": message}
+
+    def _check_depth(self, offset: int, k: int) -> None:
+        if offset + k > self.config.max_offset + self.config.max_k:
+            raise HTTPException(422, f"offset + k must be at most {self.config.max_offset + self.config.max_k}")
+
+    def _page(self, results, offset: int, k: int, t0: float, with_explanation: bool) -> dict:
+        took = (time.perf_counter() - t0) * 1000
+        self.metrics.query(took)
+        page = {"hits": [h.to_dict() for h in results[offset:]], "offset": offset, "k": k,
+                "next_offset": offset + k if len(results) >= offset + k else None, "took_ms": round(took, 3)}
+        if with_explanation and getattr(results, "explanation", None):
+            page["explanation"] = results.explanation
+        if getattr(results, "message", None):
+            page["message"] = results.message
+        return page
+
