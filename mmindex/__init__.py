@@ -12,11 +12,11 @@ __all__ = ["Engine", "Hit", "IngestConfig", "__version__"]
 def __getattr__(name: str):
     # Imported lazily so that `mmindex --help` does not pay for numpy, FAISS and PyTorch.
     if name in ("Engine", "Hit"):
-        from mmindex import engine
+        from mmindex import engine  # deferred: `import mmindex` stays light
 
         return getattr(engine, name)
     if name == "IngestConfig":
-        from mmindex.config import IngestConfig
+        from mmindex.config import IngestConfig  # deferred: `import mmindex` stays light
 
         return IngestConfig
     raise AttributeError(name)

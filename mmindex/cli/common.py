@@ -44,7 +44,7 @@ def index_option(f):
 
 
 def open_engine(index, config=None, **options):
-    from mmindex import Engine
+    from mmindex import Engine  # deferred: `mmindex --help` stays fast
 
     return Engine(index, config, **options)
 

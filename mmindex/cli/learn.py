@@ -51,7 +51,7 @@ def _field_option(f: dataclasses.Field, kind: type) -> click.Option:
 
 
 def _train_config() -> type:
-    from mmindex.learn import TrainConfig
+    from mmindex.learn import TrainConfig  # deferred: `mmindex --help` stays fast
 
     return TrainConfig
 
@@ -74,8 +74,8 @@ def train(data, out, val, name, resume, device, quiet, as_json, **options) -> No
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from mmindex.learn import TrainConfig
-    from mmindex.learn import train as run_training
+    from mmindex.learn import TrainConfig  # deferred: `mmindex --help` stays fast
+    from mmindex.learn import train as run_training  # deferred: `mmindex --help` stays fast
 
     config = TrainConfig(**options)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
@@ -124,7 +124,7 @@ def train(data, out, val, name, resume, device, quiet, as_json, **options) -> No
 @click.option("--json", "as_json", is_flag=True)
 def evaluate(detector, data, confusion, run_out, qrels_out, qrels_in, sample, judge_top, as_json) -> None:
     """Evaluate DETECTOR on labelled DATA: top-1/top-5 error, AP/MAP, infAP, P@k, nDCG@k, confusion matrix."""
-    from mmindex.learn.evaluation import evaluate_detector
+    from mmindex.learn.evaluation import evaluate_detector  # deferred: `mmindex --help` stays fast
 
     r = evaluate_detector(detector, data, confusion_png=confusion, run_out=run_out, qrels_out=qrels_out,
                           qrels_in=qrels_in, sample=sample, judge_top=judge_top)
@@ -169,7 +169,7 @@ def apply_detector(detector, index, name, as_json) -> None:
 @click.option("--epochs", default=6, show_default=True, type=click.IntRange(1))
 def learn_demo(out, n_train, epochs) -> None:
     """Train a small net with the lecture's NumPy back-propagation engine and plot its learning curve."""
-    from mmindex.backprop import demo
+    from mmindex.backprop import demo  # deferred: `mmindex --help` stays fast
 
     click.echo(f"{demo.NETWORK} on {n_train} Fashion-MNIST images, with mmindex.backprop")
     click.echo(demo.EPOCH_HEADER)
@@ -207,8 +207,8 @@ def train_sequence(data, out, arch, val, test, hidden, loss, epochs, batch_size,
     0/1 label sets; optional lengths (N,) and labels (names). See docs/video.md."""
     from dataclasses import asdict
 
-    from mmindex.learn.sequence import SequenceConfig, evaluate_sequence
-    from mmindex.learn.sequence import train_sequence as run_training
+    from mmindex.learn.sequence import SequenceConfig, evaluate_sequence  # deferred: `mmindex --help` stays fast
+    from mmindex.learn.sequence import train_sequence as run_training  # deferred: `mmindex --help` stays fast
 
     config = SequenceConfig(arch=arch, hidden=hidden, loss=loss, epochs=epochs, batch_size=batch_size, lr=lr,
                             optimizer=optimizer, schedule=schedule, clip=clip, val_fraction=val_fraction, seed=seed)
@@ -267,9 +267,9 @@ def train_clips(data, out, arch, width, generate, source, frames, size, val, tes
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from mmindex.learn.clips import load_clips, motion_task
-    from mmindex.learn.video3d import ClipConfig, evaluate_clips
-    from mmindex.learn.video3d import train_clips as run_training
+    from mmindex.learn.clips import load_clips, motion_task  # deferred: `mmindex --help` stays fast
+    from mmindex.learn.video3d import ClipConfig, evaluate_clips  # deferred: `mmindex --help` stays fast
+    from mmindex.learn.video3d import train_clips as run_training  # deferred: `mmindex --help` stays fast
 
     if (data is None) == (generate is None):
         raise click.UsageError("give either DATA (an .npz of clips) or --generate N")

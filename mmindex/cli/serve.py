@@ -31,8 +31,8 @@ def serve(index, host, port, token, private, media_roots, max_upload_mb, threads
 
     import uvicorn
 
-    from mmindex.config import ServiceConfig
-    from mmindex.service import create_app
+    from mmindex.config import ServiceConfig  # deferred: `mmindex --help` stays fast
+    from mmindex.service import create_app  # deferred: `mmindex --help` stays fast
 
     if private and not token:
         raise click.UsageError("--private needs --token (or $MMINDEX_TOKEN)")

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from mmindex.cli.common import main
+from mmindex.cli.common import main, open_engine
 
 
 @main.group()
@@ -29,14 +29,12 @@ def text() -> None:
               help="Report WordSim-353, SimLex-999 and analogy scores.")
 def train_word2vec(corpus, out, from_index, cbow, dim, window, min_count, epochs, negative, evaluate) -> None:
     """Train word2vec on CORPUS (text files or folders) and save it, for --text-encoder word2vec:OUT."""
-    from mmindex.text import word2vec as w2v
+    from mmindex.text import word2vec as w2v  # deferred: `mmindex --help` stays fast
 
     if not corpus and not from_index:
         raise click.UsageError("give a CORPUS or --from-index")
     sentences = list(w2v.Corpus(corpus)) if corpus else []
     if from_index:
-        from mmindex.cli.common import open_engine
-
         sentences += w2v.collection_sentences(open_engine(from_index).media_paths())
     config = w2v.Word2VecConfig(sg=not cbow, vector_size=dim, window=window, min_count=min_count, epochs=epochs,
                                 negative=negative)
@@ -54,8 +52,8 @@ def evaluate_word2vec(vectors, as_json) -> None:
     """Score saved word vectors on WordSim-353, SimLex-999 and questions-words."""
     from pathlib import Path
 
-    from mmindex.text.encoders import load_keyed_vectors
-    from mmindex.text.word2vec import evaluate
+    from mmindex.text.encoders import load_keyed_vectors  # deferred: `mmindex --help` stays fast
+    from mmindex.text.word2vec import evaluate  # deferred: `mmindex --help` stays fast
 
     scores = evaluate(load_keyed_vectors(Path(vectors)))
     if as_json:

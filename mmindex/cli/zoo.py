@@ -52,7 +52,7 @@ def classify(paths, model, weights, top, batch_size, workers, engine, as_json, q
 
     PATHS are files and folders (scanned recursively). Files that cannot be read are reported and skipped.
     """
-    from mmindex.extract.classify import classify_paths, make_runtime
+    from mmindex.extract.classify import classify_paths, make_runtime  # deferred: `mmindex --help` stays fast
 
     runtime = make_runtime(model, _weights(weights), engine)  # a bad model or weights fails before the bar shows
     with _progress("classifying", quiet or as_json) as bar:
@@ -92,7 +92,7 @@ def classify(paths, model, weights, top, batch_size, workers, engine, as_json, q
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def evaluate_ilsvrc(val_dir, model, weights, batch_size, workers, engine, as_json, quiet) -> None:
     """Top-1 and top-5 error on the ILSVRC2012 validation images in VAL_DIR (ILSVRC2012_val_00000001.JPEG ...)."""
-    from mmindex.evaluate.ilsvrc import evaluate_ilsvrc as run
+    from mmindex.evaluate.ilsvrc import evaluate_ilsvrc as run  # deferred: `mmindex --help` stays fast
 
     with _progress("evaluating", quiet or as_json) as bar:
         task = bar.add_task("evaluate", total=None)
@@ -121,10 +121,10 @@ def _error(acc: float | None) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def list_(as_json) -> None:
     """Every registered architecture: depth, parameters, multiply-adds at its input size, weights, published error."""
-    from mmindex.models import list_models, model_info
-    from mmindex.models.describe import describe_model
-    from mmindex.models.registry import get_entry
-    from mmindex.models.weights import weights_availability
+    from mmindex.models import list_models, model_info  # deferred: `mmindex --help` stays fast
+    from mmindex.models.describe import describe_model  # deferred: `mmindex --help` stays fast
+    from mmindex.models.registry import get_entry  # deferred: `mmindex --help` stays fast
+    from mmindex.models.weights import weights_availability  # deferred: `mmindex --help` stays fast
 
     rows = []
     for name in list_models():
@@ -155,7 +155,7 @@ def list_(as_json) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def describe(name, input_shape, as_json) -> None:
     """Per-layer output shape, units, weights (without / with biases) and connections of model NAME."""
-    from mmindex.models.describe import describe_model, parse_input
+    from mmindex.models.describe import describe_model, parse_input  # deferred: `mmindex --help` stays fast
 
     d = describe_model(name, parse_input(input_shape) if input_shape else None)
     if as_json:
@@ -181,6 +181,6 @@ def describe(name, input_shape, as_json) -> None:
 @click.option("--out", "-o", "out", default="depth.png", show_default=True, type=click.Path(dir_okay=False))
 def plot(out) -> None:
     """Draw the "revolution of depth" chart: ILSVRC winners' top-5 error against depth and year (PNG)."""
-    from mmindex.evaluate.depth import plot_depth_chart
+    from mmindex.evaluate.depth import plot_depth_chart  # deferred: `mmindex --help` stays fast
 
     click.echo(f"wrote {plot_depth_chart(out)}")

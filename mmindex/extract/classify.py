@@ -19,6 +19,9 @@ import numpy as np
 from mmindex.concepts import Vocabulary
 from mmindex.config import DEFAULT_MODEL, IngestConfig
 from mmindex.errors import MediaError
+from mmindex.extract.mapper import infer
+from mmindex.extract.reader import read_all
+from mmindex.media.scan import scan
 
 ProgressFn = Callable[[int, int], None]  # (files done, files total)
 
@@ -79,7 +82,7 @@ class ClassifyReport:
 def make_runtime(model: str = DEFAULT_MODEL, weights: str | None = "default", engine: str = "auto",
                  threads: int | None = None):
     """The backbone `model` with `weights` ("default", None for random, a file or URL) in a `Runtime`."""
-    from mmindex.models import Runtime, create_model
+    from mmindex.models import Runtime, create_model  # deferred: PyTorch
 
     return Runtime(create_model(model, weights), engine=engine, threads=threads)
 
@@ -91,9 +94,6 @@ def score_files(paths: Iterable[str | os.PathLike], runtime, config: IngestConfi
     A record's segments carry the keyframe-averaged class probabilities (`scores`). Decoding runs ahead
     in `config.workers` threads; inference runs on batches of about `config.batch_size` keyframes.
     """
-    from mmindex.extract.mapper import infer
-    from mmindex.extract.reader import read_all
-    from mmindex.media.scan import scan
 
     items = list(scan(paths))
     data_config = runtime.backbone.data_config

@@ -29,6 +29,7 @@ import numpy as np
 
 from mmindex.atomic import atomic_write
 from mmindex.errors import DetectorError
+from mmindex.index.arrays import read_batch_file
 
 if TYPE_CHECKING:
     from mmindex.index.store import Store
@@ -114,8 +115,6 @@ def apply(store: Store, bundle_path: str | os.PathLike, bundle, score: Scorer, n
     of stored embeddings; the caller has checked that it fits this index's backbone. Re-applying a detector of
     the same name replaces it. Returns {name, detector_id, concepts: [(id, name)], segments, replaced}.
     """
-    from mmindex.index.arrays import read_batch_file
-
     name = name or bundle.name
     if ":" in name or not name.strip():
         raise DetectorError(f"detector name {name!r} must be non-empty and contain no ':'")

@@ -229,7 +229,7 @@ class _InferWorker:
         if not todo:
             return _columns(out)
         if self.runtime is None:
-            from mmindex.models import Runtime, create_model
+            from mmindex.models import Runtime, create_model  # deferred: PyTorch, in the Ray actor
 
             self.runtime = Runtime(create_model(self.config.model), engine=self.config.engine,
                                    threads=_threads(self.config))

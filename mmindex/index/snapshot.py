@@ -17,6 +17,7 @@ import numpy as np
 
 from mmindex.errors import IndexDamaged
 from mmindex.index.arrays import _CHUNK, BatchArrays, _sum_runs, read_batch_file, to_float32
+from mmindex.index.detectors import FOLDER
 
 
 @dataclass
@@ -263,8 +264,6 @@ def as_slice(idx: np.ndarray) -> slice | np.ndarray:
 
 def _trained_columns(root: Path, layout, parts: list[Part], n: int) -> dict[int, np.ndarray]:
     """Columns of applied detectors, {col: (N,) float16}, from their per-batch score files (small: read whole)."""
-    from mmindex.index.detectors import FOLDER
-
     out: dict[int, np.ndarray] = {}
     for _det, first, count, files in layout:
         block = np.zeros((count, n), dtype=np.float16)

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mmindex.concepts import Vocabulary
 from mmindex.errors import IndexDamaged, StoreError
 from mmindex.index import arrays, detectors, schema
 from mmindex.index.schema import DB_FILE
@@ -167,8 +168,6 @@ class Store:
             return self._hierarchy
         if self._lock_fd is None:
             return []  # no file has sums yet: a writer fixes the list before it writes any
-        from mmindex.concepts import Vocabulary
-
         vocab = Vocabulary.imagenet()
         ids = [c[1] for c in self.concept_columns()]
         imagenet = [c.id for c in vocab.classes]

@@ -181,8 +181,8 @@ def motion_clips(images: np.ndarray, n: int, *, frames: int = 16, size: int = 32
 def source_images(spec: str, object_px: int = 28, channels: int = 1) -> np.ndarray:
     """Images (M, C, object_px, object_px) in [0, 1] from any `learn.data.load_dataset` spec
     (`fashion-mnist[:train|:test][:N]`, a folder of class folders, an .npz of images, ...); labels are ignored."""
-    from mmindex.learn.data import load_dataset
-    from mmindex.learn.features import decode_pixels
+    from mmindex.learn.data import load_dataset  # deferred: PyTorch, through mmindex.learn
+    from mmindex.learn.features import decode_pixels  # deferred: PyTorch, through mmindex.learn
 
     return decode_pixels(load_dataset(spec), object_px, channels)[0]
 

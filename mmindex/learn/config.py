@@ -83,7 +83,7 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         """Raise `DataError` for values no run could use; returns self."""
-        from mmindex.learn.heads import HEADS
+        from mmindex.learn.heads import HEADS  # deferred: PyTorch, through mmindex.learn
 
         checks = [
             (self.mode in MODES, f"mode must be one of {', '.join(MODES)}"),

@@ -311,7 +311,7 @@ def open_source(src: Source):
     """A PIL RGB image of a source (a file path or a uint8 array). Raises `MediaError`."""
     from PIL import Image
 
-    from mmindex.media import images
+    from mmindex.media import images  # deferred: only image data needs the decoder
 
     if isinstance(src, str):
         try:

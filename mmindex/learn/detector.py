@@ -32,13 +32,13 @@ class Detector(nn.Module):
             dim = int(in_dim or 0)
             shape = (1, dim)
         elif config.mode == "scratch":
-            from mmindex.learn.archs import create_arch
+            from mmindex.learn.archs import create_arch  # deferred: PyTorch, through mmindex.learn
 
             self.network = create_arch(config.arch, config.channels)
             dim = self.network.embed_dim
             shape = (1, config.channels, 1, 1)
         else:
-            from mmindex.models import create_model
+            from mmindex.models import create_model  # deferred: the backbone registry builds PyTorch models
 
             backbone = create_model(config.backbone)
             self.network = _Pooled(backbone)

@@ -68,7 +68,7 @@ def decode_pixels(ds: Dataset, size: int, channels: int) -> tuple[np.ndarray, Da
 
 def decode_for_backbone(ds: Dataset, data_config) -> tuple[np.ndarray, Dataset]:
     """(N, 3, S, S) float16, preprocessed as `mmindex add` does for the backbone (finetune mode)."""
-    from mmindex.media import images
+    from mmindex.media import images  # deferred: only image data needs the decoder
 
     dc = data_config
     out, bad = [], {}
@@ -122,8 +122,8 @@ def extract_features(ds: Dataset, backbone: str, progress: ProgressFn | None = N
     float tolerance of the ONNX Runtime ones `mmindex add` stores).
     """
     on_gpu = device is not None and str(device).startswith("cuda")
-    from mmindex.media import images
-    from mmindex.models import Runtime, create_model
+    from mmindex.media import images  # deferred: only image data needs the decoder
+    from mmindex.models import Runtime, create_model  # deferred: the backbone registry builds PyTorch models
 
     model = create_model(backbone)
     cache = FeatureCache(backbone, model.weights_id)

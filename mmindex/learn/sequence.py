@@ -239,7 +239,7 @@ def bptt_step(model: SequenceClassifier, opt: torch.optim.Optimizer, x: Tensor, 
 
 def metric(scores: np.ndarray, data: SequenceData) -> float:
     """Top-1 accuracy for exclusive classes, MAP over labels for label sets (as `learn.train`)."""
-    from mmindex.evaluate import metrics
+    from mmindex.evaluate import metrics  # deferred: PyTorch, through mmindex.learn
 
     if data.multilabel:
         return metrics.mean_average_precision(scores, data.targets > 0.5)
@@ -334,7 +334,7 @@ def train_sequence(data: str | os.PathLike | SequenceData, out: str | os.PathLik
                  "metrics": {metric_name: best, "best_epoch": best_epoch}}, out)
     png = None
     if curves:
-        from mmindex.evaluate.reports import learning_curves
+        from mmindex.evaluate.reports import learning_curves  # deferred: matplotlib
 
         png = str(learning_curves(history, f"{out}.curves.png", metric_name, title=f"{Path(out).stem} ({config.arch})"))
     return SequenceReport(config.arch, str(out), loss_kind, ds.labels, len(ds), len(vs), metric_name, best, best_epoch,

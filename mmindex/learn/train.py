@@ -116,7 +116,7 @@ def prepare_inputs(config: TrainConfig, ds: data.Dataset, progress=None, expect_
     if config.mode == "scratch":
         x, ds = features.decode_pixels(ds, config.input_size, config.channels)
         return torch.from_numpy(x), ds, None
-    from mmindex.models.registry import get_entry
+    from mmindex.models.registry import get_entry  # deferred: the backbone registry builds PyTorch models
 
     entry = get_entry(config.backbone)  # unknown backbone: ModelError before decoding anything
     x, ds = features.decode_for_backbone(ds, entry.data_config)
@@ -141,7 +141,7 @@ def loss_fn(kind: str, logits: Tensor, targets: Tensor) -> Tensor:
 
 def validation_metric(scores: np.ndarray, ds: data.Dataset) -> float:
     """Top-1 accuracy for exclusive classes, MAP over labels for multi-label sets."""
-    from mmindex.evaluate import metrics
+    from mmindex.evaluate import metrics  # deferred: PyTorch, through mmindex.learn
 
     if ds.multilabel:
         return metrics.mean_average_precision(scores, ds.targets > 0.5)
@@ -270,7 +270,7 @@ def train(data_spec: str, out: str | os.PathLike, config: TrainConfig | None = N
     ckpt.unlink(missing_ok=True)
     png = None
     if curves and history:
-        from mmindex.evaluate.reports import learning_curves
+        from mmindex.evaluate.reports import learning_curves  # deferred: matplotlib
 
         png = str(learning_curves(history, f"{out}.curves.png", metric_name, title=f"{name} ({config.mode})"))
     return TrainReport(name, str(out), config.mode, loss_kind, ds.labels, len(ds), len(val), metric_name, final,

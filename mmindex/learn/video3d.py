@@ -322,7 +322,7 @@ def train_clips(data: str | os.PathLike | ClipData, out: str | os.PathLike, conf
                  "metrics": {"val_accuracy": best, "best_epoch": best_epoch}}, out)
     png = None
     if curves and history:
-        from mmindex.evaluate.reports import learning_curves
+        from mmindex.evaluate.reports import learning_curves  # deferred: matplotlib
 
         png = str(learning_curves(history, f"{out}.curves.png", "val_accuracy",
                                   title=f"{Path(out).stem} ({config.arch}, width {config.width})"))
@@ -348,7 +348,7 @@ def load_clip_model(path: str | os.PathLike) -> tuple[ClipClassifier, dict]:
 def evaluate_clips(model: str | os.PathLike | ClipClassifier, data: str | os.PathLike | ClipData,
                    labels: list[str] | None = None) -> dict:
     """Accuracy and confusion matrix (rows: true class) of a model (or its file) on labelled clips."""
-    from mmindex.evaluate.reports import confusion_matrix
+    from mmindex.evaluate.reports import confusion_matrix  # deferred: matplotlib
 
     if not isinstance(model, ClipClassifier):
         model, header = load_clip_model(model)

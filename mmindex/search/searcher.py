@@ -40,7 +40,7 @@ class Searcher:
 
     def __init__(self, index_dir: Path, config: IngestConfig, model: LazyModel, vector_index: str | None = None,
                  text_encoder: str | None = None):
-        from mmindex.text import DEFAULT_TEXT_ENCODER
+        from mmindex.text import DEFAULT_TEXT_ENCODER  # deferred: the text encoders load transformers
 
         self.index_dir, self.config, self.model = index_dir, config, model
         self.vector_index = vector_index
@@ -305,8 +305,8 @@ class Searcher:
 
     def _bank(self, encoder: str | None, store: Store, snap: Snapshot):
         """The concept bank of an encoder over this index's concept columns (built once, cached on disk)."""
-        from mmindex.text import create_text_encoder
-        from mmindex.text.bank import ConceptBank, entries_from_vocabulary
+        from mmindex.text import create_text_encoder  # deferred: the text encoders load transformers
+        from mmindex.text.bank import ConceptBank, entries_from_vocabulary  # deferred: as above
 
         encoder = encoder or self.text_encoder
         if self._extra_columns is None or self._extra_columns[0] != snap.generation:  # read once per change

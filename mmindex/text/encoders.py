@@ -226,7 +226,7 @@ class Word2VecEncoder:
     template = "{}"
 
     def __init__(self, path: str | os.PathLike):
-        from mmindex.text.bank import STOP_WORDS
+        from mmindex.text.bank import STOP_WORDS  # deferred: bank.py imports this module
 
         self.path = Path(path).expanduser()
         if not self.path.is_file():
