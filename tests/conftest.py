@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -28,6 +30,24 @@ def run_cli(*args: str, check: bool = True, env: dict | None = None, user: str |
     if check and proc.returncode != 0:
         raise AssertionError(f"mmindex {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def search_json(index: Path, *args: str) -> dict:
+    """`mmindex search --json` on `index`, parsed."""
+    return json.loads(run_cli("search", "--index", str(index), "--json", *args).stdout)
+
+
+def names(doc: dict) -> list[str]:
+    """The file names of a search's hits, best first."""
+    return [Path(h["path"]).name for h in doc["hits"]]
+
+
+@pytest.fixture(scope="module")
+def index_copy(photo_index, tmp_path_factory) -> Path:
+    """A private copy of the photo index, per test module: feedback writes the last query into the index folder."""
+    dst = tmp_path_factory.mktemp("copy") / "index"
+    shutil.copytree(photo_index, dst)
+    return dst
 
 
 @pytest.fixture(scope="session")

@@ -9,23 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import names as _names
 from tests.conftest import run_cli
-
-
-def _search(index: Path, *args: str) -> dict:
-    return json.loads(run_cli("search", "--index", str(index), "--json", *args).stdout)
-
-
-def _names(doc: dict) -> list[str]:
-    return [Path(h["path"]).name for h in doc["hits"]]
-
-
-@pytest.fixture(scope="module")
-def index_copy(photo_index, tmp_path_factory) -> Path:
-    """A private copy: feedback writes the last query into the index folder."""
-    dst = tmp_path_factory.mktemp("text") / "index"
-    shutil.copytree(photo_index, dst)
-    return dst
+from tests.conftest import search_json as _search
 
 
 @pytest.mark.parametrize("fusion", ["combsum", "combmnz", "rrf", "wsum"])

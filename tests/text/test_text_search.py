@@ -4,7 +4,6 @@ a reason when it cannot be used. Real MiniLM, real index, real CLI. (Feedback an
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,9 @@ import pytest
 
 from mmindex.errors import QueryError
 from mmindex.text.bank import MAX_TEXT_CHARS, MappedConcept, TextMapping, check_text
+from tests.conftest import names as _names
 from tests.conftest import run_cli
+from tests.conftest import search_json as _search
 
 
 def test_text_scores_leave_out_only_negligible_concepts():
@@ -27,20 +28,6 @@ def test_text_scores_leave_out_only_negligible_concepts():
     assert np.abs(got - full).max() <= 0.0005
 
 
-def _search(index: Path, *args: str) -> dict:
-    return json.loads(run_cli("search", "--index", str(index), "--json", *args).stdout)
-
-
-def _names(doc: dict) -> list[str]:
-    return [Path(h["path"]).name for h in doc["hits"]]
-
-
-@pytest.fixture(scope="module")
-def index_copy(photo_index, tmp_path_factory) -> Path:
-    """A private copy: feedback writes the last query into the index folder."""
-    dst = tmp_path_factory.mktemp("text") / "index"
-    shutil.copytree(photo_index, dst)
-    return dst
 
 
 def test_natural_phrasings_rank_the_right_photo_first(index_copy):
