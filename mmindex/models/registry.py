@@ -73,14 +73,21 @@ def register_model(
     return decorate
 
 
+def _registered() -> Registry[ModelEntry]:
+    """The registry, once the builders have registered themselves (importing them imports PyTorch and timm)."""
+    import mmindex.models.backbones  # noqa: F401  (deferred: PyTorch; its decorators fill MODELS)
+
+    return MODELS
+
+
 def list_models() -> list[str]:
     """Names of all registered models, sorted."""
-    return sorted(MODELS)
+    return sorted(_registered())
 
 
 def get_entry(name: str) -> ModelEntry:
     """The registry entry for `name`; `ModelError` naming the close names and the known models if there is none."""
-    return MODELS.get(name)
+    return _registered().get(name)
 
 
 def model_info(name: str) -> dict:
