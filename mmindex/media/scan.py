@@ -60,6 +60,11 @@ def scan(paths: Iterable[str | os.PathLike], confine_to: Iterable[str | os.PathL
 
 
 OUTSIDE = "outside the allowed folders (a symbolic link out of them is not followed)"
+LOOP = "symbolic link loop (folder already visited)"
+
+
+def _within(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 def _confinement(folders: Iterable[str | os.PathLike] | None) -> Callable[[str], bool] | None:
@@ -74,6 +79,7 @@ def _confinement(folders: Iterable[str | os.PathLike] | None) -> Callable[[str],
 def _walk(root: str, seen_files: set[str], inside: Callable[[str], bool] | None = None) -> Iterator[ScanItem]:
     # Real folders already visited, by (device, inode): following symlinks must not loop forever.
     visited: set[tuple[int, int]] = set()
+    root_real = os.path.realpath(root)
     stack = [root]
     while stack:
         folder = stack.pop()
@@ -81,7 +87,7 @@ def _walk(root: str, seen_files: set[str], inside: Callable[[str], bool] | None 
             st = os.stat(folder)
             key = (st.st_dev, st.st_ino)
             if key in visited:
-                yield ScanItem(folder, "symbolic link loop (folder already visited)")
+                yield ScanItem(folder, LOOP)
                 continue
             visited.add(key)
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
@@ -95,7 +101,11 @@ def _walk(root: str, seen_files: set[str], inside: Callable[[str], bool] | None 
                     if entry.is_dir() or media_kind(entry.name):
                         yield ScanItem(entry.path, OUTSIDE)
                 elif entry.is_dir():  # follows symlinks; loops are caught by `visited`
-                    subfolders.append(entry.path)
+                    linked = entry.is_symlink() and _within(os.path.realpath(entry.path), root_real)
+                    if linked and _within(os.path.realpath(folder), os.path.realpath(entry.path)):
+                        yield ScanItem(entry.path, LOOP)  # a link to this folder or one above it
+                    elif not linked:  # a link to a folder of this walk: walked under its own name
+                        subfolders.append(entry.path)
                 elif entry.is_file():
                     if media_kind(entry.name) and entry.path not in seen_files:
                         seen_files.add(entry.path)

@@ -165,3 +165,13 @@ def test_an_unreadable_folder_is_an_error_item_and_the_rest_is_scanned(shared_tm
     assert got[str(root / "locked")].startswith("cannot read folder: ")
     assert "ermission denied" in got[str(root / "locked")]
     assert got[str(root / "a.jpg")] is None and got[str(root / "z" / "b.jpg")] is None
+
+
+def test_a_link_to_a_folder_of_the_same_walk_does_not_hide_it_or_index_it_twice(tmp_path):
+    """photos/in -> photos/sub sorts before sub: the real folder is walked under its own name, once."""
+    photos = tmp_path / "photos"
+    (photos / "sub").mkdir(parents=True)
+    (photos / "sub" / "a.jpg").write_bytes(b"x")
+    (photos / "in").symlink_to(photos / "sub")
+    items = list(scan([photos]))
+    assert items == [ScanItem(str(photos / "sub" / "a.jpg"))]
