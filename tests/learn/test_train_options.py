@@ -60,7 +60,7 @@ def test_a_new_field_is_a_new_option():
 
 
 class Parsed(Exception):
-    pass
+    """Raised by the stand-in trainer to hand back the TrainConfig the CLI built."""
 
 
 @pytest.fixture
