@@ -239,6 +239,7 @@ class Searcher:
                 reader.close()
             self._readers.clear()
             self._local = threading.local()
+            self._cache, self._base = None, None  # unmapped once nothing else holds them
 
     @property
     def vocabulary(self) -> Vocabulary:
