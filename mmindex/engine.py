@@ -25,8 +25,8 @@ from mmindex.index.ingest import AddReport, ProgressFn
 from mmindex.index.store import Store
 from mmindex.indexer import Indexer
 from mmindex.models.loader import LazyModel
-from mmindex.search.feedback import QuerySpec
 from mmindex.search.hits import Hit, Results
+from mmindex.search.requests import QuerySpec
 from mmindex.search.searcher import Searcher
 
 __all__ = ["Engine", "Hit", "Results"]

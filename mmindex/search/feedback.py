@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +31,7 @@ import numpy as np
 from mmindex.atomic import atomic_write
 from mmindex.errors import QueryError
 from mmindex.search import fusion
+from mmindex.search.requests import QuerySpec
 
 log = logging.getLogger(__name__)
 
@@ -46,39 +47,6 @@ class FeedbackParams:
     classifier_weight: float = 0.2
     gamma_over_beta: float = 0.25  # Rocchio's γ/β (Salton & Buckley's 0.15/0.75 = 0.2 is the classic)
     min_per_class: int = 2  # judged positives and negatives needed before the classifier is trained
-
-
-@dataclass
-class QuerySpec:
-    """Everything needed to run a query again: its criteria, options and the judgments so far."""
-
-    concepts: list[str] = field(default_factory=list)
-    like: list[str] = field(default_factory=list)
-    text: list[str] = field(default_factory=list)
-    k: int = 10
-    normalise: str = "minmax"
-    fusion: str = "combsum"
-    text_encoder: str | None = None
-    positive: list[int] = field(default_factory=list)
-    negative: list[int] = field(default_factory=list)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> QuerySpec:
-        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def judge(self, positive=(), negative=()) -> QuerySpec:
-        """A copy with more judgments; a segment judged again keeps its latest judgment."""
-        pos = [i for i in self.positive if i not in negative] + [int(i) for i in positive]
-        neg = [i for i in self.negative if i not in positive] + [int(i) for i in negative]
-        both = set(positive) & set(negative)
-        if both:
-            raise QueryError(f"segments marked both positive and negative: {sorted(both)}")
-        return QuerySpec(**{**asdict(self), "positive": list(dict.fromkeys(pos)),
-                            "negative": list(dict.fromkeys(neg))})
 
 
 def refine(base: np.ndarray, embeddings: np.ndarray, positive_rows: np.ndarray, negative_rows: np.ndarray,

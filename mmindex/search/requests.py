@@ -11,12 +11,17 @@ read them. Only the standard library here: the CLI imports this module when it s
 What is not a request field: where the index is and how it is opened (`--index`, `--text-encoder`,
 `--vector-index`: the server's engine is opened once, with its own), how results are printed (`--json`), and
 HTTP paging (`offset`).
+
+`QuerySpec` is a query as kept to run again: the last query and the saved ones (`search/feedback.py`), with
+the relevance judgments made so far.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
+
+from mmindex.errors import QueryError
 
 
 def _field(default: Any, help_text: str, **metadata: Any) -> Any:
@@ -60,3 +65,36 @@ class SearchRequest:
         """The keyword arguments of `Engine.search` for this request."""
         return {"concepts": list(self.concept), "like": list(self.like), "text": list(self.text), "k": self.k,
                 "explain": self.explain, "normalise": self.normalise, "fusion_method": self.fusion}
+
+
+@dataclass
+class QuerySpec:
+    """Everything needed to run a query again: its criteria, options and the judgments so far."""
+
+    concepts: list[str] = field(default_factory=list)
+    like: list[str] = field(default_factory=list)
+    text: list[str] = field(default_factory=list)
+    k: int = 10
+    normalise: str = "minmax"
+    fusion: str = "combsum"
+    text_encoder: str | None = None
+    positive: list[int] = field(default_factory=list)
+    negative: list[int] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> QuerySpec:
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def judge(self, positive=(), negative=()) -> QuerySpec:
+        """A copy with more judgments; a segment judged again keeps its latest judgment."""
+        pos = [i for i in self.positive if i not in negative] + [int(i) for i in positive]
+        neg = [i for i in self.negative if i not in positive] + [int(i) for i in negative]
+        both = set(positive) & set(negative)
+        if both:
+            raise QueryError(f"segments marked both positive and negative: {sorted(both)}")
+        return QuerySpec(**{**asdict(self), "positive": list(dict.fromkeys(pos)),
+                            "negative": list(dict.fromkeys(neg))})

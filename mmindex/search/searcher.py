@@ -27,10 +27,11 @@ from mmindex.index.store import Store
 from mmindex.index.vectors import Base, VectorIndex, check_matches, load_base
 from mmindex.models.loader import LazyModel
 from mmindex.search import fusion
-from mmindex.search.feedback import FeedbackParams, QuerySpec, SavedQueries, refine
+from mmindex.search.feedback import FeedbackParams, SavedQueries, refine
 from mmindex.search.hits import Hit, Results
 from mmindex.search.query import Query
 from mmindex.search.rank import ConceptRanker, ExampleRanker, Ranker, TextRanker
+from mmindex.search.requests import QuerySpec
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,7 @@ from fastapi import HTTPException
 
 from mmindex.config import ServiceConfig
 from mmindex.engine import Engine
-from mmindex.search.feedback import QuerySpec
-from mmindex.search.requests import SearchRequest
+from mmindex.search.requests import QuerySpec, SearchRequest
 from mmindex.service import schemas
 from mmindex.service.auth import Auth
 from mmindex.service.media import Forbidden, MediaRoots, Missing, Thumbnails
