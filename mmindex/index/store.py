@@ -1,12 +1,8 @@
 """The index directory: SQLite metadata (the commit point) and immutable per-batch array files.
 
-Layout of an index directory:
-    index.sqlite      media, segments, keyframes, concepts, batches, errors, meta (WAL mode)
-    batches/NNNNNNNN.arrays  one file per committed batch: concept scores (C, n), embeddings (n, D) and
-                      hierarchy-node sums (H, n), float16, memory-mapped by readers (see
-                      mmindex/index/arrays.py; `.npz` before schema v3)
-    vectors/NNNNNNNN.faiss   the persisted vector index (see mmindex/index/vectors.py)
-    write.lock        held (flock) by the one writer
+Layout: `index.sqlite` (schema: schema.py), `batches/NNNNNNNN.arrays` (one per committed batch: arrays.py),
+`vectors/NNNNNNNN.faiss` (vectors.py), `detectors/` (detectors.py), `write.lock` (the one writer's flock),
+`quarantine/` (what `mmindex repair` moved aside). docs/architecture.md draws it.
 
 Crash safety: a batch's array file is written to a temporary name, fsynced and renamed *inside* the
 SQLite transaction that inserts its rows, so it becomes visible only when that transaction commits.
