@@ -59,7 +59,7 @@ def check(root: str | os.PathLike) -> list[Problem]:
     fix = f"mmindex repair --index {root}"
     if not (root / DB_FILE).is_file():
         raise StoreError(f"no index at {root}")
-    db, problems = _open_database(root, fix)
+    db, problems = _open_database(root / DB_FILE, fix)
     if db is None:
         return problems
     try:
@@ -72,9 +72,8 @@ def check(root: str | os.PathLike) -> list[Problem]:
     return sorted(problems, key=lambda p: p.severity != DAMAGE)
 
 
-def _open_database(root: Path, fix: str) -> tuple[sqlite3.Connection | None, list[Problem]]:
-    """A read-only connection and the database's own problems; None when it cannot be used at all."""
-    path = root / DB_FILE
+def _open_database(path: Path, fix: str) -> tuple[sqlite3.Connection | None, list[Problem]]:
+    """A read-only connection to the database file `path` and its own problems; None when it cannot be used."""
     unusable = "the index's media, segments and concepts cannot be read; repair recovers what SQLite can" \
                " and quarantines the rest (then `mmindex add` your folders again)"
     if path.stat().st_size == 0:
@@ -105,9 +104,13 @@ def _open_database(root: Path, fix: str) -> tuple[sqlite3.Connection | None, lis
     return db, problems
 
 
+def _has_checksums(db: sqlite3.Connection) -> bool:
+    """Whether the batches table records sizes and checksums (schema v4; `check` does not migrate)."""
+    return db.execute("PRAGMA user_version").fetchone()[0] >= 4
+
+
 def _batch_rows(db: sqlite3.Connection):
-    has_sums = SCHEMA_VERSION >= 4 and db.execute("PRAGMA user_version").fetchone()[0] >= 4
-    cols = "id, file, rows, bytes, sha256" if has_sums else "id, file, rows, NULL, NULL"
+    cols = "id, file, rows, bytes, sha256" if _has_checksums(db) else "id, file, rows, NULL, NULL"
     return db.execute(f"SELECT {cols} FROM batches ORDER BY id").fetchall()
 
 
@@ -214,15 +217,13 @@ def _check_detectors(root: Path, db: sqlite3.Connection, fix: str) -> list[Probl
 
 def _notes(root: Path, db: sqlite3.Connection) -> list[Problem]:
     notes = []
-    known = {r[0] for r in db.execute("SELECT file FROM batches")}
-    for folder, names in (("batches", known), (vectors.FOLDER, {db.execute(
-            "SELECT value FROM meta WHERE key = 'vector_file'").fetchone()}), (detectors.FOLDER, None)):
+    vector_file = db.execute("SELECT value FROM meta WHERE key = 'vector_file'").fetchone()
+    referenced = {"batches": {r[0] for r in db.execute("SELECT file FROM batches")},
+                  vectors.FOLDER: {vector_file[0]} if vector_file else set(),
+                  detectors.FOLDER: detectors.known_files(db)}
+    for folder, names in referenced.items():
         if not (root / folder).is_dir():
             continue
-        if folder == vectors.FOLDER:
-            names = {n[0] for n in names if n}
-        if folder == detectors.FOLDER:
-            names = detectors.known_files(db)
         for p in sorted((root / folder).iterdir()):
             if p.name not in names:
                 notes.append(Problem(NOTE, f"{folder}/{p.name} is not referenced by the index",
@@ -235,7 +236,7 @@ def _notes(root: Path, db: sqlite3.Connection) -> list[Problem]:
         notes.append(Problem(NOTE, f"{dead} dead rows in batch files", "disk space held by removed segments",
                              f"mmindex compact --index {root}"))
     unsummed = db.execute("SELECT count(*) FROM batches WHERE sha256 IS NULL").fetchone()[0] \
-        if db.execute("PRAGMA user_version").fetchone()[0] >= 4 else 0
+        if _has_checksums(db) else 0
     if unsummed:
         notes.append(Problem(NOTE, f"{unsummed} batch files were written without a checksum (before schema v4)",
                              "their size and format are checked, not their content",
@@ -289,11 +290,8 @@ def _quarantine(root: Path, stamp: str, relative: str) -> str:
 def _repair_database(root: Path, stamp: str, done: list[str]) -> bool:
     """Make index.sqlite usable: keep it, recover it with VACUUM INTO, or quarantine it and every data file
     (an index without its database cannot say what its files hold). False when no index is left."""
-    db, problems = _open_database(root, "")
-    if db is not None:
-        db.close()
-        if not problems:
-            return True
+    if _usable(root / DB_FILE):
+        return True
     recovered = root / (DB_FILE + ".recovered")
     recovered.unlink(missing_ok=True)
     try:
@@ -302,7 +300,7 @@ def _repair_database(root: Path, stamp: str, done: list[str]) -> bool:
             src.execute(f"VACUUM INTO '{recovered}'")
         finally:
             src.close()
-        ok, _ = _open_database_at(recovered)
+        ok = _usable(recovered)
     except (sqlite3.Error, OSError):
         ok = False
     moved = [_quarantine(root, stamp, n) for n in (DB_FILE, DB_FILE + "-wal", DB_FILE + "-shm")
@@ -321,16 +319,12 @@ def _repair_database(root: Path, stamp: str, done: list[str]) -> bool:
     return False
 
 
-def _open_database_at(path: Path) -> tuple[bool, list[Problem]]:
-    """Whether a recovered database passes the checks of `_open_database`, and its problems."""
-    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    try:
-        ok = [r[0] for r in db.execute("PRAGMA integrity_check")] == ["ok"] and \
-            db.execute("PRAGMA user_version").fetchone()[0] > 0 and \
-            db.execute("SELECT value FROM meta WHERE key = 'model'").fetchone() is not None
-    finally:
+def _usable(path: Path) -> bool:
+    """Whether the database file at `path` passes every check of `_open_database`."""
+    db, problems = _open_database(path, "")
+    if db is not None:
         db.close()
-    return ok, []
+    return db is not None and not problems
 
 
 def _repair_batches(store: Store, stamp: str, done: list[str]) -> None:

@@ -366,6 +366,9 @@ elif op == "compact":
     Engine(root).compact(target_rows=8)
 elif op == "rebuild":
     Engine(root).rebuild("hnsw")
+elif op == "create":
+    from tests.index.test_faults import CONCEPTS
+    store_mod.Store.create(root, "efficientnet_lite0", DIM, CONCEPTS).close()
 print("finished")
 """
 
@@ -464,3 +467,25 @@ def test_readers_never_see_database_is_locked_while_writers_add_compact_and_remo
         assert r.returncode == 0 and "locked" not in err, err
         assert int(out) > 0
     assert not checked(root)["damaged"]
+
+
+def test_kill_9_at_each_commit_point_of_creation_leaves_no_index_or_a_whole_one(tmp_path):
+    """Deterministic, beside the timed kills above: just before the database's rename there is no index,
+    just after it a whole one; either way the next creation works."""
+    cwd = Path(__file__).parents[2]
+    for kill_at, expected in ((1, "none"), (2, "whole"), (3, "finished")):
+        root = tmp_path / f"idx{kill_at}"
+        proc = subprocess.run([sys.executable, "-c", _KILL_AT, str(kill_at), "create", str(root)],
+                              capture_output=True, text=True, cwd=cwd, timeout=300)
+        if expected == "finished":
+            assert proc.returncode == 0 and "finished" in proc.stdout, proc.stderr
+        else:
+            assert proc.returncode == -signal.SIGKILL, proc.stderr
+        assert Store.exists(root) == (expected != "none")
+        if expected == "none":
+            assert root.is_dir() and any(p.name.startswith(".index.sqlite.") for p in root.iterdir()), \
+                "the kill landed during creation, with the database written under its temporary name"
+        with Store.create(root, "efficientnet_lite0", DIM, CONCEPTS) as store:
+            assert store.meta("model") == "efficientnet_lite0" and store.counts()["concepts"] == len(CONCEPTS)
+        assert not [p for p in root.iterdir() if p.name.startswith(".index.sqlite.")], "leftovers swept"
+
