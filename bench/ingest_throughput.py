@@ -68,7 +68,7 @@ def main() -> None:
         tmp = Path(tmp)
         paths = write_variants(tmp / "photos", args.images)
         backbone = create_model(args.model).eval()
-        runtime = Runtime(backbone, engine="onnx")  # exports and caches the model once
+        runtime = Runtime(backbone, backend="onnx")  # exports and caches the model once
         dc = backbone.data_config
 
         # (a) the naive loop, on a subset (it is slow)
@@ -111,13 +111,13 @@ def main() -> None:
         peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
     print(f"model {args.model}, {len(paths)} JPEGs 640x480, batch {args.batch}, {cores} cores, "
-          f"runtime {runtime.engine}")
+          f"runtime {runtime.backend}")
     print("| measure | value |")
     print("|---|---|")
     print(f"| (a) naive loop (PIL + timm eager, batch 32), {len(sub)} images | {naive:.1f} img/s |")
     print(f"| decode+preprocess alone (draft mode) | {decode_cs * 1000:.1f} core-ms/img |")
     print(f"| decode+preprocess alone (full decode) | {decode_nodraft_cs * 1000:.1f} core-ms/img |")
-    print(f"| model alone ({runtime.engine}) | {model_cs * 1000:.1f} core-ms/img ({model_alone:.1f} img/s wall) |")
+    print(f"| model alone ({runtime.backend}) | {model_cs * 1000:.1f} core-ms/img ({model_alone:.1f} img/s wall) |")
     print(f"| (b) CPU bound = cores / (decode + model) | {bound:.1f} img/s |")
     print(f"| **mmindex add, end to end** (fresh process, model load included) | **{add_rate:.1f} img/s** |")
     print(f"| ratio to (a) | {add_rate / naive:.2f}x |")

@@ -94,7 +94,7 @@ def main() -> None:
                            patience=5)
         r = train(str(folder / "train.csv"), tmp / f"mosaic-{loss}.mmdet", mcfg, name=f"mosaic_{loss}", device=dev)
         shutil.copy(r.curves, DOCS_IMG / f"learn_mosaic_{loss}.png")
-        from mmindex.learn.evaluation import evaluate_detector
+        from mmindex.learn.heldout import evaluate_detector
 
         ev = evaluate_detector(tmp / f"mosaic-{loss}.mmdet", str(folder / "test.csv"))
         print(f"| {loss} | {ev['map']:.4f} | {r.seconds:.1f} |")

@@ -1,18 +1,18 @@
-"""`add --engine ray` throughput at 1 and 2 inference workers, next to the local engine, in one run.
+"""`add --executor ray` throughput at 1 and 2 inference workers, next to the local executor, in one run.
 
     python bench/ray_ingest.py [--images 400] [--small 100] [--batch 32]
 
 On the same JPEGs (640×480 random crops of the sample photos, `mmindex.samples.write_variants`), each run
 into a fresh index through `Engine.add`, in this process:
-  local: the local engine (decoding threads + ONNX Runtime on all cores);
-  ray ×1, ray ×2: the Ray engine with 1 and 2 inference actors (one ONNX thread each), on one local Ray
+  local: the local executor (decoding threads + ONNX Runtime on all cores);
+  ray ×1, ray ×2: the Ray executor with 1 and 2 inference actors (one ONNX thread each), on one local Ray
     instance started before the runs (its start-up is reported apart) and warmed up by a small job.
 Each engine indexes `--small` and then `--images` photos. Reported: images/s over the whole `add` of
 `--images` (actor start and model load included), the time to the first result, and the marginal rate
 (images added between the two sizes / time added), which leaves out the fixed start-up: the rate a long
 run settles at. (Rates read from the progress of one run would not do: results come back in scan order,
 so Ray holds finished batches back and releases them in bursts.) Also this process's CPU time per image
-(for the Ray engine the driver alone, which is the single writer), and decode+preprocess, the model at one
+(for the Ray executor the driver alone, which is the single writer), and decode+preprocess, the model at one
 thread and the writer (`BatchWriter` → `Store.write_batch`) each alone, in core-ms per image, from which
 docs/scale.md projects the rate of a node and where adding nodes stops helping.
 """
@@ -101,7 +101,7 @@ def main() -> None:
         write_variants(small, args.small)  # the first photos of `folder` (same seed)
         backbone = create_model(args.model)
         dc = backbone.data_config
-        one_thread = Runtime(backbone, engine="onnx", threads=1)  # also exports and caches the ONNX model
+        one_thread = Runtime(backbone, backend="onnx", threads=1)  # also exports and caches the ONNX model
 
         # the parts alone, in core-ms per image
         n = min(len(paths), 100)
@@ -121,7 +121,7 @@ def main() -> None:
 
         ray_tmp = tempfile.mkdtemp(prefix="mmindex-ray-")
         t = time.perf_counter()
-        # one CPU per inference actor plus one for decoding tasks, as `mmindex add --engine ray` would start
+        # one CPU per inference actor plus one for decoding tasks, as `mmindex add --executor ray` would start
         ray.init(num_cpus=max(cores, 3), include_dashboard=False, _temp_dir=ray_tmp, log_to_driver=False,
                  logging_level=logging.ERROR)
         ray_start = time.perf_counter() - t

@@ -29,16 +29,17 @@ class IngestConfig:
 
     batch_size: images per inference batch, and per committed store batch.
     workers: decoding threads; they overlap with inference (PIL releases the GIL while decoding).
-    engine: inference runtime, "auto" (ONNX Runtime, falling back to PyTorch), "onnx" or "torch".
+    backend: the inference runtime (the CLI's `--runtime`): "auto" (ONNX Runtime, falling back to PyTorch),
+        "onnx" or "torch".
     max_pixels: larger images are rejected as decompression bombs (Pillow's default limit).
     pool: how a segment's scores are pooled over its keyframes, "max" or "mean".
     frame_step: shot detection looks at every frame_step-th video frame (faster, but transitions
         are placed only to within frame_step frames and short ones may be missed).
     shots_dir: a folder of TRECVID master shot reference files, <video stem>.msb, used instead of
         shot detection (a sidecar <video>.msb next to a video is used without this setting).
-    executor: where decoding and inference run (the CLI's `--engine`): "local" (threads in this process)
+    executor: where decoding and inference run (the CLI's `--executor`): "local" (threads in this process)
         or "ray" (Ray Data tasks and an actor pool, see mmindex/index/ray_ingest.py). Either way only this
-        process writes the index. Not to be confused with `engine`, the inference runtime.
+        process writes the index.
     ray_address: the Ray cluster to use ("auto", "HOST:PORT", "ray://HOST:10001"); None starts a local one.
     ray_workers: inference actors (each holds one model and reserves `threads or 1` CPUs).
     auto_compact: after adding, compact the index when at least this many batch files would be merged
@@ -49,7 +50,7 @@ class IngestConfig:
     model: str = DEFAULT_MODEL
     batch_size: int = 32
     workers: int = 2
-    engine: str = "auto"
+    backend: str = "auto"
     threads: int | None = None
     max_pixels: int = 89_478_485
     pool: str = "max"

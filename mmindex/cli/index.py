@@ -16,7 +16,7 @@ from mmindex.config import DEFAULT_MODEL, IngestConfig
 @click.option("--model", default=DEFAULT_MODEL, show_default=True, help="Backbone (see `mmindex models`).")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1, 4096))
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64), help="Decoding threads.")
-@click.option("--runtime", "engine", type=click.Choice(["auto", "onnx", "torch"]), default="auto", show_default=True)
+@click.option("--runtime", "backend", type=click.Choice(["auto", "onnx", "torch"]), default="auto", show_default=True)
 @click.option("--pool", type=click.Choice(["max", "mean"]), default="max", show_default=True,
               help="How a segment's scores are pooled over its keyframes.")
 @click.option("--frame-step", default=1, show_default=True, type=click.IntRange(1, 100),
@@ -24,22 +24,23 @@ from mmindex.config import DEFAULT_MODEL, IngestConfig
 @click.option("--shots-dir", type=click.Path(file_okay=False, exists=True), default=None,
               help="Folder of TRECVID master shot reference files <video stem>.msb, used instead of shot "
                    "detection (a sidecar clip.mp4.msb or clip.msb beside a video is always used).")
-@click.option("--engine", "executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-              help="Where decoding and inference run: threads here, or Ray tasks and actors (docs/scale.md).")
+@click.option("--executor", "--engine", "executor", type=click.Choice(["local", "ray"]), default="local",
+              show_default=True, help="Where decoding and inference run: threads here, or Ray tasks and actors "
+              "(docs/scale.md). `--engine` is its old name.")
 @click.option("--address", "ray_address", default=None, metavar="ADDR",
-              help="With --engine ray: the cluster (auto, HOST:PORT or ray://HOST:10001); default a local one.")
+              help="With --executor ray: the cluster (auto, HOST:PORT or ray://HOST:10001); default a local one.")
 @click.option("--ray-workers", default=1, show_default=True, type=click.IntRange(1, 4096),
-              help="With --engine ray: inference actors, one model each.")
+              help="With --executor ray: inference actors, one model each.")
 @click.option("--vector-index", default=None, metavar="flat|hnsw|ivfpq|FACTORY",
               help="Vector index of a new index (default flat; a FAISS factory string is allowed). An existing "
                    "index keeps its own: naming another is an error (change it with `mmindex rebuild`).")
 @click.option("--auto-compact", default=32, show_default=True, type=click.IntRange(0),
               help="Afterwards, compact when at least this many batch files would be merged (0: never).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def add(paths, index, model, batch_size, workers, engine, pool, frame_step, shots_dir, executor, ray_address,
+def add(paths, index, model, batch_size, workers, backend, pool, frame_step, shots_dir, executor, ray_address,
         ray_workers, vector_index, auto_compact, quiet) -> None:
     """Index files and folders (recursively); unchanged files are skipped."""
-    config = IngestConfig(model=model, batch_size=batch_size, workers=workers, engine=engine, pool=pool,
+    config = IngestConfig(model=model, batch_size=batch_size, workers=workers, backend=backend, pool=pool,
                           frame_step=frame_step, shots_dir=shots_dir, executor=executor, ray_address=ray_address,
                           ray_workers=ray_workers, auto_compact=auto_compact)
     eng = open_engine(index, config, vector_index=vector_index)

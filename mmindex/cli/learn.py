@@ -124,7 +124,7 @@ def train(data, out, val, name, resume, device, quiet, as_json, **options) -> No
 @click.option("--json", "as_json", is_flag=True)
 def evaluate(detector, data, confusion, run_out, qrels_out, qrels_in, sample, judge_top, as_json) -> None:
     """Evaluate DETECTOR on labelled DATA: top-1/top-5 error, AP/MAP, infAP, P@k, nDCG@k, confusion matrix."""
-    from mmindex.learn.evaluation import evaluate_detector  # deferred: `mmindex --help` stays fast
+    from mmindex.learn.heldout import evaluate_detector  # deferred: `mmindex --help` stays fast
 
     r = evaluate_detector(detector, data, confusion_png=confusion, run_out=run_out, qrels_out=qrels_out,
                           qrels_in=qrels_in, sample=sample, judge_top=judge_top)

@@ -44,20 +44,20 @@ def _report_errors(errors: list[tuple[str, str]]) -> None:
 @click.option("--top", default=5, show_default=True, type=click.IntRange(1, 1000), help="Categories per image / shot.")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1, 4096))
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64), help="Decoding threads.")
-@click.option("--runtime", "engine", type=click.Choice(["auto", "onnx", "torch"]), default="auto", show_default=True)
+@click.option("--runtime", "backend", type=click.Choice(["auto", "onnx", "torch"]), default="auto", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def classify(paths, model, weights, top, batch_size, workers, engine, as_json, quiet) -> None:
+def classify(paths, model, weights, top, batch_size, workers, backend, as_json, quiet) -> None:
     """The ILSVRC task: rank the 1000 ImageNet categories of each image (each shot of a video), best first.
 
     PATHS are files and folders (scanned recursively). Files that cannot be read are reported and skipped.
     """
     from mmindex.extract.classify import classify_paths, make_runtime  # deferred: `mmindex --help` stays fast
 
-    runtime = make_runtime(model, _weights(weights), engine)  # a bad model or weights fails before the bar shows
+    runtime = make_runtime(model, _weights(weights), backend)  # a bad model or weights fails before the bar shows
     with _progress("classifying", quiet or as_json) as bar:
         task = bar.add_task("classify", total=None)
-        report = classify_paths(paths, top=top, batch_size=batch_size, workers=workers, engine=engine,
+        report = classify_paths(paths, top=top, batch_size=batch_size, workers=workers, backend=backend,
                                 runtime=runtime,
                                 progress=lambda done, total: bar.update(task, completed=done, total=total))
     if not report.results and not report.errors:
@@ -73,7 +73,7 @@ def classify(paths, model, weights, top, batch_size, workers, engine, as_json, q
                 indent = "    " if s.start is not None else "  "
                 for i, c in enumerate(s.top, 1):
                     click.echo(f"{indent}{i}. {c.probability:.4f}  {c.wnid}  {c.name}")
-        click.echo(f"{len(report.results)} files classified by {report.model} ({report.engine}) in "
+        click.echo(f"{len(report.results)} files classified by {report.model} ({report.backend}) in "
                    f"{report.seconds:.1f} s" + (f"; {len(report.errors)} skipped" if report.errors else ""))
     _report_errors(report.errors)
     if not report.results:
@@ -87,16 +87,16 @@ def classify(paths, model, weights, top, batch_size, workers, engine, as_json, q
 @_weights_option
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1, 4096))
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64), help="Decoding threads.")
-@click.option("--runtime", "engine", type=click.Choice(["auto", "onnx", "torch"]), default="auto", show_default=True)
+@click.option("--runtime", "backend", type=click.Choice(["auto", "onnx", "torch"]), default="auto", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def evaluate_ilsvrc(val_dir, model, weights, batch_size, workers, engine, as_json, quiet) -> None:
+def evaluate_ilsvrc(val_dir, model, weights, batch_size, workers, backend, as_json, quiet) -> None:
     """Top-1 and top-5 error on the ILSVRC2012 validation images in VAL_DIR (ILSVRC2012_val_00000001.JPEG ...)."""
     from mmindex.evaluate.ilsvrc import evaluate_ilsvrc as run  # deferred: `mmindex --help` stays fast
 
     with _progress("evaluating", quiet or as_json) as bar:
         task = bar.add_task("evaluate", total=None)
-        r = run(val_dir, model, weights=_weights(weights), batch_size=batch_size, workers=workers, engine=engine,
+        r = run(val_dir, model, weights=_weights(weights), batch_size=batch_size, workers=workers, backend=backend,
                 progress=lambda done, total: bar.update(task, completed=done, total=total))
     if as_json:
         click.echo(json.dumps(r.to_dict()))

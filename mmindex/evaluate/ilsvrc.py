@@ -57,7 +57,7 @@ class IlsvrcReport:
 
 
 def evaluate_ilsvrc(val_dir: str | os.PathLike, model: str = DEFAULT_MODEL, *, weights: str | None = "default",
-                    batch_size: int = 32, workers: int = 2, engine: str = "auto",
+                    batch_size: int = 32, workers: int = 2, backend: str = "auto",
                     progress: ProgressFn | None = None, runtime=None) -> IlsvrcReport:
     """Top-1 and top-5 error of `model` on the ILSVRC2012 validation images under `val_dir` (recursively).
 
@@ -73,8 +73,8 @@ def evaluate_ilsvrc(val_dir: str | os.PathLike, model: str = DEFAULT_MODEL, *, w
     val_paths = [p for p in found if os.path.basename(p) in labels]
     if not val_paths:  # said before the model is loaded
         raise DataError(f"no ILSVRC2012 validation image (ILSVRC2012_val_NNNNNNNN.JPEG) under {val_dir}")
-    runtime = runtime or make_runtime(model, weights, engine)
-    config = IngestConfig(model=runtime.backbone.name, batch_size=batch_size, workers=workers, engine=engine)
+    runtime = runtime or make_runtime(model, weights, backend)
+    config = IngestConfig(model=runtime.backbone.name, batch_size=batch_size, workers=workers, backend=backend)
     report = IlsvrcReport(runtime.backbone.name, 0, float("nan"), float("nan"))
     report.skipped = [p for p in found if os.path.basename(p) not in labels]
     scores, classes = [], []

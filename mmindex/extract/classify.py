@@ -59,17 +59,17 @@ class ClassifyReport:
     """What `classify_paths` did; `errors` lists (path, reason) for every file that could not be classified."""
 
     model: str
-    engine: str
+    backend: str
     results: list[FileResult] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
 
     def to_dict(self) -> dict:
-        """A JSON-ready dict: {"model", "engine", "results": [{"path", "kind", "segments": [{"start", "end",
+        """A JSON-ready dict: {"model", "runtime", "results": [{"path", "kind", "segments": [{"start", "end",
         "top": [{"rank", "index", "wnid", "name", "probability"}]}]}], "errors": [{"path", "error"}], "seconds"}."""
         return {
             "model": self.model,
-            "engine": self.engine,
+            "runtime": self.backend,
             "results": [{"path": r.path, "kind": r.kind, "segments": [
                 {"start": s.start, "end": s.end,
                  "top": [{"rank": i, **vars(c)} for i, c in enumerate(s.top, 1)]} for s in r.segments]}
@@ -79,12 +79,12 @@ class ClassifyReport:
         }
 
 
-def make_runtime(model: str = DEFAULT_MODEL, weights: str | None = "default", engine: str = "auto",
+def make_runtime(model: str = DEFAULT_MODEL, weights: str | None = "default", backend: str = "auto",
                  threads: int | None = None):
     """The backbone `model` with `weights` ("default", None for random, a file or URL) in a `Runtime`."""
     from mmindex.models import Runtime, create_model  # deferred: PyTorch
 
-    return Runtime(create_model(model, weights), engine=engine, threads=threads)
+    return Runtime(create_model(model, weights), backend=backend, threads=threads)
 
 
 def score_files(paths: Iterable[str | os.PathLike], runtime, config: IngestConfig,
@@ -127,7 +127,7 @@ def top_categories(probs: np.ndarray, k: int) -> list[Category]:
 
 
 def classify_paths(paths: Iterable[str | os.PathLike], model: str = DEFAULT_MODEL, *, weights: str | None = "default",
-                   top: int = 5, batch_size: int = 32, workers: int = 2, engine: str = "auto",
+                   top: int = 5, batch_size: int = 32, workers: int = 2, backend: str = "auto",
                    progress: ProgressFn | None = None, runtime=None) -> ClassifyReport:
     """Classify every image and video shot under `paths` (files and folders, recursively) into the ILSVRC classes.
 
@@ -136,9 +136,9 @@ def classify_paths(paths: Iterable[str | os.PathLike], model: str = DEFAULT_MODE
     loaded; pass `runtime` to reuse a model already loaded.
     """
     t0 = time.perf_counter()
-    runtime = runtime or make_runtime(model, weights, engine)
-    config = IngestConfig(model=runtime.backbone.name, batch_size=batch_size, workers=workers, engine=engine)
-    report = ClassifyReport(runtime.backbone.name, runtime.engine)
+    runtime = runtime or make_runtime(model, weights, backend)
+    config = IngestConfig(model=runtime.backbone.name, batch_size=batch_size, workers=workers, backend=backend)
+    report = ClassifyReport(runtime.backbone.name, runtime.backend)
     for path, rec in score_files(paths, runtime, config, progress):
         if isinstance(rec, MediaError):
             report.errors.append((path, str(rec)))

@@ -1,6 +1,6 @@
 """The reader stage: a scanned file → read, hashed, decoded and preprocessed (`Decoded`), in threads.
 
-Used alike by `add` (mmindex.index.ingest), its Ray engine and `classify`. A reader never raises for bad
+Used alike by `add` (mmindex.index.ingest), its Ray executor and `classify`. A reader never raises for bad
 input: a file that cannot be used becomes the `MediaError` that says why, so one bad file never stops a run.
 """
 

@@ -78,8 +78,8 @@ def add_paths(
 class BatchWriter:
     """Writer stage: takes each file's result in scan order and commits them batch by batch.
 
-    A result is a `MediaError`, `UNCHANGED`, or an item for `mapper` (a `Decoded` for the local engine,
-    which infers at flush time; a finished `MediaRecord` for the Ray engine). A batch is committed once
+    A result is a `MediaError`, `UNCHANGED`, or an item for `mapper` (a `Decoded` for the local executor,
+    which infers at flush time; a finished `MediaRecord` for the Ray executor). A batch is committed once
     it holds `batch_size` keyframes, in one `Store.write_batch` transaction with its errors, so that a
     killed run keeps every committed batch and a re-run skips it. Only this object writes to the store.
     """

@@ -1,15 +1,15 @@
-"""`add --engine ray`: the same reader → mapper → writer pipeline, with its first two stages on a Ray cluster.
+"""`add --executor ray`: the same reader → mapper → writer pipeline, with its first two stages on a Ray cluster.
 
-- **Reader** (`read_item`, shared with the local engine): Ray Data CPU tasks read, hash, decode and
+- **Reader** (`read_item`, shared with the local executor): Ray Data CPU tasks read, hash, decode and
   preprocess the files, a few per task.
 - **Mapper** (`infer`, shared): a fixed pool of `ray_workers` actors, each holding one ONNX Runtime
   (or PyTorch) model, turns decoded media into scored `MediaRecord`s.
 - **Writer** (`BatchWriter`, shared): only this process, the driver, writes. It takes the results in
-  scan order and commits them batch by batch, exactly as the local engine does, so the index format,
-  the segment order and the kill -9 / re-run guarantees are those of the local engine.
+  scan order and commits them batch by batch, exactly as the local executor does, so the index format,
+  the segment order and the kill -9 / re-run guarantees are those of the local executor.
 
 Ray retries a task whose worker died and restarts a dead actor (up to `MAX_RETRIES` times each); a
-file that fails to decode is recorded as an error like in the local engine. If the job fails anyway,
+file that fails to decode is recorded as an error like in the local executor. If the job fails anyway,
 every batch committed so far stays, the results already received are committed, and `ClusterError`
 says to re-run, which resumes. Results travel between stages as pickled `Decoded` / `MediaRecord`.
 """
@@ -83,7 +83,7 @@ def ray_session(config: IngestConfig) -> Iterator[None]:
     try:
         import ray
     except ImportError:
-        raise ClusterError("the Ray engine needs Ray: pip install 'mmindex[scale]'") from None
+        raise ClusterError("the Ray executor needs Ray: pip install 'mmindex[scale]'") from None
     if ray.is_initialized():  # a notebook, a test, or an application that manages its own cluster
         yield
         return
@@ -141,7 +141,7 @@ def _run(items: list[ScanItem], known: dict[str, str], data_config, config: Inge
     saved = ctx.execution_options.preserve_order, ctx.enable_progress_bars, ctx.print_on_execution_start
     data_log = logging.getLogger("ray.data")
     saved_level = data_log.level
-    ctx.execution_options.preserve_order = True  # the writer commits in scan order: same ids as the local engine
+    ctx.execution_options.preserve_order = True  # the writer commits in scan order: same ids as the local executor
     ctx.enable_progress_bars = ctx.print_on_execution_start = False  # the CLI draws its own bar
     data_log.setLevel(logging.ERROR)
     try:
@@ -191,7 +191,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _decode_batch(batch: dict[str, np.ndarray], data_config, config: IngestConfig) -> dict[str, np.ndarray]:
-    """Reader stage, as a Ray task: a few files read and decoded with the local engine's `read_item`."""
+    """Reader stage, as a Ray task: a few files read and decoded with the local executor's `read_item`."""
     out: dict[str, list] = {"path": [], "status": [], "message": [], "payload": []}
     for path, error, known in zip(batch["path"], batch["error"], batch["known"], strict=True):
         path = str(path)
@@ -215,7 +215,7 @@ def _decode_batch(batch: dict[str, np.ndarray], data_config, config: IngestConfi
 class _InferWorker:
     """Mapper stage, as a Ray actor: holds one model for its lifetime and scores batches of decoded files.
 
-    The model is created on the first batch that has something new, as in the local engine: a re-run over
+    The model is created on the first batch that has something new, as in the local executor: a re-run over
     unchanged files never pays for loading it.
     """
 
@@ -231,7 +231,7 @@ class _InferWorker:
         if self.runtime is None:
             from mmindex.models import Runtime, create_model  # deferred: PyTorch, in the Ray actor
 
-            self.runtime = Runtime(create_model(self.config.model), engine=self.config.engine,
+            self.runtime = Runtime(create_model(self.config.model), backend=self.config.backend,
                                    threads=_threads(self.config))
         decoded = [pickle.loads(out["payload"][i]) for i in todo]
         records = infer(decoded, self.runtime, self.config.batch_size, self.config.pool)

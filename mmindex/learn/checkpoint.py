@@ -22,7 +22,7 @@ import torch
 from mmindex.atomic import atomic_write
 from mmindex.errors import DetectorError
 from mmindex.learn.config import TrainConfig
-from mmindex.learn.detector import Detector
+from mmindex.learn.model import Detector
 
 FORMAT = "mmindex-detector"
 VERSION = 1

@@ -114,7 +114,7 @@ class FeatureCache:
 
 
 def extract_features(ds: Dataset, backbone: str, progress: ProgressFn | None = None, batch_size: int = 32,
-                     engine: str = "auto", device=None) -> tuple[np.ndarray, Dataset, str]:
+                     backend: str = "auto", device=None) -> tuple[np.ndarray, Dataset, str]:
     """Probe features (N, D) float32 (L2-normalised pooled features), the kept dataset, and the weights id.
 
     Cached images are not decoded again; the backbone is built only if some image is not cached. With a
@@ -138,7 +138,7 @@ def extract_features(ds: Dataset, backbone: str, progress: ProgressFn | None = N
                 bad[i] = f"cannot read file: {exc.strerror or exc}"
         found = cache.get([k for k in keys if k])
         todo = [i for i, k in enumerate(keys) if k and k not in found]
-        runtime = (Runtime(model, engine="torch" if on_gpu else engine, device=device if on_gpu else None)
+        runtime = (Runtime(model, backend="torch" if on_gpu else backend, device=device if on_gpu else None)
                    if todo else None)
         dc = model.data_config
         done = len(ds) - len(todo)

@@ -29,7 +29,7 @@ from mmindex.errors import DataError, DetectorError
 from mmindex.learn import calibration, data, features
 from mmindex.learn.checkpoint import atomic_save, save_bundle
 from mmindex.learn.config import TrainConfig
-from mmindex.learn.detector import Detector
+from mmindex.learn.model import Detector
 from mmindex.learn.schedules import learning_rate
 
 #: progress(epoch, epochs, step, steps, loss, metric) — metric is the last validation value or None.

@@ -11,8 +11,8 @@ class LazyModel:
     Nothing heavy is imported until then: a search by concept never loads PyTorch.
     """
 
-    def __init__(self, name: str, runtime: str = "auto", threads: int | None = None):
-        self.name, self._engine, self._threads = name, runtime, threads
+    def __init__(self, name: str, backend: str = "auto", threads: int | None = None):
+        self.name, self._backend, self._threads = name, backend, threads
         self._backbone = None
         self._runtime = None
         self._lock = threading.Lock()
@@ -33,5 +33,5 @@ class LazyModel:
             if self._runtime is None:
                 from mmindex.models.runtime import Runtime  # deferred: PyTorch and ONNX Runtime
 
-                self._runtime = Runtime(backbone, engine=self._engine, threads=self._threads)
+                self._runtime = Runtime(backbone, backend=self._backend, threads=self._threads)
             return self._runtime

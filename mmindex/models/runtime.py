@@ -24,7 +24,7 @@ from mmindex.models.weights import RANDOM_WEIGHTS
 
 log = logging.getLogger(__name__)
 
-ENGINES = ("auto", "onnx", "torch")
+BACKENDS = ("auto", "onnx", "torch")
 #: ONNX opset of the exported graphs (supported by onnxruntime >= 1.14).
 OPSET = 17
 
@@ -32,22 +32,22 @@ OPSET = 17
 class Runtime:
     """Inference on float32 batches (B, 3, S, S) already preprocessed per `backbone.data_config`.
 
-    engine:
+    backend (the CLI's `--runtime`):
       "onnx": export the backbone once with `torch.onnx.export(..., dynamo=False)` (dynamic batch axis)
         to `cache_dir/onnx/<name>-<weights_id>.onnx` and run it with onnxruntime's CPUExecutionProvider;
       "torch": eager PyTorch, channels_last, under inference_mode;
       "auto": "onnx", falling back to "torch" with a logged warning if export or session creation fails.
-    device: where the "torch" engine runs (default the CPU; "cuda" for a GPU). ONNX runs on the CPU.
+    device: where the "torch" backend runs (default the CPU; "cuda" for a GPU). ONNX runs on the CPU.
     threads: intra-op threads (default: `os.cpu_count()`). For "torch" it sets `torch.set_num_threads`,
       which is process-wide, and only when given.
     cache_dir: default `$MMINDEX_CACHE` (else `~/.cache/mmindex`).
-    `engine` holds the engine actually used after construction. The backbone is put in eval mode.
+    `backend` holds the backend actually used after construction. The backbone is put in eval mode.
     """
 
-    def __init__(self, backbone: Backbone, engine: str = "auto", threads: int | None = None,
+    def __init__(self, backbone: Backbone, backend: str = "auto", threads: int | None = None,
                  cache_dir: str | os.PathLike | None = None, device: str | torch.device | None = None):
-        if engine not in ENGINES:
-            raise ModelError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+        if backend not in BACKENDS:
+            raise ModelError(f"unknown runtime {backend!r}; choose one of {', '.join(BACKENDS)}")
         self.backbone = backbone.eval()
         self.threads = threads or os.cpu_count() or 1
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
@@ -55,15 +55,15 @@ class Runtime:
         self._session = None
         self._tmpdir: tempfile.TemporaryDirectory | None = None
         self.device = torch.device(device or "cpu")
-        if engine in ("onnx", "auto") and self.device.type == "cpu":
+        if backend in ("onnx", "auto") and self.device.type == "cpu":
             try:
                 self._session = self._onnx_session()
-                self.engine = "onnx"
+                self.backend = "onnx"
                 return
             except Exception as e:  # export and onnxruntime raise many types; all mean "cannot use ONNX"
-                if engine == "onnx":
-                    raise ModelError(f"ONNX engine unavailable for {backbone.name}: {type(e).__name__}: {e}") from e
-                log.warning("ONNX engine unavailable for %s (%s: %s); falling back to PyTorch",
+                if backend == "onnx":
+                    raise ModelError(f"ONNX Runtime unavailable for {backbone.name}: {type(e).__name__}: {e}") from e
+                log.warning("ONNX Runtime unavailable for %s (%s: %s); falling back to PyTorch",
                             backbone.name, type(e).__name__, e)
         if threads:
             torch.set_num_threads(threads)
@@ -72,7 +72,7 @@ class Runtime:
         self.backbone.to(self.device)
         # channels_last lets oneDNN pick its fast convolution kernels (about 1.7x for lite0 on this CPU).
         self.backbone.to(memory_format=torch.channels_last)
-        self.engine = "torch"
+        self.backend = "torch"
 
     # ---- running ---------------------------------------------------------------------------------
     def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -83,7 +83,7 @@ class Runtime:
         batch = np.ascontiguousarray(batch, dtype=np.float32)
         size = self.backbone.data_config.input_size
         if batch.ndim != 4 or batch.shape[1:] != (3, size, size):
-            # The ONNX graph was traced at this size (TF "SAME" padding is baked in), so check for both engines.
+            # The ONNX graph was traced at this size (TF "SAME" padding is baked in), so check for both backends.
             raise ModelError(f"{self.backbone.name} expects a batch of shape (B, 3, {size}, {size}), "
                              f"got {batch.shape}")
         if self._session is not None:

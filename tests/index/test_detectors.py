@@ -14,7 +14,7 @@ from mmindex.index.ingest import BatchWriter
 from mmindex.index.store import Store
 from mmindex.learn.checkpoint import load_bundle, save_bundle
 from mmindex.learn.config import TrainConfig
-from mmindex.learn.detector import Detector
+from mmindex.learn.model import Detector
 from mmindex.records import MediaRecord, SegmentRecord
 
 C, D = 5, 8

@@ -85,8 +85,8 @@ def test_onnx_export_agrees_with_torch(built, tmp_path):
     dc = model.data_config
     model.data_config = dataclasses.replace(dc, input_size=size)  # export at the small size
     try:
-        runtime = Runtime(model, engine="onnx", cache_dir=tmp_path, threads=1)
-        assert runtime.engine == "onnx" and runtime.onnx_path.is_file()
+        runtime = Runtime(model, backend="onnx", cache_dir=tmp_path, threads=1)
+        assert runtime.backend == "onnx" and runtime.onnx_path.is_file()
         probs, emb = runtime.run(x.numpy())
         with torch.inference_mode():
             p_ref, e_ref = model(x)

@@ -1,4 +1,4 @@
-"""`add --engine ray` builds the index the local engine builds, records bad files, and survives a killed worker.
+"""`add --executor ray` builds the index the local executor builds, records bad files, and survives a killed worker.
 
 One local Ray cluster (2 CPUs) serves the whole module: the CLI joins it with `--address`, and in-process
 runs reuse this process's connection. Starting Ray costs several seconds on two cores, so it starts once.
@@ -73,7 +73,7 @@ def segments(index: Path) -> tuple[dict, list]:
     return out, errors
 
 
-def test_ray_engine_builds_the_same_index_as_the_local_engine(tmp_path, media, ray_address):
+def test_ray_executor_builds_the_same_index_as_the_local_executor(tmp_path, media, ray_address):
     local = Engine(tmp_path / "local").add([media])
     proc = run_cli("add", str(media), "--index", str(tmp_path / "ray"), "-q", "--engine", "ray",
                    "--address", ray_address, "--batch-size", "8")
