@@ -1,8 +1,14 @@
 """The records that flow through mmindex, from decoded media to stored segments.
 
-    media file ──read + decode──▶ Decoded (segments of preprocessed keyframes)
-               ──model──▶ MediaRecord (segments with concept scores and an embedding) ──▶ the store
+One type, `Media`, holds a file's facts (path, kind, hash, size, dimensions) and its segments. The facts are
+set by the reader and never change; each stage hands on the same facts with new segments:
 
+    media file ──read + decode──▶ Media[DecodedSegment]  (`Decoded`: preprocessed keyframes per segment)
+               ──model──▶ Media[SegmentRecord]  (`MediaRecord`: concept scores and an embedding) ──▶ the store
+                          Media[SegmentResult]  (`extract.classify.FileResult`: the top ImageNet classes)
+
+Every segment type is a `Segment`: where the segment lies in its file, plus what that stage made of it.
+`Decoded` and `MediaRecord` name stages in annotations; an `isinstance` check takes `Media`.
 `Hit`, the search result, lives with the searcher (`mmindex.search.hits`).
 """
 
@@ -10,56 +16,52 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import numpy as np
 
 
-@dataclass
-class DecodedSegment:
-    """A segment ready for the model: its preprocessed keyframes and where they come from."""
+@dataclass(kw_only=True)
+class Segment:
+    """Where a segment lies: its time range in seconds (None for an image) and its keyframes (time s, frame)."""
 
-    frames: list[np.ndarray]
-    keyframes: list[tuple[float | None, int | None]]
     start: float | None = None
     end: float | None = None
+    keyframes: Sequence[tuple[float | None, int | None]] = ((None, None),)
 
 
 @dataclass
-class Decoded:
-    """A media file read, hashed and decoded into segments."""
+class DecodedSegment(Segment):
+    """A segment ready for the model: its preprocessed keyframes, one (3, H, W) array each."""
 
-    path: str
-    kind: str
-    sha256: str
-    size: int
-    mtime_ns: int
-    segments: list[DecodedSegment]
-    width: int | None = None
-    height: int | None = None
-    duration: float | None = None
+    frames: list[np.ndarray]
 
 
 @dataclass
-class SegmentRecord:
-    """One segment to store: its time range (None for images), keyframe times, and its outputs."""
+class SegmentRecord(Segment):
+    """A segment scored by the model, as the store keeps it."""
 
     scores: np.ndarray  # (C,) concept scores
     embedding: np.ndarray  # (D,) L2-normalised
-    start: float | None = None
-    end: float | None = None
-    keyframes: Sequence[tuple[float | None, int | None]] = ((None, None),)  # (time s, frame number)
+
+
+S = TypeVar("S", bound=Segment)
 
 
 @dataclass
-class MediaRecord:
-    """One media file to store with all its segments. Replaces any earlier record of the same path."""
+class Media(Generic[S]):
+    """A media file and its segments. `MediaRecord`s replace any earlier record of the same path in the store."""
 
     path: str
-    kind: str
+    kind: str  # "image" or "video"
     sha256: str
-    size: int
+    size: int  # bytes
     mtime_ns: int
-    segments: list[SegmentRecord]
+    segments: list[S]
     width: int | None = None
     height: int | None = None
-    duration: float | None = None
+    duration: float | None = None  # seconds, videos only
+
+
+Decoded = Media[DecodedSegment]  # read, hashed and decoded: what the mapper takes
+MediaRecord = Media[SegmentRecord]  # scored: what the store writes

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -22,6 +22,7 @@ from mmindex.errors import MediaError
 from mmindex.extract.mapper import infer
 from mmindex.extract.reader import read_all
 from mmindex.media.scan import scan
+from mmindex.records import Media, Segment
 
 ProgressFn = Callable[[int, int], None]  # (files done, files total)
 
@@ -37,21 +38,13 @@ class Category:
 
 
 @dataclass
-class SegmentResult:
+class SegmentResult(Segment):
     """The ranking of one image, or of one video shot (`start`/`end` in seconds)."""
 
     top: list[Category]
-    start: float | None = None
-    end: float | None = None
 
 
-@dataclass
-class FileResult:
-    """A classified file: one segment for an image, one per shot for a video."""
-
-    path: str
-    kind: str
-    segments: list[SegmentResult]
+FileResult = Media[SegmentResult]  # a classified file: one segment for an image, one per shot for a video
 
 
 @dataclass
@@ -143,7 +136,8 @@ def classify_paths(paths: Iterable[str | os.PathLike], model: str = DEFAULT_MODE
         if isinstance(rec, MediaError):
             report.errors.append((path, str(rec)))
             continue
-        report.results.append(FileResult(path, rec.kind, [
-            SegmentResult(top_categories(s.scores, top), s.start, s.end) for s in rec.segments]))
+        report.results.append(replace(rec, segments=[
+            SegmentResult(top=top_categories(s.scores, top), start=s.start, end=s.end, keyframes=s.keyframes)
+            for s in rec.segments]))
     report.seconds = time.perf_counter() - t0
     return report

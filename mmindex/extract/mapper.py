@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from mmindex.records import Decoded, MediaRecord, SegmentRecord
 
 
 def infer(decoded: list[Decoded], runtime, batch_size: int, pool: str = "max") -> list[MediaRecord]:
-    """Mapper: run the model over every keyframe, pool keyframes into segment scores and embeddings."""
+    """Mapper: run the model over every keyframe, pool keyframes into segment scores and embeddings.
+
+    Each record keeps its file's facts and each segment its place; only the keyframes become scores."""
     frames = [f for d in decoded for s in d.segments for f in s.frames]
     probs, embs = [], []
     for i in range(0, len(frames), batch_size):
@@ -27,7 +31,7 @@ def infer(decoded: list[Decoded], runtime, batch_size: int, pool: str = "max") -
             scores = p.max(axis=0) if pool == "max" else p.mean(axis=0)
             emb = e.mean(axis=0)
             emb /= max(float(np.linalg.norm(emb)), 1e-12)
-            segments.append(SegmentRecord(scores, emb, s.start, s.end, s.keyframes))
-        records.append(MediaRecord(d.path, d.kind, d.sha256, d.size, d.mtime_ns, segments,
-                                   d.width, d.height, d.duration))
+            segments.append(SegmentRecord(scores=scores, embedding=emb, start=s.start, end=s.end,
+                                          keyframes=s.keyframes))
+        records.append(replace(d, segments=segments))
     return records

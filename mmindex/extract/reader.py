@@ -16,7 +16,7 @@ from mmindex.config import IngestConfig
 from mmindex.errors import MediaError
 from mmindex.media import images
 from mmindex.media.scan import ScanItem, media_kind
-from mmindex.records import Decoded, DecodedSegment
+from mmindex.records import Decoded, DecodedSegment, Media
 
 UNCHANGED = object()  # what a reader returns for a file whose content hash is the indexed one
 
@@ -46,8 +46,8 @@ def read_media(path: str, known_sha256: str | None, data_config, config: IngestC
     dc = data_config
     img, (width, height) = images.open_image_sized(data, config.max_pixels, draft_size=dc.resize)
     frame = images.preprocess(img, dc.input_size, dc.resize, dc.mean, dc.std, dc.interpolation)
-    return Decoded(path, "image", digest, st.st_size, st.st_mtime_ns, [DecodedSegment([frame], [(None, None)])],
-                   width=width, height=height)  # the file's size, not the draft-reduced decode's
+    return Media(path, "image", digest, st.st_size, st.st_mtime_ns, [DecodedSegment(frames=[frame])],
+                 width=width, height=height)  # the file's size, not the draft-reduced decode's
 
 
 def _hash_file(path: str) -> str:

@@ -34,7 +34,7 @@ from mmindex.config import IngestConfig
 from mmindex.errors import MediaError
 from mmindex.media import images, shots
 from mmindex.media.shots import DEFAULT_DETECTOR, Shot, Transition
-from mmindex.records import Decoded, DecodedSegment
+from mmindex.records import Decoded, DecodedSegment, Media
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +159,7 @@ def _probe(path: str) -> tuple[float, int, int, int, float, int | None]:
                 float(stream.time_base), stream.frames or None)
 
 
-def decode(path: str, sha256: str, st: os.stat_result, data_config, config: IngestConfig):
+def decode(path: str, sha256: str, st: os.stat_result, data_config, config: IngestConfig) -> Decoded:
     """Decode a video into one `DecodedSegment` per shot (see the module docstring). Raises MediaError."""
 
     if st.st_size == 0:
@@ -192,11 +192,12 @@ def decode(path: str, sha256: str, st: os.stat_result, data_config, config: Inge
             continue  # beyond the last decodable frame (a truncated file with an msb, for example)
         start = seconds(pts_of(shot.start))
         end = seconds(pts_of(shot.end + 1)) if shot.end + 1 < n_frames else duration
-        segments.append(DecodedSegment([g[0] for g in got], [g[1] for g in got], round(start, 3), round(end, 3)))
+        segments.append(DecodedSegment(frames=[g[0] for g in got], keyframes=[g[1] for g in got],
+                                       start=round(start, 3), end=round(end, 3)))
     if not segments:
         raise MediaError("no frame of the video could be decoded")
-    return Decoded(path, "video", sha256, st.st_size, st.st_mtime_ns, segments,
-                   width=width, height=height, duration=round(duration, 3))
+    return Media(path, "video", sha256, st.st_size, st.st_mtime_ns, segments,
+                 width=width, height=height, duration=round(duration, 3))
 
 
 def detect_transitions(path: str, frame_step: int = 1, detector: str = DEFAULT_DETECTOR) -> list[Transition]:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from mmindex.extract.mapper import infer
-from mmindex.records import Decoded, DecodedSegment, MediaRecord
+from mmindex.records import Decoded, DecodedSegment, Media, SegmentRecord
 
 C, D, S = 4, 3, 8  # concepts, embedding size, frame side
 
@@ -41,7 +41,8 @@ def frame(v: float) -> np.ndarray:
 
 
 def media(path: str, segments: list[list[float]], kind: str = "video") -> Decoded:
-    segs = [DecodedSegment([frame(v) for v in values], [(float(j), 10 * j) for j in range(len(values))],
+    segs = [DecodedSegment(frames=[frame(v) for v in values],
+                           keyframes=[(float(j), 10 * j) for j in range(len(values))],
                            start=float(i), end=float(i + 1)) for i, values in enumerate(segments)]
     return Decoded(path, kind, f"sha-{path}", 1000, 42, segs, width=64, height=48, duration=float(len(segments)))
 
@@ -64,7 +65,7 @@ def test_keyframes_are_pooled_per_segment_whatever_the_batches(pool, batch_size)
     assert len(model.batches) == -(-11 // batch_size)  # batches span media and segments: no partial ones between
     assert [r.path for r in records] == ["/v1.mp4", "/p.jpg", "/v2.mp4"]
     for d, r in zip(decoded, records, strict=True):
-        assert isinstance(r, MediaRecord)
+        assert isinstance(r, Media) and all(isinstance(s, SegmentRecord) for s in r.segments)
         assert (r.kind, r.sha256, r.size, r.mtime_ns, r.width, r.height, r.duration) == (
             d.kind, d.sha256, d.size, d.mtime_ns, d.width, d.height, d.duration)
         assert len(r.segments) == len(d.segments)

@@ -19,7 +19,7 @@ from mmindex.extract.reader import UNCHANGED, read_all, read_item, read_media
 from mmindex.media.images import open_image, preprocess
 from mmindex.media.scan import ScanItem
 from mmindex.models.weights import IMAGENET_224, DataConfig
-from mmindex.records import Decoded
+from mmindex.records import DecodedSegment, Media
 
 DC = IMAGENET_224
 
@@ -34,14 +34,14 @@ def test_an_image_becomes_one_segment_of_one_preprocessed_keyframe(tmp_path):
     path = photo(tmp_path / "p.png", (320, 240))
     data = path.read_bytes()
     decoded = read_media(str(path), None, DC, IngestConfig())
-    assert isinstance(decoded, Decoded)
+    assert isinstance(decoded, Media) and isinstance(decoded.segments[0], DecodedSegment)
     st = os.stat(path)
     assert (decoded.path, decoded.kind, decoded.size, decoded.mtime_ns) == (str(path), "image", len(data),
                                                                             st.st_mtime_ns)
     assert decoded.sha256 == hashlib.sha256(data).hexdigest()
     assert (decoded.width, decoded.height, decoded.duration) == (320, 240, None)
     [segment] = decoded.segments
-    assert (segment.start, segment.end, segment.keyframes) == (None, None, [(None, None)])
+    assert (segment.start, segment.end, list(segment.keyframes)) == (None, None, [(None, None)])
     [frame] = segment.frames
     assert frame.shape == (3, 224, 224) and frame.dtype == np.float32
     expected = preprocess(open_image(data, 10**8), DC.input_size, DC.resize, DC.mean, DC.std, DC.interpolation)
@@ -67,10 +67,10 @@ def test_an_unchanged_file_is_not_decoded_again_and_a_changed_one_is(tmp_path):
     path = photo(tmp_path / "p.png")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     assert read_media(str(path), digest, DC, IngestConfig()) is UNCHANGED
-    assert isinstance(read_media(str(path), "0" * 64, DC, IngestConfig()), Decoded)
+    assert isinstance(read_media(str(path), "0" * 64, DC, IngestConfig()), Media)
     photo(path, seed=1)  # new content under the same name
     again = read_media(str(path), digest, DC, IngestConfig())
-    assert isinstance(again, Decoded) and again.sha256 != digest
+    assert isinstance(again, Media) and again.sha256 != digest
 
 
 def test_a_file_named_like_a_video_that_did_not_change_is_not_opened_by_the_decoder(tmp_path):
@@ -95,14 +95,14 @@ def test_the_pixel_limit_comes_from_the_ingest_config(tmp_path):
     path = photo(tmp_path / "p.png", (320, 240))
     with pytest.raises(MediaError, match="image too large"):
         read_media(str(path), None, DC, IngestConfig(max_pixels=320 * 240 - 1))
-    assert isinstance(read_media(str(path), None, DC, IngestConfig(max_pixels=320 * 240)), Decoded)
+    assert isinstance(read_media(str(path), None, DC, IngestConfig(max_pixels=320 * 240)), Media)
 
 
 def test_read_item_turns_every_failure_into_a_media_error(tmp_path):
     path = photo(tmp_path / "p.png")
     known = {str(path): hashlib.sha256(path.read_bytes()).hexdigest()}
     assert read_item(ScanItem(str(path)), known, DC, IngestConfig()) is UNCHANGED  # looked up by path
-    assert isinstance(read_item(ScanItem(str(path)), {}, DC, IngestConfig()), Decoded)
+    assert isinstance(read_item(ScanItem(str(path)), {}, DC, IngestConfig()), Media)
     scanned = read_item(ScanItem(str(tmp_path / "loop"), "symbolic link loop"), {}, DC, IngestConfig())
     assert isinstance(scanned, MediaError) and str(scanned) == "symbolic link loop"  # the scan's error, as is
     # a decoder failure nobody foresaw (here: an interpolation PIL is not given) is reported, not raised
@@ -124,7 +124,7 @@ def test_read_all_yields_every_item_in_scan_order(tmp_path, workers):
             expected.append(MediaError)
         else:
             items.append(ScanItem(str(photo(tmp_path / f"{i:02d}.png", (40 + i, 30), seed=i))))
-            expected.append(Decoded)
+            expected.append(Media)
     known = {items[0].path: hashlib.sha256(Path(items[0].path).read_bytes()).hexdigest()}
     expected[0] = UNCHANGED
     out = list(read_all(items, known, DC, IngestConfig(batch_size=2, workers=workers)))
@@ -134,7 +134,7 @@ def test_read_all_yields_every_item_in_scan_order(tmp_path, workers):
             assert result is UNCHANGED
         else:
             assert isinstance(result, kind), (item, result)
-        if kind is Decoded:
+        if kind is Media:
             assert result.path == item.path and result.width == 40 + i  # each result with its own item
     assert expected.count(MediaError) == 6
     assert list(read_all([], {}, DC, IngestConfig())) == []
