@@ -96,15 +96,27 @@ def registries() -> dict[str, Registry]:
     ("search", "normalise", "mmindex.search.fusion:NORMALISERS"),
     ("train-sequence", "arch", "mmindex.learn.sequence:ARCHS"),
     ("train-clips", "arch", "mmindex.learn.video3d:ARCHS"),
+    ("train", "arch", "mmindex.learn.archs:ARCHS"),
+    ("train", "backbone", "mmindex.models.registry:MODELS"),
+    ("add", "model", "mmindex.models.registry:MODELS"),
+    ("classify", "model", "mmindex.models.registry:MODELS"),
+    ("evaluate-ilsvrc", "model", "mmindex.models.registry:MODELS"),
 ])
 def test_cli_choices_are_the_registered_names(command, option, where):
     import importlib
 
+    import click
+
+    import mmindex.models.backbones  # noqa: F401  (the backbones register themselves when imported)
     from mmindex.cli import main
 
-    param = next(p for p in main.commands[command].params if p.name == option)
+    cmd = main.commands[command]
+    param = next(p for p in cmd.get_params(click.Context(cmd)) if p.name == option)
     module, _, attribute = where.partition(":")
-    assert list(param.type.choices) == list(getattr(importlib.import_module(module), attribute))
+    order = sorted if attribute == "MODELS" else list  # `mmindex models list` and its choices sort the backbones
+    assert order(param.type.choices) == order(getattr(importlib.import_module(module), attribute))
+    with pytest.raises(click.BadParameter, match="no-such-name"):
+        param.type.convert("no-such-name", param, None)
 
 
 def first_cells(path: str, heading: str) -> set[str]:

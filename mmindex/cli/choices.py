@@ -4,6 +4,10 @@ The registry is imported on first use, not when the CLI starts: the sequence and
 modules that import PyTorch, and `mmindex --help` should not pay for that.
 
     @click.option("--fusion", type=RegistryChoice("mmindex.search.fusion:METHODS"), default="combsum")
+    @click.option("--model", type=RegistryChoice("mmindex.models:list_models"), metavar="NAME")
+
+The attribute is a registry, or a function returning its names (the backbones register themselves when their
+module is imported, which `list_models` does). A `metavar` keeps a long list of names out of `--help`.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ import click
 
 
 class RegistryChoice(click.Choice):
-    """A `click.Choice` whose choices are the names of the registry at `"module:attribute"`, read lazily."""
+    """A `click.Choice` whose choices are the names of the registry (or of the function returning them) at
+    `"module:attribute"`, read lazily."""
 
     def __init__(self, where: str, case_sensitive: bool = True):
         self.where = where
@@ -25,7 +30,8 @@ class RegistryChoice(click.Choice):
     def choices(self) -> tuple[str, ...]:  # type: ignore[override]
         if self._choices is None:
             module, _, attribute = self.where.partition(":")
-            self._choices = tuple(getattr(importlib.import_module(module), attribute))
+            names = getattr(importlib.import_module(module), attribute)
+            self._choices = tuple(names() if callable(names) else names)
         return self._choices
 
     @choices.setter

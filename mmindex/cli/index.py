@@ -6,14 +6,18 @@ import json
 
 import click
 
+from mmindex.cli.choices import RegistryChoice
 from mmindex.cli.common import index_option, main, open_engine, printable
+from mmindex.cli.options import request_options, request_values
 from mmindex.config import DEFAULT_MODEL, IngestConfig
+from mmindex.search.requests import AddRequest, RemoveRequest
 
 
 @main.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@request_options(AddRequest)  # PATHS: POST /api/media's body; the options below make the IngestConfig
 @index_option
-@click.option("--model", default=DEFAULT_MODEL, show_default=True, help="Backbone (see `mmindex models`).")
+@click.option("--model", type=RegistryChoice("mmindex.models:list_models"), default=DEFAULT_MODEL, show_default=True,
+              metavar="NAME", help="Backbone (see `mmindex models list`).")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1, 4096))
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64), help="Decoding threads.")
 @click.option("--runtime", "backend", type=click.Choice(["auto", "onnx", "torch"]), default="auto", show_default=True)
@@ -37,16 +41,17 @@ from mmindex.config import DEFAULT_MODEL, IngestConfig
 @click.option("--auto-compact", default=32, show_default=True, type=click.IntRange(0),
               help="Afterwards, compact when at least this many batch files would be merged (0: never).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def add(paths, index, model, batch_size, workers, backend, pool, frame_step, shots_dir, executor, ray_address,
-        ray_workers, vector_index, auto_compact, quiet) -> None:
+def add(index, model, batch_size, workers, backend, pool, frame_step, shots_dir, executor, ray_address,
+        ray_workers, vector_index, auto_compact, quiet, **options) -> None:
     """Index files and folders (recursively); unchanged files are skipped."""
+    request = AddRequest(**request_values(AddRequest, options))
     config = IngestConfig(model=model, batch_size=batch_size, workers=workers, backend=backend, pool=pool,
                           frame_step=frame_step, shots_dir=shots_dir, executor=executor, ray_address=ray_address,
                           ray_workers=ray_workers, auto_compact=auto_compact)
     eng = open_engine(index, config, vector_index=vector_index)
     # The bar waits for the engine's first report (once it holds the writer lock): a locked index gives
     # its one-line error alone.
-    report = _with_progress("indexing", quiet, lambda progress: eng.add(paths, progress), lazy=True)
+    report = _with_progress("indexing", quiet, lambda progress: eng.add(request.paths, progress), lazy=True)
     click.echo(
         f"added {report.added}, updated {report.updated}, unchanged {report.unchanged}, "
         f"failed {report.failed} in {report.seconds:.1f} s (index: {printable(str(eng.index_dir))})"
@@ -94,11 +99,12 @@ def info(index, as_json) -> None:
 
 
 @main.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@request_options(RemoveRequest)  # PATHS: DELETE /api/media's path
 @index_option
-def remove(paths, index) -> None:
+def remove(index, **options) -> None:
     """Remove media (files, or every file under a folder) from the index."""
-    n = open_engine(index).remove(paths)
+    request = RemoveRequest(**request_values(RemoveRequest, options))
+    n = open_engine(index).remove(request.paths)
     click.echo(f"removed {n} media")
 
 

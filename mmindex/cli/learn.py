@@ -37,12 +37,21 @@ def config_options(cls: type) -> list[click.Option]:
     return [_field_option(f, hints[f.name]) for f in dataclasses.fields(cls)]
 
 
+# The fields whose values are registered names, and their registries: the choices are the names registered when
+# the option is first used. A field's own `registry` metadata, where it says one, comes first.
+_REGISTRIES = {"arch": "mmindex.learn.archs:ARCHS", "backbone": "mmindex.models:list_models"}
+
+
 def _field_option(f: dataclasses.Field, kind: type) -> click.Option:
     meta, name = f.metadata, f.name.replace("_", "-")
     if kind is bool:
         return click.Option([f"--{name}/--no-{name}", f.name], default=f.default, show_default=True,
                             help=meta.get("help"))
     limits = {k: meta[k] for k in ("min", "max", "min_open", "max_open") if k in meta}
+    registry = meta.get("registry", _REGISTRIES.get(f.name))
+    if registry:
+        return click.Option([f"--{name}", f.name], type=RegistryChoice(registry), default=f.default,
+                            show_default=True, help=meta.get("help"))
     if "choices" in meta:
         kind = click.Choice(list(meta["choices"]))
     elif limits:

@@ -1,4 +1,5 @@
-"""Searching: search, concepts, feedback and saved queries."""
+"""Searching: search, concepts, feedback and saved queries. The requests that the HTTP API takes too (search,
+concepts, feedback) have their options made from mmindex/search/requests.py."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import click
 
 from mmindex.cli.common import emit_hits, index_option, main, open_engine
 from mmindex.cli.options import request_options, request_values
-from mmindex.search.requests import SearchRequest
+from mmindex.search.requests import ConceptsRequest, FeedbackRequest, SearchRequest
 
 
 @main.command()
@@ -28,14 +29,14 @@ def search(index, text_encoder, as_json, vector_index, **options) -> None:
 
 
 @main.command()
-@click.argument("text", required=False)
-@click.option("--limit", default=None, type=click.IntRange(1), help="At most this many.")
+@request_options(ConceptsRequest)  # TEXT, --limit: GET /api/concepts's q and limit
+@index_option
 @click.option("--json", "as_json", is_flag=True)
-def concepts(text, limit, as_json) -> None:
-    """List the concept vocabulary, or search it by name, synonym or WordNet id."""
-    from mmindex.concepts import Vocabulary  # deferred: `mmindex --help` stays fast
-
-    found = Vocabulary.imagenet().search(text, limit)
+def concepts(index, as_json, **options) -> None:
+    """List the concept vocabulary (the index's trained concepts included), or search it by name, synonym or
+    WordNet id."""
+    request = ConceptsRequest(**request_values(ConceptsRequest, options))
+    found = open_engine(index).concepts(**request.engine_arguments())  # no index: the ImageNet vocabulary
     if as_json:
         click.echo(json.dumps({"concepts": [
             {"id": c.id, "name": c.name, "synonyms": list(c.synonyms), "source": c.source,
@@ -45,25 +46,23 @@ def concepts(text, limit, as_json) -> None:
         extra = f"  [{len(c.classes)} classes]" if c.source != "imagenet" else ""
         click.echo(f"{c.id}  {', '.join(c.synonyms)}{extra}")
     if not found:
-        click.echo(f"no concept matches {text!r}", err=True)
+        click.echo(f"no concept matches {request.text!r}", err=True)
 
 
 @main.command()
 @index_option
-@click.option("--positive", "-p", multiple=True, type=int, help="A segment id that is a good hit (repeatable).")
-@click.option("--negative", "-n", multiple=True, type=int, help="A segment id that is a wrong hit (repeatable).")
+@request_options(FeedbackRequest)  # --positive, --negative, -k, --explain: POST /api/feedback's body
 @click.option("--query", "name", default=None, help="Refine this saved query instead of the last one.")
 @click.option("--save", "save_as", default=None, help="Save the refined query under this name.")
-@click.option("-k", "k", default=None, type=click.IntRange(1, 100_000), help="Number of hits (default: as before).")
-@click.option("--explain", is_flag=True)
 @click.option("--json", "as_json", is_flag=True)
-def feedback(index, positive, negative, name, save_as, k, explain, as_json) -> None:
+def feedback(index, name, save_as, as_json, **options) -> None:
     """Refine the last query with relevance judgments (Rocchio, then a linear classifier)."""
+    request = FeedbackRequest(**request_values(FeedbackRequest, options))
     eng = open_engine(index)
-    results = eng.feedback(positive, negative, k=k, explain=explain, name=name)
+    results = eng.feedback(**request.engine_arguments(), name=name)
     if save_as:
         eng.save_query(save_as)
-    emit_hits(results, as_json, explain)
+    emit_hits(results, as_json, request.explain)
 
 
 @main.group()

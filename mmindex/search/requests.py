@@ -1,16 +1,26 @@
-"""The requests of the CLI and the HTTP API, defined once: `mmindex search`'s options and `GET /api/search`'s
-query parameters are both made from `SearchRequest`'s fields, so that the two cannot drift apart (a new field
-is a new option and a new parameter).
+"""The requests of the CLI and the HTTP API, defined once: each command's request options and its endpoint's
+parameters (or JSON body) are made from one dataclass's fields, so that the two cannot drift apart (a new field
+is a new option and a new parameter):
 
-Each field's metadata says what both need: the help text, limits (`min`, `max`), the registry whose names are
-the choices (`registry`, "module:attribute", read lazily so that the CLI does not import NumPy to start), the
-command-line flags (`flags`, default `--kebab-name`), and what differs on the HTTP side (`http`: another
-default, the limits of a list's items, a description). mmindex/cli/options.py and mmindex/service/params.py
-read them. Only the standard library here: the CLI imports this module when it starts.
+| request | CLI | HTTP |
+|---|---|---|
+| `SearchRequest` | `mmindex search` | `GET /api/search` (and `POST /api/search`, an upload) |
+| `FeedbackRequest` | `mmindex feedback` | `POST /api/feedback`'s body |
+| `ConceptsRequest` | `mmindex concepts` | `GET /api/concepts` |
+| `AddRequest`, `RemoveRequest` | `mmindex add`, `mmindex remove` | `POST /api/media`'s body, `DELETE /api/media` |
+
+Each field's metadata says what both need: the help text, limits (`min`, `max`; of each item for a tuple), the
+registry whose names are the choices (`registry`, "module:attribute", read lazily so that the CLI does not
+import NumPy to start), the command-line flags (`flags`, default `--kebab-name`; `argument`: a positional
+argument instead), and what differs on the HTTP side (`http`: another default, the parameter's name
+(`alias`), limits of a string or of a list and its items, a description). A field without a default is
+required on both sides. mmindex/cli/options.py and mmindex/service/params.py read them. Only the standard
+library here: the CLI imports this module when it starts.
 
 What is not a request field: where the index is and how it is opened (`--index`, `--text-encoder`,
-`--vector-index`: the server's engine is opened once, with its own), how results are printed (`--json`), and
-HTTP paging (`offset`).
+`--vector-index`, `add`'s model and batch settings: a server's engine is opened once, with its own), how
+results are printed (`--json`, `--quiet`), HTTP paging (`offset`), and state a server does not keep
+(`feedback --query/--save`: over HTTP the client sends the query it refines).
 
 `QuerySpec` is a query as kept to run again: the last query and the saved ones (`search/feedback.py`), with
 the relevance judgments made so far.
@@ -18,23 +28,43 @@ the relevance judgments made so far.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+import types
+import typing
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
 from mmindex.errors import QueryError
 
 
 def _field(default: Any, help_text: str, **metadata: Any) -> Any:
-    """A request field: its default, its help, and the metadata the CLI and the HTTP API build from."""
-    factory = {"default_factory": tuple} if default == () else {"default": default}
+    """A request field: its default (MISSING: required), its help, and the metadata the CLI and the HTTP API
+    build from."""
+    factory = ({} if default is MISSING else {"default_factory": tuple} if default == () else {"default": default})
     return field(**factory, metadata={"help": help_text, **metadata})
 
 
+def value_type(kind: Any) -> Any:
+    """`int` for a field of type `int | None`: None is a default (nothing given), not a value one sends."""
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        (kind,) = [k for k in typing.get_args(kind) if k is not type(None)]
+    return kind
+
+
+class _Request:
+    """What every request can say about itself."""
+
+    @classmethod
+    def names(cls) -> list[str]:
+        """The field names, in order: the command's request options and the endpoint's parameters."""
+        return [f.name for f in fields(cls)]  # type: ignore[arg-type]
+
+
 _MAX_CRITERIA = 20  # concept expressions, examples or texts in one HTTP query
+_MAX_ID = 2**63 - 1  # a segment id is a SQLite INTEGER
 
 
 @dataclass(frozen=True)
-class SearchRequest:
+class SearchRequest(_Request):
     """One search: concept expressions, examples and free texts, fused into one ranking (`Engine.search`)."""
 
     concept: tuple[str, ...] = _field((), 'Concept expression, e.g. "cat AND NOT dog".', flags=("--concept", "-c"),
@@ -56,15 +86,66 @@ class SearchRequest:
     explain: bool = _field(False, "Show each criterion's score for each hit, and what text mapped to.",
                            http={"help": "each criterion's score for each hit, and what a text mapped to"})
 
-    @classmethod
-    def names(cls) -> list[str]:
-        """The field names, in order: the CLI's request options and the HTTP API's search parameters."""
-        return [f.name for f in fields(cls)]
-
     def engine_arguments(self) -> dict[str, Any]:
         """The keyword arguments of `Engine.search` for this request."""
         return {"concepts": list(self.concept), "like": list(self.like), "text": list(self.text), "k": self.k,
                 "explain": self.explain, "normalise": self.normalise, "fusion_method": self.fusion}
+
+
+@dataclass(frozen=True)
+class FeedbackRequest(_Request):
+    """Relevance judgments on a query's hits, and how to show the refined ranking (`Engine.feedback`).
+
+    The query they refine is the CLI's last query (or `--query NAME`, a saved one); over HTTP, where a server
+    keeps no query per user, the body carries it beside these fields (`concept`, `like`, `text`)."""
+
+    positive: tuple[int, ...] = _field((), "A segment id that is a good hit (repeatable).", flags=("--positive", "-p"),
+                                       min=0, http={"max": _MAX_ID, "max_items": 200,
+                                                    "help": "segment ids of good hits"})
+    negative: tuple[int, ...] = _field((), "A segment id that is a wrong hit (repeatable).", flags=("--negative", "-n"),
+                                       min=0, http={"max": _MAX_ID, "max_items": 200,
+                                                    "help": "segment ids of wrong hits"})
+    k: int | None = _field(None, "Number of hits (default: as before).", flags=("-k",), min=1, max=100_000,
+                           http={"default": 24, "help": "hits"})
+    explain: bool = _field(False, "Show each criterion's score for each hit.",
+                           http={"default": True, "help": "each criterion's score for each hit, and what a text "
+                                 "mapped to"})
+
+    def engine_arguments(self) -> dict[str, Any]:
+        """The keyword arguments of `Engine.feedback` for this request."""
+        return {"positive": list(self.positive), "negative": list(self.negative), "k": self.k,
+                "explain": self.explain}
+
+
+@dataclass(frozen=True)
+class ConceptsRequest(_Request):
+    """The concept vocabulary, or the concepts matching a text (autocomplete), best first (`Engine.concepts`)."""
+
+    text: str | None = _field(None, "A name, synonym or WordNet id, or part of one (none: every concept).",
+                              argument=True, http={"alias": "q", "max_length": 100, "help": "text to complete"})
+    limit: int | None = _field(None, "At most this many.", min=1, http={"default": 10, "max": 200})
+
+    def engine_arguments(self) -> dict[str, Any]:
+        """The keyword arguments of `Engine.concepts` for this request."""
+        return {"text": self.text, "limit": self.limit}
+
+
+@dataclass(frozen=True)
+class AddRequest(_Request):
+    """Files and folders to index (`Engine.add`). How they are indexed (model, batch size, threads) is not part
+    of the request: it is `mmindex add`'s `IngestConfig`, and a server's, fixed when it starts."""
+
+    paths: tuple[str, ...] = _field(MISSING, "Files or folders, indexed recursively.", argument=True, path=True,
+                                    http={"min_items": 1, "max_items": 1000, "help": "files or folders on the server"})
+
+
+@dataclass(frozen=True)
+class RemoveRequest(_Request):
+    """Media to remove from the index, by file, or every file under a folder (`Engine.remove`)."""
+
+    paths: tuple[str, ...] = _field(MISSING, "Files, or folders whose every file is removed.", argument=True,
+                                    path=True, http={"alias": "path", "min_items": 1, "max_items": 1000,
+                                                     "help": "file or folder (repeatable)"})
 
 
 @dataclass

@@ -1,10 +1,14 @@
-"""The HTTP API's request and response bodies (pydantic models; they make /openapi.json)."""
+"""The HTTP API's request and response bodies (pydantic models; they make /openapi.json). The request bodies hold
+the fields of the requests the CLI shares (mmindex/search/requests.py), made by mmindex/service/params.py."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from mmindex.search.requests import AddRequest
+from mmindex.service.params import StrictBody, request_model
 
 SegmentRef = Annotated[int, Field(ge=0, le=2**63 - 1)]  # a SQLite INTEGER
 
@@ -113,9 +117,8 @@ class MetricsOut(BaseModel):
     threads: ThreadsOut | None = Field(None, description="null until the server has started (no lifespan)")
 
 
-class PathsIn(BaseModel):
-    model_config = ConfigDict(strict=True)  # JSON types as written: no "1" for 1, no false for 0
-    paths: list[str] = Field(min_length=1, max_length=1000, description="files or folders on the server")
+#: `POST /api/media`'s body: `AddRequest`'s fields, as `mmindex add`'s PATHS are
+PathsIn = request_model(AddRequest, "PathsIn", doc="Files or folders on the server to index.")
 
 
 class AddOut(BaseModel):
@@ -131,14 +134,11 @@ class RemoveOut(BaseModel):
     removed: int
 
 
-class FeedbackIn(BaseModel):
-    """The query being refined, and the hits the user marked relevant or not."""
-
-    model_config = ConfigDict(strict=True)
+class FeedbackQueryIn(StrictBody):
+    """The query that feedback refines: over HTTP the client sends it (the CLI refines its last query, or a saved
+    one). `POST /api/feedback`'s body is this query and `FeedbackRequest`'s fields, made per app in
+    routes/search.py (`k` is bounded by the server's `max_k`)."""
 
     concept: list[str] = Field(default_factory=list, max_length=20)
     like: list[SegmentRef] = Field(default_factory=list, max_length=20)
     text: str | None = Field(default=None, max_length=500)
-    positive: list[SegmentRef] = Field(default_factory=list, max_length=200)
-    negative: list[SegmentRef] = Field(default_factory=list, max_length=200)
-    k: int = Field(default=24, ge=1, le=500)

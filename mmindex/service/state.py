@@ -17,7 +17,7 @@ from fastapi import HTTPException
 
 from mmindex.config import ServiceConfig
 from mmindex.engine import Engine
-from mmindex.search.requests import QuerySpec, SearchRequest
+from mmindex.search.requests import FeedbackRequest, QuerySpec, SearchRequest
 from mmindex.service import schemas
 from mmindex.service.auth import Auth
 from mmindex.service.media import Forbidden, MediaRoots, Missing, Thumbnails
@@ -89,18 +89,19 @@ class Service:
         results = self.engine.search(**{**arguments, "k": offset + request.k}, **self._search_options)
         return self._page(results, offset, request.k, t0, request.explain or bool(request.text))
 
-    def feedback(self, body: schemas.FeedbackIn) -> dict:
+    def feedback(self, query: schemas.FeedbackQueryIn, request: FeedbackRequest) -> dict:
         """The query refined by relevance judgments; the client keeps the query and the judgments (stateless)."""
         if not self.features.feedback:
             raise HTTPException(501, "relevance feedback is not supported by this server's engine yet")
-        if not body.concept and not body.like and not body.text:
-            return self._empty(0, body.k, "empty query: feedback refines a query, give its concept, like or text")
-        self._check_ids([*body.like, *body.positive, *body.negative])
-        spec = QuerySpec([*body.concept], [str(i) for i in body.like], [body.text] if body.text else [], body.k,
+        k: int = request.k  # type: ignore[assignment]  # the body's k has a default and is never null
+        if not query.concept and not query.like and not query.text:
+            return self._empty(0, k, "empty query: feedback refines a query, give its concept, like or text")
+        self._check_ids([*query.like, *request.positive, *request.negative])
+        spec = QuerySpec([*query.concept], [str(i) for i in query.like], [query.text] if query.text else [], k,
                          text_encoder=getattr(self.engine, "text_encoder", None))
         t0 = time.perf_counter()
-        results = self.engine.run_spec(spec.judge(body.positive, body.negative), explain=True)
-        return self._page(results, 0, body.k, t0, True)
+        results = self.engine.run_spec(spec.judge(request.positive, request.negative), explain=request.explain)
+        return self._page(results, 0, k, t0, request.explain or bool(query.text))
 
     def _check_ids(self, ids) -> None:
         """404 for example or judged segment ids that are not in the index."""

@@ -1,18 +1,23 @@
 """Segments and media: `GET /api/segments/{id}`, its thumbnail, `GET|HEAD /api/media/{id}` (the file, with HTTP
-Range), and, with the token, `POST /api/media` (add files) and `DELETE /api/media` (remove them)."""
+Range), and, with the token, `POST /api/media` (add files) and `DELETE /api/media` (remove them): their body and
+parameters are `AddRequest`'s and `RemoveRequest`'s fields (mmindex/search/requests.py), as `mmindex add`'s and
+`mmindex remove`'s PATHS are."""
 
+import dataclasses
 import mimetypes
 import os
 from typing import Annotated
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, Response
 
 from mmindex.errors import MediaError
+from mmindex.search.requests import AddRequest, RemoveRequest
 from mmindex.service import schemas
 from mmindex.service.media import Forbidden
+from mmindex.service.params import http_name, request_dependency, request_from
 from mmindex.service.state import Service
 
 _MAX_ID = 2**63 - 1
@@ -66,27 +71,28 @@ def router(svc: Service, read: list) -> APIRouter:
 def write_router(svc: Service, write: list) -> APIRouter:
     """Adding and removing media on the server: the token's endpoints."""
     api = APIRouter(dependencies=write)
+    removal = Depends(request_dependency(RemoveRequest, Query))
+    (paths_field,) = dataclasses.fields(RemoveRequest)
 
     @api.post("/media", response_model=schemas.AddOut)
     def add_media(body: schemas.PathsIn) -> dict:
         """Index files or folders on the server (inside the media roots). Needs the token."""
-        paths = [_allowed(svc, p) for p in body.paths]
+        paths = [_allowed(svc, p) for p in request_from(AddRequest, body).paths]
         # Confined as reads are: no symbolic link met in a folder is followed out of the roots.
         report = svc.engine.add(paths, confine_to=svc.roots.containing(paths, svc.generation()))
         return {"added": report.added, "updated": report.updated, "unchanged": report.unchanged,
                 "failed": report.failed, "errors": [list(e) for e in report.errors], "seconds": report.seconds}
 
     @api.delete("/media", response_model=schemas.RemoveOut)
-    def remove_media(
-        request: Request,
-        path: Annotated[list[str], Query(min_length=1, max_length=1000, description="file or folder (repeatable)")],
-    ) -> dict:
+    def remove_media(request: Request, _checked: RemoveRequest = removal) -> dict:
         """Remove media by file, or every file under a folder (inside the media roots). Needs the token."""
-        # Read again from the raw query: Starlette turns %-escaped bytes that are not UTF-8 into U+FFFD, and a
-        # file name that is not UTF-8 must arrive as the index keeps it, surrogateescape text ('caf\udce9').
+        # The paths are read again from the raw query (the dependency checked and documented them): Starlette
+        # turns %-escaped bytes that are not UTF-8 into U+FFFD, and a file name that is not UTF-8 must arrive
+        # as the index keeps it, surrogateescape text ('caf\udce9').
         query = request.scope.get("query_string", b"").decode("latin-1")
-        path = [v for k, v in parse_qsl(query, keep_blank_values=True, errors="surrogateescape") if k == "path"]
-        return {"removed": svc.engine.remove([_allowed(svc, p, must_exist=False) for p in path])}
+        name = http_name(paths_field)
+        paths = [v for k, v in parse_qsl(query, keep_blank_values=True, errors="surrogateescape") if k == name]
+        return {"removed": svc.engine.remove([_allowed(svc, p, must_exist=False) for p in paths])}
 
     return api
 

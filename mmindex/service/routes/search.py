@@ -1,5 +1,6 @@
 """Searching: `GET /api/search` (parameters made from `SearchRequest`), `POST /api/search` (an uploaded example),
-`POST /api/feedback` and `GET /api/concepts` (autocomplete)."""
+`POST /api/feedback` (a body with `FeedbackRequest`'s fields) and `GET /api/concepts` (autocomplete, parameters
+made from `ConceptsRequest`): each request is defined once, in mmindex/search/requests.py, for the CLI too."""
 
 import dataclasses
 import tempfile
@@ -8,9 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, UploadFile
 
 from mmindex.media.images import open_image
-from mmindex.search.requests import SearchRequest
+from mmindex.search.requests import ConceptsRequest, FeedbackRequest, SearchRequest
 from mmindex.service import schemas
-from mmindex.service.params import request_dependency
+from mmindex.service.params import request_dependency, request_from, request_model
 from mmindex.service.state import Service
 
 #: the fields an upload search takes beside the image (`like` is the image; a free text needs no upload)
@@ -22,6 +23,9 @@ def router(svc: Service, read: list) -> APIRouter:
     limits = {"k": {"max": config.max_k}}
     query = Depends(request_dependency(SearchRequest, Query, limits))
     form = Depends(request_dependency(SearchRequest, Form, limits, only=UPLOAD_FIELDS))
+    concepts_query = Depends(request_dependency(ConceptsRequest, Query))
+    FeedbackIn = request_model(FeedbackRequest, "FeedbackIn", limits, base=schemas.FeedbackQueryIn,  # noqa: N806
+                               doc="The query being refined, and the hits the user marked relevant or not.")
     api = APIRouter(dependencies=read)
     Offset = Annotated[int, Query(ge=0, le=config.max_offset, description="hits to skip (paging)")]
     FormOffset = Annotated[int, Form(ge=0, le=config.max_offset, description="hits to skip (paging)")]
@@ -48,19 +52,20 @@ def router(svc: Service, read: list) -> APIRouter:
             return svc.search(dataclasses.replace(request, like=(tmp.name,)), offset)
 
     @api.post("/feedback", response_model=schemas.SearchOut, response_model_exclude_unset=True, status_code=200)
-    def feedback(body: schemas.FeedbackIn) -> dict:
-        """Relevance feedback: the query re-ranked with hits marked relevant (positive) or not (negative).
+    def feedback(body: FeedbackIn) -> dict:
+        """Relevance feedback: the query re-ranked with hits marked relevant (positive) or not (negative);
+        `positive`, `negative`, `k` and `explain` are `mmindex feedback`'s options (mmindex/search/requests.py).
 
         Stateless: send the whole query and every judgment so far. Judged hits are not shown again.
         Answers 501 when the engine has no feedback support.
         """
-        return svc.feedback(body)
+        return svc.feedback(body, request_from(FeedbackRequest, body))
 
     @api.get("/concepts", response_model=schemas.ConceptsOut)
-    def concepts(q: Annotated[str | None, Query(max_length=100, description="text to complete")] = None,
-                 limit: Annotated[int, Query(ge=1, le=200)] = 10) -> dict:
-        """Concept autocomplete: names, synonyms or WordNet ids matching `q`, best first."""
+    def concepts(request: ConceptsRequest = concepts_query) -> dict:
+        """Concept autocomplete: names, synonyms or WordNet ids matching `q`, best first; `q` and `limit` are
+        `mmindex concepts`'s TEXT and `--limit`."""
         return {"concepts": [{"id": c.id, "name": c.name, "synonyms": list(c.synonyms), "source": c.source,
-                              "classes": len(c.classes)} for c in svc.engine.concepts(q, limit)]}
+                              "classes": len(c.classes)} for c in svc.engine.concepts(**request.engine_arguments())]}
 
     return api
