@@ -9,6 +9,9 @@ wrong, what it means, and the command that fixes it. It never writes.
 what is damaged into `quarantine/` (never deleting it). The media whose segments lived in a damaged batch
 file are forgotten, so that the next `mmindex add` indexes them again from their source files. Every step
 is its own transaction and can be run again, so an interrupted repair is finished by the next one.
+
+The statements are the store's and the schema's: `check` reads the database file through schema.py, then
+through a `Store` over that read-only connection (no lock taken, nothing migrated).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from mmindex.errors import IndexDamaged, MmindexError, StoreError
-from mmindex.index import arrays, detectors, vectors
+from mmindex.index import arrays, detectors, schema, vectors
 from mmindex.index.schema import DB_FILE, SCHEMA_VERSION, acquire_lock
 from mmindex.index.store import Store
 
@@ -59,59 +62,49 @@ def check(root: str | os.PathLike) -> list[Problem]:
     fix = f"mmindex repair --index {root}"
     if not (root / DB_FILE).is_file():
         raise StoreError(f"no index at {root}")
-    db, problems = _open_database(root / DB_FILE, fix)
-    if db is None:
+    store, problems = _open_database(root / DB_FILE, fix)
+    if store is None:
         return problems
-    try:
-        problems += _check_batches(root, db, fix)
-        problems += _check_vectors(root, db, fix)
-        problems += _check_detectors(root, db, fix)
-        problems += _notes(root, db)
-    finally:
-        db.close()
+    with store:
+        problems += _check_batches(store, fix)
+        problems += _check_vectors(store, fix)
+        problems += _check_detectors(store, fix)
+        problems += _notes(store)
     return sorted(problems, key=lambda p: p.severity != DAMAGE)
 
 
-def _open_database(path: Path, fix: str) -> tuple[sqlite3.Connection | None, list[Problem]]:
-    """A read-only connection to the database file `path` and its own problems; None when it cannot be used."""
+def _open_database(path: Path, fix: str) -> tuple[Store | None, list[Problem]]:
+    """A store over a read-only connection to the database file `path`, and the file's own problems; None when
+    it cannot be used."""
     unusable = "the index's media, segments and concepts cannot be read; repair recovers what SQLite can" \
                " and quarantines the rest (then `mmindex add` your folders again)"
     if path.stat().st_size == 0:
         return None, [Problem(DAMAGE, f"{DB_FILE} is empty (0 bytes)", unusable, fix, DB_FILE)]
     try:
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-        result = [r[0] for r in db.execute("PRAGMA integrity_check(20)")]
+        db = schema.connect_read_only(path)
+        result = schema.integrity_problems(db)
     except sqlite3.Error as exc:
         return None, [Problem(DAMAGE, f"{DB_FILE} cannot be read ({exc})", unusable, fix, DB_FILE)]
     problems = []
-    if result != ["ok"]:
+    if result:
         problems.append(Problem(DAMAGE, f"{DB_FILE} fails SQLite's integrity check ({'; '.join(result[:3])})",
                                 unusable, fix, DB_FILE))
         db.close()
         return None, problems
-    version = db.execute("PRAGMA user_version").fetchone()[0]
+    version = schema.version(db)
     if version == 0 or version > SCHEMA_VERSION:
         db.close()
         what = "holds no mmindex schema" if version == 0 else f"has schema version {version} (newer than this mmindex)"
         return None, [Problem(DAMAGE, f"{DB_FILE} {what}", unusable if version == 0 else "use a newer mmindex",
                               fix if version == 0 else "pip install -U mmindex", DB_FILE)]
-    if db.execute("SELECT value FROM meta WHERE key = 'model'").fetchone() is None:
-        db.close()
+    store = Store(path.parent, db, None)  # its reads over this connection: no writer lock, no migration
+    if store.meta("model") is None:
+        store.close()
         return None, [Problem(DAMAGE, f"{DB_FILE} names no model (an interrupted creation)", unusable, fix, DB_FILE)]
-    for table, rowid, parent, _ in db.execute("PRAGMA foreign_key_check").fetchall()[:20]:
+    for table, rowid, parent in schema.dangling_references(db):
         problems.append(Problem(DAMAGE, f"row {rowid} of table {table} points to a missing row of {parent}",
                                 "a dangling reference", fix, DB_FILE))
-    return db, problems
-
-
-def _has_checksums(db: sqlite3.Connection) -> bool:
-    """Whether the batches table records sizes and checksums (schema v4; `check` does not migrate)."""
-    return db.execute("PRAGMA user_version").fetchone()[0] >= 4
-
-
-def _batch_rows(db: sqlite3.Connection):
-    cols = "id, file, rows, bytes, sha256" if _has_checksums(db) else "id, file, rows, NULL, NULL"
-    return db.execute(f"SELECT {cols} FROM batches ORDER BY id").fetchall()
+    return store, problems
 
 
 def _batch_problem(root: Path, batch_id: int, file: str, size: int | None, digest: str | None,
@@ -137,23 +130,22 @@ def _batch_problem(root: Path, batch_id: int, file: str, size: int | None, diges
     return None
 
 
-def damaged_batches(root: Path, db: sqlite3.Connection) -> dict[int, tuple[str, str]]:
+def damaged_batches(store: Store) -> dict[int, tuple[str, str]]:
     """{batch id: (file, why)} for every batch file that cannot be used."""
-    embed_dim = int(db.execute("SELECT value FROM meta WHERE key = 'embed_dim'").fetchone()[0])
-    max_rows = dict(db.execute("SELECT batch_id, max(row) FROM segments GROUP BY batch_id"))
+    embed_dim = int(store.meta("embed_dim"))
+    max_rows = store.last_rows()
     out = {}
-    for batch_id, file, _rows, size, digest in _batch_rows(db):
-        why = _batch_problem(root, batch_id, file, size, digest, max_rows.get(batch_id, -1), embed_dim)
+    for batch_id, file, _rows, size, digest in store.batch_records():
+        why = _batch_problem(store.root, batch_id, file, size, digest, max_rows.get(batch_id, -1), embed_dim)
         if why:
             out[batch_id] = (file, why)
     return out
 
 
-def _check_batches(root: Path, db: sqlite3.Connection, fix: str) -> list[Problem]:
+def _check_batches(store: Store, fix: str) -> list[Problem]:
     problems = []
-    for batch_id, (file, why) in damaged_batches(root, db).items():
-        media = db.execute("SELECT count(DISTINCT media_id) FROM segments WHERE batch_id = ?",
-                           (batch_id,)).fetchone()[0]
+    for batch_id, (file, why) in damaged_batches(store).items():
+        media = store.media_in_batch(batch_id)
         problems.append(Problem(DAMAGE, f"batch file batches/{file} {why}",
                                 f"the scores and embeddings of {media} media are lost; repair quarantines the file"
                                 " and forgets those media, and the next `mmindex add` indexes them again", fix,
@@ -161,41 +153,40 @@ def _check_batches(root: Path, db: sqlite3.Connection, fix: str) -> list[Problem
     return problems
 
 
-def _vector_problem(root: Path, db: sqlite3.Connection) -> str | None:
-    meta = dict(db.execute("SELECT key, value FROM meta WHERE key IN ('vector_file', 'vector_factory')"))
-    file = meta.get("vector_file")
+def _vector_problem(store: Store) -> str | None:
+    file = store.meta("vector_file")
     if not file:
         return None
     try:
-        base = vectors.load_base(root, file, meta.get("vector_factory"))
+        base = vectors.load_base(store.root, file, store.meta("vector_factory"))
     except FileNotFoundError:
         return f"vector index {vectors.FOLDER}/{file} is missing"
     except IndexDamaged as exc:
         return exc.what
-    embed_dim = int(db.execute("SELECT value FROM meta WHERE key = 'embed_dim'").fetchone()[0])
+    embed_dim = int(store.meta("embed_dim"))
     if base.index.d != embed_dim:
         return f"vector index {vectors.FOLDER}/{file} has {base.index.d} dimensions, the embeddings {embed_dim}"
     return None
 
 
-def _check_vectors(root: Path, db: sqlite3.Connection, fix: str) -> list[Problem]:
-    why = _vector_problem(root, db)
+def _check_vectors(store: Store, fix: str) -> list[Problem]:
+    why = _vector_problem(store)
     return [Problem(DAMAGE, why, "similarity searches scan the stored embeddings exactly (slower) until it is"
                     " rebuilt from them; nothing is lost", fix, vectors.FOLDER)] if why else []
 
 
-def damaged_detector_files(root: Path, db: sqlite3.Connection) -> list[tuple[int, int | None, str, str]]:
+def damaged_detector_files(store: Store) -> list[tuple[int, int | None, str, str]]:
     """(detector id, batch id or None for the bundle, file, why) for every unusable file under detectors/."""
     out = []
-    rows = dict(db.execute("SELECT id, rows FROM batches"))
-    for det_id, file, n_labels in db.execute("SELECT id, file, n_labels FROM detectors").fetchall():
-        path = root / detectors.FOLDER / file
-        if not path.is_file() or path.stat().st_size == 0:
+    folder = store.root / detectors.FOLDER
+    rows, widths = store.batch_sizes(), dict(store.detector_widths())
+    for det_id, _name, file in store.detector_bundles():
+        n_labels = widths[det_id]
+        if not (folder / file).is_file() or (folder / file).stat().st_size == 0:
             out.append((det_id, None, file, "is missing or empty"))
-        for batch_id, score_file in db.execute(
-                "SELECT batch_id, file FROM detector_scores WHERE detector_id = ?", (det_id,)).fetchall():
+        for batch_id, score_file in store.detector_score_files(det_id).items():
             try:
-                shape = np.load(root / detectors.FOLDER / score_file, mmap_mode="r").shape
+                shape = np.load(folder / score_file, mmap_mode="r").shape
             except FileNotFoundError:
                 out.append((det_id, batch_id, score_file, "is missing"))
                 continue
@@ -207,20 +198,20 @@ def damaged_detector_files(root: Path, db: sqlite3.Connection) -> list[tuple[int
     return out
 
 
-def _check_detectors(root: Path, db: sqlite3.Connection, fix: str) -> list[Problem]:
+def _check_detectors(store: Store, fix: str) -> list[Problem]:
     return [Problem(DAMAGE, f"detector file {detectors.FOLDER}/{file} {why}",
                     "the detector's bundle is lost: repair removes it, apply it again" if batch is None
                     else "its concept scores on one batch read as 0; repair computes them again from the bundle",
                     fix, f"{detectors.FOLDER}/{file}")
-            for _det, batch, file, why in damaged_detector_files(root, db)]
+            for _det, batch, file, why in damaged_detector_files(store)]
 
 
-def _notes(root: Path, db: sqlite3.Connection) -> list[Problem]:
-    notes = []
-    vector_file = db.execute("SELECT value FROM meta WHERE key = 'vector_file'").fetchone()
-    referenced = {"batches": {r[0] for r in db.execute("SELECT file FROM batches")},
-                  vectors.FOLDER: {vector_file[0]} if vector_file else set(),
-                  detectors.FOLDER: detectors.known_files(db)}
+def _notes(store: Store) -> list[Problem]:
+    notes, root = [], store.root
+    vector_file = store.meta("vector_file")
+    referenced = {"batches": set(store.batch_file_names().values()),
+                  vectors.FOLDER: {vector_file} if vector_file else set(),
+                  detectors.FOLDER: store.detector_files()}
     for folder, names in referenced.items():
         if not (root / folder).is_dir():
             continue
@@ -230,13 +221,11 @@ def _notes(root: Path, db: sqlite3.Connection) -> list[Problem]:
                                      "left by an interrupted write; harmless",
                                      f"the next `mmindex add`, `compact` or `repair` --index {root} deletes it",
                                      f"{folder}/{p.name}"))
-    rows = db.execute("SELECT coalesce(sum(rows), 0) FROM batches").fetchone()[0]
-    dead = rows - db.execute("SELECT count(*) FROM segments").fetchone()[0]
+    dead = store.batch_files()["dead_rows"]
     if dead > 0:
         notes.append(Problem(NOTE, f"{dead} dead rows in batch files", "disk space held by removed segments",
                              f"mmindex compact --index {root}"))
-    unsummed = db.execute("SELECT count(*) FROM batches WHERE sha256 IS NULL").fetchone()[0] \
-        if _has_checksums(db) else 0
+    unsummed = len(store.unsummed_batches())
     if unsummed:
         notes.append(Problem(NOTE, f"{unsummed} batch files were written without a checksum (before schema v4)",
                              "their size and format are checked, not their content",
@@ -268,7 +257,7 @@ def repair(root: str | os.PathLike, load_scorer: Callable[[Path], detectors.Scor
         _repair_batches(store, stamp, done)
         _repair_detectors(store, stamp, done, load_scorer)
         _record_checksums(store, done)
-        if _vector_problem(root, store.db) or done:
+        if _vector_problem(store) or done:
             report = vectors.update(store, store.snapshot(), rebuild=True)
             done.append(f"rebuilt the vector index from the stored embeddings ({report['vectors']} vectors)")
         thumbs = root / "thumbnails"
@@ -295,11 +284,7 @@ def _repair_database(root: Path, stamp: str, done: list[str]) -> bool:
     recovered = root / (DB_FILE + ".recovered")
     recovered.unlink(missing_ok=True)
     try:
-        src = sqlite3.connect(f"{(root / DB_FILE).resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            src.execute(f"VACUUM INTO '{recovered}'")
-        finally:
-            src.close()
+        schema.recover_copy(root / DB_FILE, recovered)
         ok = _usable(recovered)
     except (sqlite3.Error, OSError):
         ok = False
@@ -321,60 +306,52 @@ def _repair_database(root: Path, stamp: str, done: list[str]) -> bool:
 
 def _usable(path: Path) -> bool:
     """Whether the database file at `path` passes every check of `_open_database`."""
-    db, problems = _open_database(path, "")
-    if db is not None:
-        db.close()
-    return db is not None and not problems
+    store, problems = _open_database(path, "")
+    if store is not None:
+        store.close()
+    return store is not None and not problems
 
 
 def _repair_batches(store: Store, stamp: str, done: list[str]) -> None:
-    for batch_id, (file, why) in damaged_batches(store.root, store.db).items():
+    for batch_id, (file, why) in damaged_batches(store).items():
         if (store.root / "batches" / file).exists():
             where = _quarantine(store.root, stamp, f"batches/{file}")
             done.append(f"batch file batches/{file} {why}: moved to {where}")
         else:
             done.append(f"batch file batches/{file} {why}")
-        with store.transaction() as db:
-            paths = [r[0] for r in db.execute(
-                "SELECT DISTINCT m.path FROM media m JOIN segments s ON s.media_id = m.id WHERE s.batch_id = ?",
-                (batch_id,))]
-            db.execute("DELETE FROM media WHERE id IN (SELECT media_id FROM segments WHERE batch_id = ?)", (batch_id,))
-            db.execute("DELETE FROM batches WHERE id = ?", (batch_id,))
-        done.append(f"forgot {len(paths)} media of that batch (the next `mmindex add` indexes them again)")
+        with store.transaction():
+            media = store.forget_batch(batch_id)
+        done.append(f"forgot {media} media of that batch (the next `mmindex add` indexes them again)")
 
 
 def _repair_detectors(store: Store, stamp: str, done: list[str], load_scorer: Callable | None) -> None:
-    broken = damaged_detector_files(store.root, store.db)
+    broken = damaged_detector_files(store)
     if not broken:
         return
     for det_id, batch_id, file, why in broken:
         if (store.root / detectors.FOLDER / file).exists():
             _quarantine(store.root, stamp, f"{detectors.FOLDER}/{file}")
         if batch_id is None:
-            with store.transaction() as db:
-                name = db.execute("SELECT name FROM detectors WHERE id = ?", (det_id,)).fetchone()[0]
-                db.execute("DELETE FROM detectors WHERE id = ?", (det_id,))  # its concepts and scores cascade
+            with store.transaction():
+                name = store.detector_name(det_id)
+                store.delete_detector(det_id)
             done.append(f"detector {name!r}: its bundle {why}; removed it (apply it again)")
     bundles = {det_id: path for det_id, _, path in detectors.applied(store)}
     for det_id, batch_id, file, why in broken:
         if batch_id is None or det_id not in bundles:
             continue
-        with store.transaction() as db:
-            db.execute("DELETE FROM detector_scores WHERE detector_id = ? AND batch_id = ?", (det_id, batch_id))
+        with store.transaction():
+            store.drop_detector_scores(det_id, batch_id)
             if load_scorer is not None:  # without it, that batch's scores read as 0
-                emb = arrays.read_batch_file(store.root / "batches" / _batch_file(store, batch_id)).embeddings
+                emb = arrays.read_batch_file(store.root / "batches" / store.batch_file_names()[batch_id]).embeddings
                 detectors.write_scores(store, batch_id, {det_id: load_scorer(bundles[det_id])(
                     np.asarray(emb, dtype=np.float32))})
         done.append(f"detector file {detectors.FOLDER}/{file} {why}: "
                     + ("computed again from the bundle" if load_scorer else "dropped (its scores read as 0)"))
 
 
-def _batch_file(store: Store, batch_id: int) -> str:
-    return store.db.execute("SELECT file FROM batches WHERE id = ?", (batch_id,)).fetchone()[0]
-
-
 def _record_checksums(store: Store, done: list[str]) -> None:
-    rows = store.db.execute("SELECT id, file FROM batches WHERE sha256 IS NULL").fetchall()
+    rows = store.unsummed_batches()
     if not rows:
         return
     with store.transaction():

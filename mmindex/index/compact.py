@@ -10,7 +10,8 @@ Crash safety: each group is one transaction. The merged batch file (and each app
 score file) is written under a temporary name, fsynced and renamed *inside* the transaction that repoints
 the group's segments and deletes its old batch rows; the old files are deleted after the commit. A kill
 at any moment leaves either the old files or the new ones referenced, plus unreferenced files that the
-next writer deletes, so the index stays readable and consistent, and a re-run carries on.
+next writer deletes, so the index stays readable and consistent, and a re-run carries on. The statements
+are the store's (`BatchRows`, store_batches.py).
 """
 
 from __future__ import annotations
@@ -53,9 +54,7 @@ class _Batch:
 
 def plan(store: Store, target_rows: int = DEFAULT_TARGET_ROWS) -> list[list[_Batch]]:
     """The groups of consecutive batches that compaction would merge, in segment-id order."""
-    batches = [_Batch(*r) for r in store.db.execute(
-        "SELECT b.id, b.file, b.rows, count(s.id) FROM batches b JOIN segments s ON s.batch_id = b.id"
-        " GROUP BY b.id ORDER BY min(s.id)")]
+    batches = [_Batch(*r) for r in store.live_batches()]
     groups: list[list[_Batch]] = []
     current: list[_Batch] = []
 
@@ -82,7 +81,7 @@ def worth_compacting(store: Store, min_files: int, target_rows: int = DEFAULT_TA
     compaction leaves the files for the next one), so it is cheap when the answer is plainly no: fewer
     batch files than `min_files` is one count of the small batch table, before any plan is made.
     """
-    if min_files <= 0 or store.db.execute("SELECT count(*) FROM batches").fetchone()[0] < min_files:
+    if min_files <= 0 or store.batch_count() < min_files:
         return False
     return sum(len(g) for g in plan(store, target_rows)) >= min_files
 
@@ -107,7 +106,6 @@ def _merge(store: Store, group: list[_Batch]) -> None:
     """Rewrite one group as one batch file, in one transaction (see the module docstring)."""
     root = store.root / "batches"
     ids = [b.id for b in group]
-    marks = ",".join("?" * len(ids))
     try:
         sources = {b.id: arrays.read_batch_file(root / b.file) for b in group}
     except FileNotFoundError as exc:  # the writer holds the lock: no one else removed it
@@ -115,11 +113,10 @@ def _merge(store: Store, group: list[_Batch]) -> None:
     n_columns = max(s.scores.shape[0] for s in sources.values())
     dim = int(store.meta("embed_dim") or next(iter(sources.values())).embeddings.shape[1])
     old_scores: list[str] = []
-    with store.transaction() as db:
-        seg = np.array(db.execute(f"SELECT id, batch_id, row FROM segments WHERE batch_id IN ({marks}) ORDER BY id",
-                                  ids).fetchall(), dtype=np.int64).reshape(-1, 3)
+    with store.transaction():
+        seg = np.array(store.segments_in(ids), dtype=np.int64).reshape(-1, 3)
         n = len(seg)
-        new_id = db.execute("INSERT INTO batches (file, rows, created) VALUES ('', ?, ?)", (n, time.time())).lastrowid
+        new_id = store.new_batch(n)
         name = arrays.batch_file_name(new_id)
         where = {b: (as_slice(np.flatnonzero(seg[:, 1] == b)), seg[seg[:, 1] == b, 2]) for b in ids}
         with arrays.new_batch_file(root / name, n, n_columns, dim, store.hierarchy()) as out:
@@ -128,21 +125,18 @@ def _merge(store: Store, group: list[_Batch]) -> None:
                 out.scores[: src.scores.shape[0], dest] = src.scores[:, rows]
                 out.embeddings[dest] = src.embeddings[rows]
         store.record_batch_file(new_id, name)
-        db.executemany("UPDATE segments SET batch_id = ?, row = ? WHERE id = ?",
-                       [(new_id, i, int(sid)) for i, sid in enumerate(seg[:, 0])])
+        store.move_segments(new_id, seg[:, 0])
         merged: dict[int, np.ndarray] = {}
-        for det_id, n_labels in db.execute("SELECT id, n_labels FROM detectors").fetchall():
+        for det_id, n_labels in store.detector_widths():
             block = np.zeros((n, n_labels), dtype=np.float16)
-            files = dict(db.execute(f"SELECT batch_id, file FROM detector_scores WHERE detector_id = ?"
-                                    f" AND batch_id IN ({marks})", (det_id, *ids)))
-            for b, file in files.items():
+            for b, file in store.detector_score_files(det_id, ids).items():
                 dest, rows = where[b]
                 block[dest] = np.load(store.root / detectors.FOLDER / file)[rows]
                 old_scores.append(file)
             merged[det_id] = block
         if merged:
             detectors.write_scores(store, new_id, merged)
-        db.execute(f"DELETE FROM batches WHERE id IN ({marks})", ids)  # their detector_scores rows cascade
+        store.delete_batches(ids)  # their detector_scores rows cascade
     del sources  # unmap before deleting (not needed on Linux, but keeps the descriptors few)
     for b in group:  # after the commit: readers of an older snapshot keep their mappings
         (root / b.file).unlink(missing_ok=True)

@@ -10,6 +10,8 @@ Layout (schema v2, see `schema.MIGRATIONS[2]`):
 Crash safety is the batches': score files are written (temporary name, fsync, rename) inside the
 transaction that references them, so a killed `apply` leaves at most unreferenced files, which the next
 writer deletes (`delete_orphans`). Readers see a detector's columns only once all its files exist.
+The rows themselves are written and read by the store (`DetectorRows`, store_detectors.py); this module
+writes no SQL.
 
 Only probe detectors trained on the index's own backbone and weights can be applied: they score the
 stored embeddings directly, with no media decoded again. Other detectors (finetune, scratch, another
@@ -20,7 +22,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -55,37 +56,21 @@ def write_npy(path: Path, array: np.ndarray) -> None:
         np.save(f, array)
 
 
-def known_files(db) -> set[str]:
-    """Every file under detectors/ that a committed row references."""
-    known = {r[0] for r in db.execute("SELECT file FROM detector_scores")}
-    return known | {r[0] for r in db.execute("SELECT file FROM detectors")}
-
-
 def delete_orphans(store: Store) -> None:
     """Delete files under detectors/ that no committed row references (left by a killed writer)."""
     folder = store.root / FOLDER
     if not folder.is_dir():
         return
-    known = known_files(store.db)
+    known = store.detector_files()
     for p in folder.iterdir():
         if p.name not in known:
             p.unlink(missing_ok=True)
 
 
-def trained_layout(db) -> list[tuple[int, int, int, dict[int, str]]]:
-    """For the snapshot: (detector id, first column, label count, {batch id: score file}) per detector."""
-    out = []
-    for det_id, first, n in db.execute("SELECT id, first_col, n_labels FROM detectors ORDER BY id").fetchall():
-        files = dict(db.execute("SELECT batch_id, file FROM detector_scores WHERE detector_id = ?", (det_id,)))
-        out.append((det_id, first, n, files))
-    return out
-
-
 def applied(store: Store) -> list[tuple[int, str, Path]]:
     """The detectors applied to this index: (id, name, the index's own copy of its bundle). Loading a bundle
     is the learning side's (`mmindex.learn.checkpoint`); the index only stores what they score."""
-    rows = store.db.execute("SELECT id, name, file FROM detectors ORDER BY id").fetchall()
-    return [(i, name, store.root / FOLDER / f) for i, name, f in rows]
+    return [(i, name, store.root / FOLDER / f) for i, name, f in store.detector_bundles()]
 
 
 def score_records(scorers: dict[int, Scorer], records: list[MediaRecord]) -> dict[int, np.ndarray]:
@@ -104,8 +89,7 @@ def write_scores(store: Store, batch_id: int, trained: dict[int, np.ndarray]) ->
     for det_id, scores in trained.items():
         name = score_file(det_id, batch_id)
         write_npy(folder / name, scores)
-        store.db.execute("INSERT INTO detector_scores (detector_id, batch_id, file) VALUES (?, ?, ?)",
-                         (det_id, batch_id, name))
+        store.add_detector_scores(det_id, batch_id, name)
 
 
 def apply(store: Store, bundle_path: str | os.PathLike, bundle, score: Scorer, name: str | None = None) -> dict:
@@ -121,34 +105,19 @@ def apply(store: Store, bundle_path: str | os.PathLike, bundle, score: Scorer, n
     folder = store.root / FOLDER
     folder.mkdir(exist_ok=True)
     replaced: list[str] = []
-    with store.transaction() as db:
-        old = db.execute("SELECT id, file FROM detectors WHERE name = ?", (name,)).fetchone()
+    with store.transaction():
+        old = store.detector_named(name)
         if old:
-            replaced = [old[1]] + [r[0] for r in db.execute("SELECT file FROM detector_scores WHERE detector_id = ?",
-                                                           (old[0],))]
-            db.execute("DELETE FROM concepts WHERE detector_id = ?", (old[0],))
-            db.execute("DELETE FROM detectors WHERE id = ?", (old[0],))
-        first = (db.execute("SELECT max(col) FROM concepts").fetchone()[0] or 0) + 1
-        labels = bundle.labels
-        det_id = db.execute(
-            "INSERT INTO detectors (name, file, mode, backbone, weights_id, labels, first_col, n_labels, applied)"
-            " VALUES (?, '', ?, ?, ?, ?, ?, ?, ?)",
-            (name, bundle.mode, bundle.backbone, bundle.weights_id, "\n".join(labels), first, len(labels),
-             time.time()),
-        ).lastrowid
+            replaced = [old[1], *store.detector_score_files(old[0]).values()]
+            store.delete_detector(old[0])
+        det_id, concepts = store.add_detector(name, bundle.mode, bundle.backbone, bundle.weights_id, bundle.labels)
         with atomic_write(folder / bundle_file(det_id)) as tmp:
             shutil.copyfile(bundle_path, tmp)
-        db.execute("UPDATE detectors SET file = ? WHERE id = ?", (bundle_file(det_id), det_id))
-        concepts = []
-        for j, label in enumerate(labels):
-            cid = f"{name}:{label}"
-            db.execute("INSERT INTO concepts (col, id, name, source, detector_id) VALUES (?, ?, ?, 'trained', ?)",
-                       (first + j, cid, label, det_id))
-            concepts.append((cid, label))
-        for batch_id, file in db.execute("SELECT id, file FROM batches").fetchall():
+        store.name_detector_bundle(det_id, bundle_file(det_id))
+        for batch_id, file in store.batch_file_names().items():
             emb = read_batch_file(store.root / "batches" / file).embeddings.astype(np.float32)
             write_scores(store, batch_id, {det_id: score(emb)})
-        segments = db.execute("SELECT count(*) FROM segments").fetchone()[0]
+        segments = store.segment_count()
     for f in replaced:  # after the commit: readers of an older snapshot may still read them
         (folder / f).unlink(missing_ok=True)
     return {"name": name, "detector_id": det_id, "concepts": concepts, "segments": segments,

@@ -9,7 +9,9 @@ makes. Everything here is about the database file itself:
   folder holds no index or a whole one;
 - `connect` opens it for the writer, or for a reader that may only read (read-only media, another user's
   index: `mode=ro`, then `immutable=1`), and turns what SQLite says into `IndexDamaged` or `StoreError`;
-- `acquire_lock` takes the one writer's flock on `write.lock`.
+- `acquire_lock` takes the one writer's flock on `write.lock`;
+- `connect_read_only`, `integrity_problems`, `dangling_references` and `recover_copy` look at a database file
+  as it is, for `mmindex check` and `repair` (check.py).
 """
 
 from __future__ import annotations
@@ -147,6 +149,39 @@ def connect(root: Path, write: bool) -> sqlite3.Connection:
     raise AssertionError("unreachable")
 
 
+def connect_read_only(path: Path) -> sqlite3.Connection:
+    """A plain read-only connection to the database file at `path`, with none of `connect`'s fallbacks or
+    checks: for looking at a file as it is (an unfinished creation, a damaged index, a recovered copy)."""
+    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+
+
+def version(db: sqlite3.Connection) -> int:
+    """The schema version of the database (0: no mmindex schema)."""
+    return db.execute("PRAGMA user_version").fetchone()[0]
+
+
+def integrity_problems(db: sqlite3.Connection, limit: int = 20) -> list[str]:
+    """What SQLite's `PRAGMA integrity_check` finds (at most `limit` lines); empty when the file is sound."""
+    result = [r[0] for r in db.execute(f"PRAGMA integrity_check({int(limit)})")]
+    return [] if result == ["ok"] else result
+
+
+def dangling_references(db: sqlite3.Connection, limit: int = 20) -> list[tuple[str, int, str]]:
+    """(table, rowid, referenced table) of rows whose foreign key points to a missing row (at most `limit`)."""
+    rows = db.execute("PRAGMA foreign_key_check").fetchall()[:limit]
+    return [(table, rowid, parent) for table, rowid, parent, _ in rows]
+
+
+def recover_copy(path: Path, dest: Path) -> None:
+    """Copy what SQLite can still read of the database at `path` into a new file `dest` (VACUUM INTO).
+    Raises `sqlite3.Error` when it cannot."""
+    src = connect_read_only(path)
+    try:
+        src.execute("VACUUM INTO ?", (str(dest),))
+    finally:
+        src.close()
+
+
 def read_only_error(exc: sqlite3.Error) -> bool:
     text = str(exc).lower()
     return "readonly" in text or "read-only" in text or "unable to open" in text
@@ -171,27 +206,27 @@ def damage_or_error(root: Path, exc: sqlite3.Error) -> StoreError:
 def migrate(db: sqlite3.Connection, root: Path) -> None:
     """Bring the schema to SCHEMA_VERSION, in one transaction. The version is read again once the write lock
     is held, so that two processes opening an old index at once apply each step once."""
-    version = db.execute("PRAGMA user_version").fetchone()[0]
-    if version > SCHEMA_VERSION:
-        raise StoreError(f"index at {root} has schema version {version}; this mmindex reads up to {SCHEMA_VERSION}")
-    if version == SCHEMA_VERSION:
+    current = version(db)
+    if current > SCHEMA_VERSION:
+        raise StoreError(f"index at {root} has schema version {current}; this mmindex reads up to {SCHEMA_VERSION}")
+    if current == SCHEMA_VERSION:
         return
-    if version == 0:
+    if current == 0:
         raise IndexDamaged(root, f"{DB_FILE} holds no mmindex schema (an interrupted creation?)")
     try:
         db.execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError as exc:
         if read_only_error(exc):
-            raise StoreError(f"index at {root} has schema version {version} and is read-only; open it once"
+            raise StoreError(f"index at {root} has schema version {current} and is read-only; open it once"
                              f" where it can be written to upgrade it to version {SCHEMA_VERSION}") from None
         raise
     try:
-        version = db.execute("PRAGMA user_version").fetchone()[0]  # another process may have upgraded it meanwhile
-        for v in range(version + 1, SCHEMA_VERSION + 1):
+        current = version(db)  # another process may have upgraded it meanwhile
+        for v in range(current + 1, SCHEMA_VERSION + 1):
             for stmt in MIGRATIONS[v].split(";"):
                 if stmt.strip():
                     db.execute(stmt)
-        db.execute(f"PRAGMA user_version = {max(version, SCHEMA_VERSION)}")
+        db.execute(f"PRAGMA user_version = {max(current, SCHEMA_VERSION)}")
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")
@@ -244,9 +279,9 @@ def unfinished(root: Path) -> bool:
     if path.stat().st_size == 0:
         return True
     try:
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        db = connect_read_only(path)
         try:
-            if db.execute("PRAGMA user_version").fetchone()[0] == 0:
+            if version(db) == 0:
                 return True
             return db.execute("SELECT value FROM meta WHERE key = 'model'").fetchone() is None
         finally:

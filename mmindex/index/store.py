@@ -4,6 +4,10 @@ Layout: `index.sqlite` (schema: schema.py), `batches/NNNNNNNN.arrays` (one per c
 `vectors/NNNNNNNN.faiss` (vectors.py), `detectors/` (detectors.py), `write.lock` (the one writer's flock),
 `quarantine/` (what `mmindex repair` moved aside). docs/architecture.md draws it.
 
+The store writes every SQL statement on the index's rows (the schema and the database file are schema.py's);
+the statements that compaction, `check` and `repair` need live in `BatchRows` (store_batches.py), those on
+applied detectors in `DetectorRows` (store_detectors.py), both parts of `Store`.
+
 Crash safety: a batch's array file is written to a temporary name, fsynced and renamed *inside* the
 SQLite transaction that inserts its rows, so it becomes visible only when that transaction commits.
 A writer killed at any moment leaves at most an orphan file, which the next writer deletes. Readers
@@ -29,12 +33,14 @@ from mmindex.errors import IndexDamaged, StoreError
 from mmindex.index import arrays, detectors, schema
 from mmindex.index.schema import DB_FILE
 from mmindex.index.snapshot import Snapshot, assemble
+from mmindex.index.store_batches import BatchRows
+from mmindex.index.store_detectors import DetectorRows
 from mmindex.records import MediaRecord
 
 __all__ = ["Snapshot", "Store"]
 
 
-class Store:
+class Store(BatchRows, DetectorRows):
     """An index directory. Open it with `Store.open` (read) or `Store.open(..., write=True)`."""
 
     def __init__(self, root: Path, db: sqlite3.Connection, lock_fd: int | None):
@@ -227,14 +233,6 @@ class Store:
         out["total"] = self.disk_bytes()
         return out
 
-    def batch_files(self) -> dict[str, int]:
-        """Batch files: how many, how many in the pre-v3 format, the rows they hold and the dead ones among
-        them (segments removed or re-indexed since; `compact` drops them)."""
-        files, legacy, rows = self.db.execute(
-            "SELECT count(*), coalesce(sum(file LIKE '%.npz'), 0), coalesce(sum(rows), 0) FROM batches").fetchone()
-        live = self.db.execute("SELECT count(*) FROM segments").fetchone()[0]
-        return {"files": files, "legacy_files": legacy, "rows": rows, "dead_rows": rows - live}
-
     # ---- writing -------------------------------------------------------------------------------
     def transaction(self) -> _Transaction:
         if self._lock_fd is None:
@@ -252,10 +250,7 @@ class Store:
             segments = [s for m in media for s in m.segments]
             batch_id = None
             if segments:
-                now = time.time()
-                batch_id = self.db.execute(
-                    "INSERT INTO batches (file, rows, created) VALUES ('', ?, ?)", (len(segments), now)
-                ).lastrowid
+                batch_id = self.new_batch(len(segments))
                 name = arrays.batch_file_name(batch_id)
                 arrays.write_batch_file(self.root / "batches" / name, np.stack([s.scores for s in segments]),
                                         np.stack([s.embedding for s in segments]), self.hierarchy())
@@ -322,7 +317,7 @@ class Store:
 
     def _delete_orphan_files(self) -> None:
         """Delete array files that no committed batch references (left by a killed writer or compaction)."""
-        known = {r[0] for r in self.db.execute("SELECT file FROM batches")}
+        known = set(self.batch_file_names().values())
         folder = self.root / "batches"
         folder.mkdir(exist_ok=True)
         for p in folder.iterdir():
@@ -344,10 +339,11 @@ class Store:
                 generation = self.generation
                 seg = np.array(self.db.execute("SELECT id, batch_id, row FROM segments ORDER BY id").fetchall(),
                                dtype=np.int64).reshape(-1, 3)
-                files = dict(self.db.execute("SELECT id, file FROM batches"))
-                trained = detectors.trained_layout(self.db)
+                files = self.batch_file_names()
+                trained = self.trained_layout()
                 # Columns are indexed by `col`; a replaced detector leaves a gap, so size by the largest col.
-                n_columns = (self.db.execute("SELECT max(col) FROM concepts").fetchone()[0] or -1) + 1
+                last = self.last_column()
+                n_columns = 0 if last is None else last + 1
                 vector_file = self.meta("vector_file")
                 hierarchy = self.hierarchy()
             finally:

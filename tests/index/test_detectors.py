@@ -84,7 +84,7 @@ def test_apply_scores_every_segment_and_adds_the_labels_as_concepts(store, tmp_p
     columns = store.concept_columns()
     assert columns[-3:] == [(C + j, f"pets:{x}", x, "trained") for j, x in enumerate(LABELS)]
     # one score file per batch, holding that batch's rows scored by the detector
-    [(det_id, first, n, score_files)] = detectors.trained_layout(store.db)
+    [(det_id, first, n, score_files)] = store.trained_layout()
     assert (det_id, first, n) == (1, C, 3)
     batches = dict(store.db.execute("SELECT id, file FROM batches"))
     assert set(score_files) == set(batches)
@@ -107,7 +107,7 @@ def test_reapplying_a_name_replaces_the_detector_and_its_files(store, tmp_path):
     assert out["replaced"] and out["detector_id"] == 2
     assert not old_files & set((store.root / detectors.FOLDER).iterdir())  # the old copy and scores deleted
     assert [c[1] for c in store.concept_columns()].count("pets:cat") == 1
-    [(det_id, first_col, _, _)] = detectors.trained_layout(store.db)
+    [(det_id, first_col, _, _)] = store.trained_layout()
     assert det_id == 2 and first_col == C  # the last detector's columns are free again: reused
     _, emb = embeddings(store)
     got = np.asarray(store.snapshot().scores)[first_col:first_col + 3].T
@@ -139,7 +139,7 @@ def test_a_failing_scorer_leaves_nothing_behind(store, tmp_path):
 
     with pytest.raises(RuntimeError):
         detectors.apply(store, tmp_path / "a.mmdet", bundle, fails_on_the_second_batch)
-    assert detectors.applied(store) == [] and detectors.trained_layout(store.db) == []
+    assert detectors.applied(store) == [] and store.trained_layout() == []
     assert len(store.concept_columns()) == C
     store.close()
     with Store.open(store.root, write=True) as again:  # the next writer deletes the files the rollback left
@@ -152,7 +152,7 @@ def test_orphan_files_are_deleted_and_referenced_ones_kept(store, tmp_path):
     detectors.apply(store, tmp_path / "a.mmdet", bundle, bundle.score_embeddings)
     folder = store.root / detectors.FOLDER
     kept = {p.name for p in folder.iterdir()}
-    assert kept == detectors.known_files(store.db) and len(kept) == 4  # the bundle and 3 score files
+    assert kept == store.detector_files() and len(kept) == 4  # the bundle and 3 score files
     for stray in ["0002.mmdet", "0001-00000099.npy", ".0001-00000001.npy.tmp"]:
         (folder / stray).write_bytes(b"left by a killed writer")
     detectors.delete_orphans(store)
@@ -178,13 +178,13 @@ def test_media_added_after_apply_are_scored_in_their_own_batch(store, tmp_path):
     for r in records("/later", 3, seed=9):
         writer.take(r.path, r)
     writer.flush()
-    [(_, _, _, score_files)] = detectors.trained_layout(store.db)
+    [(_, _, _, score_files)] = store.trained_layout()
     assert len(score_files) == store.counts()["batches"] == 5  # every batch, the new ones included
     _, emb = embeddings(store)
     got = np.asarray(store.snapshot().scores)[C:C + 3].T
     np.testing.assert_allclose(got, bundle.detector.scores(torch.from_numpy(emb)).numpy(), atol=1e-3)
     # removing every media of a batch deletes its score file with it
     store.remove(["/later"])
-    [(_, _, _, score_files)] = detectors.trained_layout(store.db)
+    [(_, _, _, score_files)] = store.trained_layout()
     assert set(score_files.values()) == {p.name for p in (store.root / detectors.FOLDER).iterdir()} - {"0001.mmdet"}
     assert len(score_files) == 3

@@ -117,6 +117,7 @@ def test_a_damaged_batch_file_is_named_then_quarantined_and_its_media_forgotten(
 
     out = run_cli("repair", "--index", str(root)).stdout
     assert "quarantine" in out or damage == "delete", out
+    assert f"forgot {len(victim_media)} media of that batch" in out, out
     if damage != "delete":
         assert list((root / "quarantine").rglob(file)), "the damaged file is kept, not deleted"
     survivors = [p for b, names in layout.items() if b != victim_id for p in names]

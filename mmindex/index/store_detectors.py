@@ -1,0 +1,90 @@
+"""The store's statements on the applied detectors' rows (schema v2, see `schema.MIGRATIONS[2]`).
+
+`DetectorRows` is a part of `Store` (store.py), kept apart to keep each module small: `detectors` (the
+files and what applying a detector means) calls these methods and writes no SQL. The methods that write
+run inside the caller's `store.transaction()`, so an `apply` or a batch stays one transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Sequence
+
+
+class DetectorRows:
+    """The rows of `detectors`, `detector_scores` and the detectors' concept columns."""
+
+    db: sqlite3.Connection
+
+    # ---- reading -------------------------------------------------------------------------------
+    def detector_files(self) -> set[str]:
+        """Every file under detectors/ that a committed row references: bundles and score files."""
+        known = {r[0] for r in self.db.execute("SELECT file FROM detector_scores")}
+        return known | {r[0] for r in self.db.execute("SELECT file FROM detectors")}
+
+    def detector_bundles(self) -> list[tuple[int, str, str]]:
+        """(id, name, bundle file under detectors/) of every applied detector, in the order applied."""
+        return self.db.execute("SELECT id, name, file FROM detectors ORDER BY id").fetchall()
+
+    def detector_widths(self) -> list[tuple[int, int]]:
+        """(id, label count) of every applied detector: the columns of its score files."""
+        return self.db.execute("SELECT id, n_labels FROM detectors ORDER BY id").fetchall()
+
+    def detector_named(self, name: str) -> tuple[int, str] | None:
+        """(id, bundle file) of the detector applied under `name`, or None."""
+        return self.db.execute("SELECT id, file FROM detectors WHERE name = ?", (name,)).fetchone()
+
+    def detector_name(self, detector_id: int) -> str:
+        return self.db.execute("SELECT name FROM detectors WHERE id = ?", (detector_id,)).fetchone()[0]
+
+    def detector_score_files(self, detector_id: int, batch_ids: Sequence[int] | None = None) -> dict[int, str]:
+        """{batch id: score file} of one detector, for every batch or only those of `batch_ids`."""
+        sql = "SELECT batch_id, file FROM detector_scores WHERE detector_id = ?"
+        if batch_ids is None:
+            return dict(self.db.execute(sql, (detector_id,)))
+        return dict(self.db.execute(f"{sql} AND batch_id IN ({','.join('?' * len(batch_ids))})",
+                                    (detector_id, *batch_ids)))
+
+    def trained_layout(self) -> list[tuple[int, int, int, dict[int, str]]]:
+        """For the snapshot: (detector id, first column, label count, {batch id: score file}) per detector."""
+        rows = self.db.execute("SELECT id, first_col, n_labels FROM detectors ORDER BY id").fetchall()
+        return [(det_id, first, n, self.detector_score_files(det_id)) for det_id, first, n in rows]
+
+    def last_column(self) -> int | None:
+        """The largest concept column (a replaced detector leaves a gap below it), or None without concepts."""
+        return self.db.execute("SELECT max(col) FROM concepts").fetchone()[0]
+
+    # ---- writing, inside the caller's transaction ------------------------------------------------------
+    def add_detector(self, name: str, mode: str, backbone: str | None, weights_id: str | None,
+                     labels: Sequence[str]) -> tuple[int, list[tuple[str, str]]]:
+        """A detector's row (its bundle file named later by `name_detector_bundle`) and its labels as trained
+        concept columns after the last one. Returns its id and its concepts as (id "<name>:<label>", label)."""
+        first = (self.last_column() or 0) + 1
+        det_id = self.db.execute(
+            "INSERT INTO detectors (name, file, mode, backbone, weights_id, labels, first_col, n_labels, applied)"
+            " VALUES (?, '', ?, ?, ?, ?, ?, ?, ?)",
+            (name, mode, backbone, weights_id, "\n".join(labels), first, len(labels), time.time()),
+        ).lastrowid
+        concepts = [(f"{name}:{label}", label) for label in labels]
+        self.db.executemany("INSERT INTO concepts (col, id, name, source, detector_id) VALUES (?, ?, ?, 'trained', ?)",
+                            [(first + j, cid, label, det_id) for j, (cid, label) in enumerate(concepts)])
+        return det_id, concepts
+
+    def name_detector_bundle(self, detector_id: int, file: str) -> None:
+        """Reference the detector's bundle copy, once it is written."""
+        self.db.execute("UPDATE detectors SET file = ? WHERE id = ?", (file, detector_id))
+
+    def delete_detector(self, detector_id: int) -> None:
+        """Forget a detector: its row, its concept columns and its score files' rows (they cascade)."""
+        self.db.execute("DELETE FROM concepts WHERE detector_id = ?", (detector_id,))
+        self.db.execute("DELETE FROM detectors WHERE id = ?", (detector_id,))
+
+    def add_detector_scores(self, detector_id: int, batch_id: int, file: str) -> None:
+        """Reference the score file of one batch by one detector, once it is written."""
+        self.db.execute("INSERT INTO detector_scores (detector_id, batch_id, file) VALUES (?, ?, ?)",
+                        (detector_id, batch_id, file))
+
+    def drop_detector_scores(self, detector_id: int, batch_id: int) -> None:
+        """Stop referencing the score file of one batch by one detector (its scores then read as 0)."""
+        self.db.execute("DELETE FROM detector_scores WHERE detector_id = ? AND batch_id = ?", (detector_id, batch_id))
