@@ -28,15 +28,7 @@ def write_run(path: str | os.PathLike, run: Mapping[str, Mapping[str, float]], t
 
 def read_run(path: str | os.PathLike) -> Run:
     """Read a run file. `DataError` names the first malformed line."""
-    run: Run = {}
-    for n, parts in _lines(path):
-        if len(parts) != 6:
-            raise DataError(f"{path}:{n}: a run line is `query Q0 doc rank score tag`")
-        try:
-            run.setdefault(parts[0], {})[parts[2]] = float(parts[4])
-        except ValueError:
-            raise DataError(f"{path}:{n}: score {parts[4]!r} is not a number") from None
-    return run
+    return _read(path, "a run line is `query Q0 doc rank score tag`", 6, 4, float, "score is not a number")
 
 
 def write_qrels(path: str | os.PathLike, qrels: Mapping[str, Mapping[str, int]]) -> None:
@@ -48,15 +40,21 @@ def write_qrels(path: str | os.PathLike, qrels: Mapping[str, Mapping[str, int]])
 
 def read_qrels(path: str | os.PathLike) -> Qrels:
     """Read a qrels file. `DataError` names the first malformed line."""
-    qrels: Qrels = {}
+    return _read(path, "a qrels line is `query 0 doc relevance`", 4, 3, int, "relevance is not an integer")
+
+
+def _read(path: str | os.PathLike, form: str, n_fields: int, column: int, parse, bad: str) -> dict:
+    """{query (first field): {doc (third field): parse(field `column`)}} from lines of `n_fields` fields."""
+    out: dict = {}
     for n, parts in _lines(path):
-        if len(parts) != 4:
-            raise DataError(f"{path}:{n}: a qrels line is `query 0 doc relevance`")
+        if len(parts) != n_fields:
+            raise DataError(f"{path}:{n}: {form}")
         try:
-            qrels.setdefault(parts[0], {})[parts[2]] = int(parts[3])
+            out.setdefault(parts[0], {})[parts[2]] = parse(parts[column])
         except ValueError:
-            raise DataError(f"{path}:{n}: relevance {parts[3]!r} is not an integer") from None
-    return qrels
+            word, _, rest = bad.partition(" ")
+            raise DataError(f"{path}:{n}: {word} {parts[column]!r} {rest}") from None
+    return out
 
 
 def _lines(path: str | os.PathLike):
