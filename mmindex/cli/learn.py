@@ -79,8 +79,6 @@ def _train_config() -> type:
 def train(data, out, val, name, resume, device, quiet, as_json, **options) -> None:
     """Train a concept detector on DATA: a folder of class folders, a CSV/JSON annotation file, or fashion-mnist.
     The recipe's options are TrainConfig's fields (docs/learning.md)."""
-    from dataclasses import asdict
-
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from mmindex.learn import TrainConfig  # deferred: `mmindex --help` stays fast
@@ -101,7 +99,7 @@ def train(data, out, val, name, resume, device, quiet, as_json, **options) -> No
         report = run_training(data, out, config, val_spec=val, name=name, resume=resume, progress=on_step,
                               feature_progress=lambda d, t: bar.update(feats, completed=d, total=t), device=device)
     if as_json:
-        click.echo(json.dumps(asdict(report)))
+        click.echo(json.dumps(report.as_dict()))
         return
     if report.split_made:
         click.echo(f"validation: a seeded split of {report.val_size} images held out from DATA")
@@ -214,8 +212,6 @@ def train_sequence(data, out, arch, val, test, hidden, loss, epochs, batch_size,
                    val_fraction, seed, quiet, as_json) -> None:
     """Train a temporal model on DATA, an .npz with x (N, T, D) frame features and y (N,) class ids or (N, L)
     0/1 label sets; optional lengths (N,) and labels (names). See docs/video.md."""
-    from dataclasses import asdict
-
     from mmindex.learn.sequence import SequenceConfig, evaluate_sequence  # deferred: `mmindex --help` stays fast
     from mmindex.learn.sequence import train_sequence as run_training  # deferred: `mmindex --help` stays fast
 
@@ -226,7 +222,7 @@ def train_sequence(data, out, arch, val, test, hidden, loss, epochs, batch_size,
         click.echo(f"epoch {epoch + 1}/{epochs_}  loss {loss_:.4f}  val {metric:.4f}", err=True)
 
     report = run_training(data, out, config, val=val, progress=None if quiet or as_json else on_epoch)
-    result = asdict(report) | ({"test": evaluate_sequence(out, test)} if test else {})
+    result = report.as_dict() | ({"test": evaluate_sequence(out, test)} if test else {})
     if as_json:
         click.echo(json.dumps(result))
         return
@@ -272,8 +268,6 @@ def train_clips(data, out, arch, width, generate, source, frames, size, val, tes
                 schedule, patience, seed, device, quiet, as_json) -> None:
     """Train a 3D CNN on video clips: DATA, an .npz with x (N, T, C, H, W) and y (N,) class ids (optional
     labels), or --generate N motion clips made from real images. See docs/video3d.md."""
-    from dataclasses import asdict
-
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from mmindex.learn.clips import load_clips, motion_task  # deferred: `mmindex --help` stays fast
@@ -300,7 +294,7 @@ def train_clips(data, out, arch, width, generate, source, frames, size, val, tes
             bar.update(task, description=f"epoch {epoch + 1}/{epochs_}", completed=step, total=steps, info=info)
 
         report = run_training(train_set, out, config, val=val, progress=on_step, device=device)
-    result = asdict(report) | ({"test": evaluate_clips(out, test_set)} if test_set is not None else {})
+    result = report.as_dict() | ({"test": evaluate_clips(out, test_set)} if test_set is not None else {})
     if as_json:
         click.echo(json.dumps(result))
         return

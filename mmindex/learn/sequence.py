@@ -7,9 +7,8 @@ Architectures (the lecture's "Recurrent neural networks" slides): `elman` (torch
 here: PyTorch has none; the previous *output* is the context), `lstm` (torch.nn.LSTM), `gru` (torch.nn.GRU),
 and `mean`, the baseline that averages the frames and classifies the average with an MLP, so it cannot see
 order. The label is read from the output at the last valid step: one class (softmax) or a label set (sigmoid).
-Training is back-propagation through time (autograd through the unrolled loop) with the gradient's global
-norm clipped, and reuses the learning package's pieces: `loss_fn`, `schedules.learning_rate`,
-`checkpoint.atomic_save` and `evaluate.reports.learning_curves`.
+Training is `learn.fit`, the one training loop, as back-propagation through time (autograd through the unrolled
+loop) with the gradient's global norm clipped; the model is written with `checkpoint.atomic_save`.
 
 Data (.npz): `x` (N, T, D) float frame features; `y` (N,) int class ids, or (N, L) 0/1 label sets; optional
 `lengths` (N,) int (frames after a sequence's length are padding and never read) and `labels` (names).
@@ -17,12 +16,9 @@ Data (.npz): `x` (N, T, D) float frame features; `y` (N,) int class ids, or (N, 
 
 from __future__ import annotations
 
-import copy
-import math
 import os
-import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +27,21 @@ from torch import Tensor, nn
 
 from mmindex.errors import DataError, DetectorError
 from mmindex.learn.checkpoint import atomic_save
-from mmindex.learn.schedules import SCHEDULES, learning_rate
-from mmindex.learn.train import holdout_split, loss_fn, make_optimizer, seed_everything
+from mmindex.learn.fit import (
+    Batches,
+    EpochProgress,
+    LearningCurves,
+    Schedule,
+    TrainReport,
+    Validation,
+    fit,
+    holdout_split,
+    loss_fn,
+    make_optimizer,
+    seed_everything,
+    train_step,
+)
+from mmindex.learn.schedules import SCHEDULES
 from mmindex.registry import Registry
 
 #: the recurrent layer by name: fn(in_dim, hidden, head, loss) -> the module stored as `SequenceClassifier.rnn`
@@ -211,13 +220,17 @@ class SequenceClassifier(nn.Module):
         out = self.rnn(x)[0]  # (B, T, H); causal, so padding after a sequence's end never changes its outputs
         return self.head(out[torch.arange(b), lengths - 1])  # y_T = W_y h_T + b_y
 
+    def probabilities(self, logits: Tensor) -> Tensor:
+        """Softmax or sigmoid of logits, as the loss reads them."""
+        return logits.softmax(1) if self.loss == "softmax" else logits.sigmoid()
+
     def scores(self, x: Tensor, lengths: Tensor | None = None, batch: int = 1024) -> Tensor:
         """Probabilities (softmax or sigmoid) in evaluation mode, without gradients."""
         self.eval()
         with torch.inference_mode():
             logits = torch.cat([self(x[i:i + batch], None if lengths is None else lengths[i:i + batch])
                                 for i in range(0, len(x), batch)])
-        return logits.softmax(1) if self.loss == "softmax" else logits.sigmoid()
+        return self.probabilities(logits)
 
 
 def bptt_step(model: SequenceClassifier, opt: torch.optim.Optimizer, x: Tensor, lengths: Tensor, targets: Tensor,
@@ -225,16 +238,11 @@ def bptt_step(model: SequenceClassifier, opt: torch.optim.Optimizer, x: Tensor, 
     """One mini-batch of back-propagation through time with clipping; returns (loss, gradient norm before clip).
 
     autograd unrolls the recurrence, so ∂E/∂W sums the contributions of every time step (the lecture's
-    "back-propagation through many hidden states"); their product over steps is what explodes, hence the clip.
+    "back-propagation through many hidden states"); their product over steps is what explodes, hence the clip
+    (0: the norm is measured, not clipped). `fit` makes every step of `train_sequence` this way.
     """
-    model.train()
-    loss = loss_fn(model.loss, model(x, lengths), targets)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    # g ← g · min(1, clip / ‖g‖): the direction is kept, the step is bounded (Pascanu et al., 2013)
-    norm = nn.utils.clip_grad_norm_(model.parameters(), clip if clip > 0 else math.inf)
-    opt.step()
-    return float(loss.detach()), float(norm)
+    loss, norm = train_step(model, opt, (x, lengths), targets, lambda z, t: loss_fn(model.loss, z, t), clip=clip)
+    return float(loss), float(norm)
 
 
 def metric(scores: np.ndarray, data: SequenceData) -> float:
@@ -246,40 +254,21 @@ def metric(scores: np.ndarray, data: SequenceData) -> float:
     return float((scores.argmax(1) == data.targets.argmax(1)).mean())
 
 
-@dataclass
-class SequenceReport:
-    """What `train_sequence` did and measured; `best_metric` is validation accuracy (or MAP for label sets)."""
-
-    arch: str
-    out: str
-    loss: str
-    labels: list[str]
-    train_size: int
-    val_size: int
-    metric_name: str
-    best_metric: float
-    best_epoch: int
-    epochs_run: int
-    seconds: float
-    clipped_steps: int
-    steps: int
-    history: list[dict] = field(default_factory=list)
-    curves: str | None = None
+#: the one report type of `learn.fit` (issue 18); the old name still works
+SequenceReport = TrainReport
 
 
 def _tensors(d: SequenceData) -> tuple[Tensor, Tensor, Tensor]:
     return torch.from_numpy(d.x), torch.from_numpy(d.lengths), torch.from_numpy(d.targets)
 
 
-# Over 60 lines: one of the three epoch loops (images, clips, sequences) that a single `fit` will
-# replace (issue 18); split now, it would be split differently then.
 def train_sequence(data: str | os.PathLike | SequenceData, out: str | os.PathLike, config: SequenceConfig | None = None,
                    *, val: str | os.PathLike | SequenceData | None = None, progress: SequenceProgress | None = None,
-                   curves: bool = True) -> SequenceReport:
+                   curves: bool = True) -> TrainReport:
     """Train `config.arch` on `data` (else a seeded split of it validates), keep the best epoch, write `out`.
 
     Raises `DataError` for unusable data or options, before any training. Writes `<out>.curves.png` unless
-    `curves` is False.
+    `curves` is False. Every epoch runs (no early stopping); `clipped_steps` counts the clipped steps.
     """
     config = (config or SequenceConfig()).validate()
     seed_everything(config.seed)
@@ -294,51 +283,21 @@ def train_sequence(data: str | os.PathLike | SequenceData, out: str | os.PathLik
 
     model = SequenceClassifier(config.arch, ds.x.shape[2], config.hidden, len(ds.labels), loss_kind)
     model.set_normalisation(ds.x, ds.lengths)
-    opt = make_optimizer(model.parameters(), config)
     x, lengths, y = _tensors(ds)
     xv, lv, yv = _tensors(vs)
-    gen = torch.Generator().manual_seed(config.seed)
-    steps = math.ceil(len(ds) / config.batch_size)
-    history: list[dict] = []
-    best, best_epoch, best_state, clipped, t0 = -math.inf, 0, None, 0, time.perf_counter()
-    for epoch in range(config.epochs):
-        perm = torch.randperm(len(ds), generator=gen)
-        total, norms = 0.0, []
-        for step in range(steps):
-            idx = perm[step * config.batch_size:(step + 1) * config.batch_size]
-            lr = learning_rate(epoch + step / steps, config.lr, config.schedule, total=config.epochs)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            loss, norm = bptt_step(model, opt, x[idx], lengths[idx], y[idx], config.clip)
-            total += loss * len(idx)
-            norms.append(norm)
-            clipped += bool(config.clip and norm > config.clip)
-        scores = model.scores(xv, lv)
-        with torch.inference_mode():
-            val_loss = float(loss_fn(loss_kind, torch.cat([model(xv[i:i + 1024], lv[i:i + 1024])
-                                                           for i in range(0, len(xv), 1024)]), yv))
-        m = metric(scores.numpy(), vs)
-        history.append({"epoch": epoch + 1, "lr": lr, "train_loss": total / len(ds), "val_loss": val_loss,
-                        "val_metric": m, "grad_norm": float(np.mean(norms)),
-                        "clipped": float(np.mean([n > config.clip for n in norms])) if config.clip else 0.0})
-        if m > best:
-            best, best_epoch, best_state = m, epoch + 1, copy.deepcopy(model.state_dict())
-        if progress:
-            progress(epoch, config.epochs, total / len(ds), m)
-    seconds = time.perf_counter() - t0
-    if best_state is not None:  # None only if every validation metric was NaN
-        model.load_state_dict(best_state)
     metric_name = "val_map" if vs.multilabel else "val_accuracy"
+    callbacks = [*([EpochProgress(progress)] if progress else []),
+                 *([LearningCurves(f"{out}.curves.png", f"{Path(out).stem} ({config.arch})")] if curves else [])]
+    validation = Validation(Batches((xv, lv), yv, 1024), lambda z: metric(model.probabilities(z).numpy(), vs),
+                            metric_name)
+    report = fit(model, Batches((x, lengths), y, config.batch_size), validation, lambda z, t: loss_fn(loss_kind, z, t),
+                 make_optimizer(model.parameters(), config), Schedule(config.lr, config.schedule, config.epochs),
+                 epochs=config.epochs, seed=config.seed, clip=config.clip, callbacks=callbacks)
     atomic_save({"format": FORMAT, "version": VERSION, "config": asdict(config), "loss": loss_kind,
                  "labels": ds.labels, "in_dim": ds.x.shape[2], "state": model.state_dict(),
-                 "metrics": {metric_name: best, "best_epoch": best_epoch}}, out)
-    png = None
-    if curves:
-        from mmindex.evaluate.reports import learning_curves  # deferred: matplotlib
-
-        png = str(learning_curves(history, f"{out}.curves.png", metric_name, title=f"{Path(out).stem} ({config.arch})"))
-    return SequenceReport(config.arch, str(out), loss_kind, ds.labels, len(ds), len(vs), metric_name, best, best_epoch,
-                          len(history), seconds, clipped, steps * len(history), history, png)
+                 "metrics": {metric_name: report.best_metric, "best_epoch": report.best_epoch}}, out)
+    return replace(report, name=Path(out).stem, out=str(out), mode="sequence", arch=config.arch, loss=loss_kind,
+                   labels=ds.labels, input_shape=list(ds.x.shape[1:]))
 
 
 def load_sequence_model(path: str | os.PathLike) -> tuple[SequenceClassifier, dict]:

@@ -19,21 +19,17 @@ Architectures (`ARCHS`), all taking clips (B, T, C, H, W) and giving class logit
   features are averaged over time before the head; the average cannot see frame order, so it must fail on
   labels that only motion carries (see `learn.clips`).
 
-Training (`train_clips`) is the loop of `learn.train` / `learn.sequence` for clips: seeded, Adam or SGD with
-momentum, the LR from `schedules.learning_rate` set on every step, softmax cross-entropy (`train.loss_fn`),
-the best validation epoch kept, early stopping, the model written with `checkpoint.atomic_save` and the
-learning curves with `evaluate.reports.learning_curves`. Inputs are standardised per channel with the
-training set's mean and deviation.
+Training (`train_clips`) is `learn.fit`, the one training loop, on clips: seeded, Adam or SGD with momentum, the
+LR from `schedules.learning_rate` set on every step, softmax cross-entropy (`fit.loss_fn`), the best validation
+epoch kept, early stopping, the learning curves; the model is written with `checkpoint.atomic_save`. Inputs are
+standardised per channel with the training set's mean and deviation.
 """
 
 from __future__ import annotations
 
-import copy
-import math
 import os
-import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -43,9 +39,22 @@ from torch import Tensor, nn
 from mmindex.errors import DataError, DetectorError
 from mmindex.learn.checkpoint import atomic_save
 from mmindex.learn.clips import ClipData, load_clips
+from mmindex.learn.fit import (
+    Batches,
+    LearningCurves,
+    Schedule,
+    StepProgress,
+    TrainReport,
+    Validation,
+    fit,
+    holdout_split,
+    loss_fn,
+    make_optimizer,
+    resolve_device,
+    seed_everything,
+)
 from mmindex.learn.heads import Head
-from mmindex.learn.schedules import SCHEDULES, learning_rate
-from mmindex.learn.train import holdout_split, loss_fn, make_optimizer, resolve_device, seed_everything
+from mmindex.learn.schedules import SCHEDULES
 from mmindex.registry import Registry
 
 #: clip networks by name: fn(in_channels, width) -> a trunk with `out_dim`, mapping (B, C, T, H, W) to
@@ -215,48 +224,12 @@ class ClipConfig:
         return self
 
 
-@dataclass
-class ClipReport:
-    """What `train_clips` did and measured; `best_metric` is the validation accuracy of the kept epoch."""
-
-    arch: str
-    out: str
-    labels: list[str]
-    clip_shape: list[int]
-    parameters: int
-    train_size: int
-    val_size: int
-    best_metric: float
-    best_epoch: int
-    epochs_run: int
-    seconds: float
-    clips_per_s: float  # training throughput: forward + backward + update, validation excluded
-    device: str
-    history: list[dict] = field(default_factory=list)
-    curves: str | None = None
-    metric_name: str = "val_accuracy"
+#: the one report type of `learn.fit` (issue 18); the old name still works
+ClipReport = TrainReport
 
 
-def _val_pass(model: ClipClassifier, x: Tensor, y: Tensor, n_classes: int) -> tuple[float, float]:
-    """(loss, accuracy) on a held-out set."""
-    z = model.logits_eval(x)
-    loss = loss_fn("softmax", z, nn.functional.one_hot(y, n_classes).float())
-    return float(loss), float((z.argmax(1) == y).float().mean())
-
-
-# Over 60 lines: one of the three epoch loops (images, clips, sequences) that a single `fit` will
-# replace (issue 18); split now, it would be split differently then.
-def train_clips(data: str | os.PathLike | ClipData, out: str | os.PathLike, config: ClipConfig | None = None, *,
-                val: str | os.PathLike | ClipData | None = None, progress: ClipProgress | None = None,
-                curves: bool = True, device: str = "auto") -> ClipReport:
-    """Train `config.arch` on clips (else a seeded split of them validates), keep the best epoch, write `out`.
-
-    device: "auto" (CUDA when PyTorch sees a GPU), "cpu" or "cuda[:N]"; the model is saved for the CPU.
-    Raises `DataError` for unusable data or options, before any training. Writes `<out>.curves.png` unless
-    `curves` is False.
-    """
-    config = (config or ClipConfig()).validate()
-    seed_everything(config.seed)
+def _check_data(config: ClipConfig, data, val) -> tuple[ClipData, ClipData]:
+    """(train, validation) clips; a seeded split of the training clips when `val` is None. Raises `DataError`."""
     ds = data if isinstance(data, ClipData) else load_clips(data)
     if val is None:
         ds, vs = holdout_split(ds, config.val_fraction, config.seed, min_train=2, what="clips")
@@ -265,69 +238,43 @@ def train_clips(data: str | os.PathLike | ClipData, out: str | os.PathLike, conf
     if vs.shape != ds.shape or vs.labels != ds.labels:
         raise DataError(f"validation clips {vs.shape} {vs.labels} differ from training clips {ds.shape} {ds.labels}")
     check_input(config.arch, ds.shape)
+    return ds, vs
+
+
+def train_clips(data: str | os.PathLike | ClipData, out: str | os.PathLike, config: ClipConfig | None = None, *,
+                val: str | os.PathLike | ClipData | None = None, progress: ClipProgress | None = None,
+                curves: bool = True, device: str = "auto") -> TrainReport:
+    """Train `config.arch` on clips (else a seeded split of them validates), keep the best epoch, write `out`.
+
+    device: "auto" (CUDA when PyTorch sees a GPU), "cpu" or "cuda[:N]"; the model is saved for the CPU.
+    Raises `DataError` for unusable data or options, before any training. Writes `<out>.curves.png` unless
+    `curves` is False. The report's `clips_per_s` is the rate of the training steps, validation excluded.
+    """
+    config = (config or ClipConfig()).validate()
+    seed_everything(config.seed)
+    ds, vs = _check_data(config, data, val)
     dev = resolve_device(device)
     n_classes = len(ds.labels)
     model = ClipClassifier(config.arch, ds.shape[1], n_classes, config.width, config.dropout)
     model.set_normalisation(ds.x)
     model.to(dev)
-    opt = make_optimizer(model.parameters(), config)
-    x, y = torch.from_numpy(ds.x), torch.from_numpy(ds.y)
-    xv, yv = torch.from_numpy(vs.x), torch.from_numpy(vs.y)
-    gen = torch.Generator().manual_seed(config.seed)
-    steps = math.ceil(len(ds) / config.batch_size)
-    history: list[dict] = []
-    best, best_epoch, best_state, bad_epochs = -math.inf, 0, None, 0
-    train_s, trained, metric, t0 = 0.0, 0, None, time.perf_counter()
-    for epoch in range(config.epochs):
-        perm = torch.randperm(len(ds), generator=gen)
-        total, seen = 0.0, 0
-        model.train()
-        for step in range(steps):
-            idx = perm[step * config.batch_size:(step + 1) * config.batch_size]
-            if len(idx) < 2:
-                continue  # batch norm cannot use a batch of one
-            ts = time.perf_counter()
-            lr = learning_rate(epoch + step / steps, config.lr, config.schedule, total=config.epochs)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            target = nn.functional.one_hot(y[idx], n_classes).float().to(dev)
-            loss = loss_fn("softmax", model(x[idx].to(dev, non_blocking=True)), target)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(idx)  # float() waits for the GPU, so train_s is honest
-            seen += len(idx)
-            train_s += time.perf_counter() - ts
-            if progress:
-                progress(epoch, config.epochs, step + 1, steps, total / seen, metric)
-        trained += seen
-        val_loss, metric = _val_pass(model, xv, yv, n_classes)
-        history.append({"epoch": epoch + 1, "lr": lr, "train_loss": total / max(seen, 1), "val_loss": val_loss,
-                        "val_metric": metric})
-        if progress:
-            progress(epoch, config.epochs, steps, steps, total / max(seen, 1), metric)
-        if metric > best:
-            best, best_epoch, best_state, bad_epochs = metric, epoch + 1, copy.deepcopy(model.state_dict()), 0
-        else:
-            bad_epochs += 1
-            if config.patience and bad_epochs >= config.patience:
-                break
-    seconds = time.perf_counter() - t0
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    y, yv = torch.from_numpy(ds.y), torch.from_numpy(vs.y)
+    onehot = lambda ids: nn.functional.one_hot(ids, n_classes).float()  # noqa: E731 — softmax CE's targets
+    callbacks = [*([StepProgress(progress)] if progress else []),
+                 *([LearningCurves(f"{out}.curves.png", f"{Path(out).stem} ({config.arch}, width {config.width})")]
+                   if curves else [])]
+    validation = Validation(Batches((torch.from_numpy(vs.x),), onehot(yv), 128),
+                            lambda z: float((z.argmax(1).cpu() == yv).float().mean()), "val_accuracy")
+    report = fit(model, Batches((torch.from_numpy(ds.x),), onehot(y), config.batch_size, min_size=2), validation,
+                 lambda z, t: loss_fn("softmax", z, t), make_optimizer(model.parameters(), config),
+                 Schedule(config.lr, config.schedule, config.epochs), epochs=config.epochs, seed=config.seed,
+                 patience=config.patience, callbacks=callbacks, device=dev)
     model.cpu().eval()
-    n_params = sum(p.numel() for p in model.parameters())
     atomic_save({"format": FORMAT, "version": VERSION, "config": asdict(config), "labels": ds.labels,
                  "clip_shape": list(ds.shape), "state": model.state_dict(),
-                 "metrics": {"val_accuracy": best, "best_epoch": best_epoch}}, out)
-    png = None
-    if curves and history:
-        from mmindex.evaluate.reports import learning_curves  # deferred: matplotlib
-
-        png = str(learning_curves(history, f"{out}.curves.png", "val_accuracy",
-                                  title=f"{Path(out).stem} ({config.arch}, width {config.width})"))
-    return ClipReport(config.arch, str(out), ds.labels, list(ds.shape), n_params, len(ds), len(vs), best, best_epoch,
-                      len(history), seconds, trained / train_s if train_s > 0 else 0.0, str(dev), history, png)
+                 "metrics": {"val_accuracy": report.best_metric, "best_epoch": report.best_epoch}}, out)
+    return replace(report, name=Path(out).stem, out=str(out), mode="clip", arch=config.arch, loss="softmax",
+                   labels=ds.labels, input_shape=list(ds.shape))
 
 
 def load_clip_model(path: str | os.PathLike) -> tuple[ClipClassifier, dict]:
