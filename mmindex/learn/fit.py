@@ -109,6 +109,13 @@ class Batches:
     batch_size: int
     min_size: int = 1
 
+    def __post_init__(self) -> None:
+        lengths = {len(t) for t in self.inputs}
+        if self.batch_size < 1 or self.size == 0 or lengths != {self.size}:
+            rows = " and ".join(map(str, sorted(lengths)))
+            raise DataError(f"batches need items, a batch size ≥ 1 and inputs as long as the targets: inputs of "
+                            f"{rows} rows, {self.size} targets, batch size {self.batch_size}")
+
     @property
     def size(self) -> int:
         return len(self.targets)
@@ -327,6 +334,8 @@ def fit(model: nn.Module, train: Batches, val: Validation, loss: LossFn, optimiz
     penalty(loss, epoch): the loss with a weight penalty added (L1/L2 from some epoch on). start: a
     `LoopState` to resume from (its epochs are not run again, and their shuffles are drawn and skipped).
     """
+    if epochs < 1:
+        raise DataError(f"epochs must be ≥ 1, not {epochs}")
     dev = torch.device(device)
     state = start or LoopState(epochs)
     state.epochs = epochs

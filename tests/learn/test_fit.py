@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from mmindex.errors import DataError
 from mmindex.learn.fit import (
     Batches,
     Callback,
@@ -141,3 +142,12 @@ def test_the_report_keeps_the_old_names_in_its_dict():
     d = TrainReport(mode="scratch", items_per_s=10.0).as_dict()
     assert d["images_per_s"] == 10.0 and "clips_per_s" not in d
     assert "clip_shape" not in TrainReport(mode="sequence").as_dict()
+
+
+def test_bad_batches_and_epochs_are_clear_errors():
+    with pytest.raises(DataError, match="inputs of 300 rows, 299 targets"):
+        Batches((X,), Y[:299], 32)
+    with pytest.raises(DataError, match="batch size 0"):
+        Batches((X,), Y, 0)
+    with pytest.raises(DataError, match="epochs must be"):
+        _run(epochs=0)
