@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -79,7 +80,7 @@ def _penalised(model: Detector) -> list[Tensor]:
     return [p for n, p in model.named_parameters() if p.dim() > 1]
 
 
-def _penalty(model: Detector, config: TrainConfig):
+def _penalty(model: Detector, config: TrainConfig) -> Callable[[Tensor, int], Tensor]:
     """L2 (λ·Σw²) and L1 (λ·Σ|w|) on the weights, added to the loss from epoch `penalty_from` on."""
     def penalise(loss: Tensor, epoch: int) -> Tensor:
         if epoch < config.penalty_from or not (config.l2 or config.l1):
