@@ -18,7 +18,11 @@ Resolution rules of `Vocabulary.resolve(text)`:
    rank come after ranked ones, then in vocabulary order. The ImageNet preference outranks sense order:
    "plane" is the carpenter's plane class although WordNet's first sense, airplane, is a node here (about
    15 names are affected, e.g. plane, pot, light, screen; name the node by another synonym: "airplane").
-5. Unknown text raises `UnknownConcept` with up to 5 close names (difflib) as suggestions.
+5. An index's trained concepts (source "trained": applied or taught detectors) win over every built-in one:
+   after `mmindex teach trouser`, "trouser" is the user's detector, the latest applied first when several
+   share a name. The built-in concept stays reachable by its WordNet id, or by the `wordnet:` prefix
+   ("wordnet:trouser"), which looks among the built-in concepts only.
+6. Unknown text raises `UnknownConcept` with up to 5 close names (difflib) as suggestions.
 """
 
 from __future__ import annotations
@@ -33,9 +37,10 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from mmindex.errors import UnknownConcept
+from mmindex.errors import DetectorError, UnknownConcept
 
 _WNID = re.compile(r"n\d{8}")
+BUILTIN_PREFIX = "wordnet:"  # "wordnet:trouser": the built-in concept, even when a trained one is named so
 _SEPARATORS = re.compile(r"[\s_\-]+")
 _MAX_SUGGESTIONS = 5
 _UNRANKED = 1 << 30  # sorts names WordNet does not rank after every ranked sense
@@ -56,6 +61,35 @@ class Concept:
 def normalise(text: str) -> str:
     """The form names are compared in: lower case, '_' and '-' as spaces, single spaces, stripped."""
     return _SEPARATORS.sub(" ", text.lower()).strip()
+
+
+NAME_MAX = 64  # characters in the name of a concept a user teaches
+_OPERATORS = re.compile(r"\b(?:AND|OR|NOT)\b")
+
+
+def check_name(name: str) -> str:
+    """A name for a concept of the user's (`mmindex teach NAME`), its white space made single spaces.
+
+    `DetectorError` when it cannot name one: empty, over `NAME_MAX` characters, no letter or digit, a character
+    that the query grammar or detector names reserve (`: ( ) ^ "`), an operator word (AND, OR, NOT), a WordNet id,
+    "wordnet".
+    """
+    clean = " ".join(str(name).split())
+    why = ("is empty" if not clean else f"is longer than {NAME_MAX} characters" if len(clean) > NAME_MAX else
+           "has no letter or digit" if not re.search(r"[^\W_]", clean) else
+           "may not contain : ( ) ^ or \"" if re.search(r'[:()^"]', clean) else
+           "may not contain the operators AND, OR, NOT" if _OPERATORS.search(clean) else
+           "is a WordNet id" if _WNID.fullmatch(clean.lower()) else
+           "is reserved (wordnet:NAME names a built-in concept)" if clean.lower() == BUILTIN_PREFIX[:-1] else None)
+    if why:
+        raise DetectorError(f"concept name {name!r} {why}")
+    return clean
+
+
+def same_name(name: str, known) -> str:
+    """The name among `known` that reads as `name` does (case, '_' and '-' aside), else `name`: "Red_car" teaches
+    the concept "red car" when there is one."""
+    return next((k for k in known if normalise(k) == normalise(name)), name)
 
 
 def _match_tier(name: str, q: str, word: re.Pattern[str]) -> int:
@@ -117,8 +151,8 @@ class Vocabulary:
     def extended(self, extra: list[Concept]) -> Vocabulary:
         """This vocabulary plus `extra` concepts (e.g. an index's trained detectors), same sense ranks.
 
-        Extra concepts come last, so on a shared name the existing concept keeps it (rule 4) and the
-        extra one is reached by another of its synonyms (a trained concept's qualified "detector:label").
+        Extra concepts come last in listings. On a shared name a trained one (source "trained") wins, the
+        last of them first (rule 5); the built-in concept is then reached by its id or by "wordnet:NAME".
         """
         return Vocabulary(self._concepts + list(extra), self._senses) if extra else self
 
@@ -177,16 +211,26 @@ class Vocabulary:
                 found += [c for c in self._by_name[name][:1] if c not in found]
         return found[:limit]
 
+    def shadowed(self, name: str) -> Concept | None:
+        """The built-in concept (ImageNet class or WordNet node) that `name` names, or None."""
+        found = self._lookup(BUILTIN_PREFIX + normalise(name))
+        return found[0] if found else None
+
     def _lookup(self, name: str) -> list[Concept]:
         """Concepts named `name` (already normalised), the preferred one first."""
+        if name.startswith(BUILTIN_PREFIX):
+            return [c for c in self._lookup(name[len(BUILTIN_PREFIX):].strip()) if c.source != "trained"]
         if _WNID.fullmatch(name):
             c = self._by_id.get(name)
             return [c] if c else []
         return self._by_name.get(name, [])
 
-    def _preference(self, name: str, c: Concept) -> tuple[int, int, int]:
-        """Sort key among the concepts sharing `name`: ImageNet class, WordNet sense rank, position."""
-        return (c.source != "imagenet", self._rank.get((name, c.id), _UNRANKED), self._position[c.id])
+    def _preference(self, name: str, c: Concept) -> tuple[int, int, int, int]:
+        """Sort key among the concepts sharing `name`: trained (the latest first), ImageNet class, WordNet sense
+        rank, position."""
+        trained = c.source == "trained"
+        return (not trained, c.source != "imagenet", self._rank.get((name, c.id), _UNRANKED),
+                -self._position[c.id] if trained else self._position[c.id])
 
     def _suggest(self, name: str) -> list[str]:
         """Up to 5 names close to `name`, one per concept, best first (or ids, for an unknown wnid)."""

@@ -5,9 +5,9 @@
     >>> engine.add(["~/Pictures"])
     >>> [h.path for h in engine.search(concepts=["espresso"], k=3)]
 
-`Engine` composes an `Indexer` (mmindex/indexer.py: add, apply, remove, compact, rebuild, check, repair)
-and a `Searcher` (mmindex/search/searcher.py: search, feedback, saved queries, info), which share the
-index folder, the ingest configuration and one lazily loaded model. It holds no logic of its own.
+`Engine` composes an `Indexer` (mmindex/indexer.py: add, apply, teach, judgments, remove, compact, rebuild,
+check, repair) and a `Searcher` (mmindex/search/searcher.py: search, feedback, label, saved queries, info), which
+share the index folder, the ingest configuration and one lazily loaded model. It holds no logic of its own.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmindex.concepts import Concept, Vocabulary
+from mmindex.concepts import BUILTIN_PREFIX, Concept, Vocabulary
 from mmindex.config import IngestConfig, default_index_dir
 from mmindex.index.check import Problem
 from mmindex.index.ingest import AddReport, ProgressFn
@@ -64,15 +64,72 @@ class Engine:
     def apply(self, detector: str | os.PathLike, name: str | None = None) -> dict:
         """Score every segment with a trained detector bundle and add its labels as concepts (source "trained").
 
-        Media added later are scored by it too. Returns {name, concepts: [{id, name, query}], segments,
-        replaced}, where `query` is the name that resolves to the concept (the label, or "detector:label"
-        when the label already names another concept). Raises `DetectorError` if it does not fit the index.
+        Media added later are scored by it too. Returns {name, version, concepts: [{id, name, query, shadows}],
+        segments, replaced, messages}: `query` is the name that resolves to the concept (its label: the user's
+        names win), `shadows` the built-in concept of that name ({id, query: "wordnet:NAME"}) or None, and
+        `messages` says which names now mean the user's detector. `DetectorError` if it does not fit the index.
         """
-        report = self.indexer.apply(detector, name)
-        vocabulary = self.vocabulary
-        report["concepts"] = [
-            {"id": cid, "name": label, "query": label if vocabulary.resolve(label).id == cid else cid}
-            for cid, label in report["concepts"]]
+        return self._named(self.indexer.apply(detector, name))
+
+    def teach(self, name: str, positive: Sequence[int] = (), negative: Sequence[int] = (), origin: str = "cli",
+              from_feedback: bool = False, seed: int = 0) -> dict:
+        """Teach the index a concept from judged segments, in seconds: record the judgments (origin "cli",
+        "feedback", "ui", "import" or "active"; with `from_feedback`, also the last query's, as "feedback"), fit a
+        probe detector on the stored embeddings of every segment judged for `name` so far, with negatives
+        sampled from the unjudged ones (learn/teach.py), and apply it under `name` (`--concept NAME`), replacing
+        an earlier one and bumping its version. All under the writer lock: a second writer gets `IndexLocked`.
+
+        Returns `apply`'s report (with `version`) plus {judgments: {added, changed, unchanged}, training: {c,
+        folds, positives, negatives, sampled_negative, ...}}. `DetectorError` for a name that cannot name a
+        concept, `QueryError` naming segment ids not in the index, `DataError` when `name` has no positive.
+        """
+        feedback = self.searcher.last_judgments() if from_feedback else None
+        return self._named(self.indexer.teach(name, positive, negative, origin, feedback, seed))
+
+    def label(self, name: str, n: int = 20, strategy: str = "uncertain", seed: int = 0) -> dict:
+        """Propose the `n` unjudged segments whose judgment for `name` helps its detector most (active learning):
+        "uncertain" (scores nearest the decision boundary), "probable" (highest scores) or "random" (seeded).
+        Without a detector for `name` the draw is random, and `message` says so. Judge them with `teach`.
+        Returns {name, strategy, requested, detector, judged: {positive, negative}, message, segments: [{segment_id,
+        path, kind, start, end, score}]} (see search/active.py)."""
+        return self.searcher.label(name, n, strategy, seed)
+
+    def judge(self, name: str, positive: Sequence[int] = (), negative: Sequence[int] = (), origin: str = "cli") -> dict:
+        """Record judgments of segments for the concept `name` without training (`teach` trains on them later).
+        A segment judged again takes the new label. Returns {name, added, changed, unchanged}."""
+        return self.indexer.judge(name, positive, negative, origin)
+
+    def forget_judgments(self, name: str, segment_ids: Sequence[int] | None = None) -> int:
+        """Delete the judgments of `name` (all, or those of `segment_ids`); returns how many."""
+        return self.indexer.forget_judgments(name, segment_ids)
+
+    def judgments(self, concept: str | None = None) -> list[dict]:
+        """Every judgment (of one concept, or all): {segment_id, path, start, end, concept, label, origin, at}."""
+        return self.reader().judgments(concept)
+
+    def export_judgments(self, concept: str | None = None, fmt: str = "csv") -> str:
+        """The judgments (of one concept, or all) as the text of a file: "csv" (`segment_path,start,end,concept,
+        label`) or "qrels" (TRECVID style); see mmindex/evaluate/judgments.py."""
+        return self.indexer.export_judgments(concept, fmt)
+
+    def import_judgments(self, path: str | os.PathLike, fmt: str | None = None) -> dict:
+        """Record the judgments of a CSV or qrels file (format from its name unless given), origin "import". A line
+        naming a segment that is not in the index is reported in `unknown`, not fatal; importing again adds
+        nothing. Returns {lines, added, changed, unchanged, skipped, unknown: [message], concepts}."""
+        return self.indexer.import_judgments(path, fmt)
+
+    def detectors(self) -> list[dict]:
+        """The detectors applied to or taught in the index: {id, name, labels, version, kind ("applied" or
+        "taught"), details, applied, judgments: {positive, negative}}."""
+        return self.searcher.detectors()
+
+    def _named(self, report: dict) -> dict:
+        """An apply's or teach's report with each concept's query name and the built-in concept it shadows."""
+        vocabulary, builtin = self.vocabulary, Vocabulary.imagenet()
+        report["concepts"] = [_concept_names(cid, label, vocabulary, builtin) for cid, label in report["concepts"]]
+        report["messages"] = [f"{c['name']!r} now means your detector; the built-in concept is "
+                              f"{c['shadows']['query']} ({c['shadows']['id']})" for c in report["concepts"]
+                              if c["shadows"] and c["query"] == c["name"]]
         return report
 
     def remove(self, paths: Iterable[str | os.PathLike]) -> int:
@@ -153,7 +210,7 @@ class Engine:
         return self.searcher.health()
 
     def concepts(self, text: str | None = None, limit: int | None = None) -> list[Concept]:
-        """The concept vocabulary, or the concepts matching `text`."""
+        """The concept vocabulary (the index's trained concepts first), or the concepts matching `text`."""
         return self.searcher.concepts(text, limit)
 
     def embed_image(self, path: str | os.PathLike) -> np.ndarray:
@@ -200,3 +257,10 @@ class Engine:
 
     def close(self) -> None:
         self.searcher.close()
+
+
+def _concept_names(cid: str, label: str, vocabulary: Vocabulary, builtin: Vocabulary) -> dict:
+    """{id, name, query, shadows} of a trained concept: the name that reaches it, the built-in concept it hides."""
+    shadowed = builtin.shadowed(label)
+    return {"id": cid, "name": label, "query": label if vocabulary.resolve(label).id == cid else cid,
+            "shadows": {"id": shadowed.id, "query": f"{BUILTIN_PREFIX}{label}"} if shadowed else None}

@@ -1,26 +1,36 @@
-"""The indexer: the writing half of `Engine` (add, apply, remove, compact, rebuild, check, repair).
+"""The indexer: the writing half of `Engine` (add, apply, teach, judgments, remove, compact, rebuild, check, repair).
 
     add: scan ──▶ extract.reader (threads) ──▶ extract.mapper (the model) ──▶ index.ingest's writer
          (one transaction per batch) ──▶ compaction when worth it ──▶ the vector index brought up to date
 
 It sits above `learn/` because applied detectors are trained bundles: it loads them and hands the index
-their scoring functions, so the storage layer never imports the learning one.
+their scoring functions, so the storage layer never imports the learning one. For the same reason it teaches
+concepts: it records the judgments, has `learn.teach` fit a probe on their stored embeddings, and applies it.
+
+    teach: judgments recorded (one transaction) ──▶ judged + sampled embeddings ──▶ learn.teach.fit_probe
+           ──▶ a bundle ──▶ index.detectors.apply (one transaction)          all under the writer lock
 """
 
 from __future__ import annotations
 
+import json
 import os
+import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from mmindex.concepts import Vocabulary
+import numpy as np
+
+from mmindex.concepts import Vocabulary, check_name, same_name
 from mmindex.config import IngestConfig
-from mmindex.errors import ClusterError, DetectorError, IndexDamaged, StoreError
+from mmindex.errors import ClusterError, DataError, DetectorError, IndexDamaged, QueryError, StoreError
+from mmindex.evaluate import judgments as judgment_files
 from mmindex.index import check, compact, detectors, vectors
 from mmindex.index.ingest import AddReport, ProgressFn, add_paths
 from mmindex.index.store import Store
+from mmindex.index.store_judgments import ORIGINS
 from mmindex.index.vectors import check_matches, check_setting
 from mmindex.models.loader import LazyModel
 
@@ -97,8 +107,83 @@ class Indexer:
                     f"detector {name or bundle.name!r} was trained in {bundle.mode} mode; only probe detectors on "
                     f"the index's backbone ({model}) can be applied, since they score the stored embeddings "
                     "(train with --mode probe)")
-            bundle.check_backbone(model, LazyModel(model).backbone.weights_id)
+            bundle.check_backbone(model, self._weights_id(model))
             return detectors.apply(store, detector, bundle, bundle.score_embeddings, name)
+
+    def _weights_id(self, model: str) -> str:
+        """The weights id of the index's backbone (the one loaded for `add`, when it is that one)."""
+        return (self.model if self.model.name == model else LazyModel(model)).backbone.weights_id
+
+    # ---- judgments and taught concepts -------------------------------------------------------------
+    def teach(self, name: str, positive: Iterable[int] = (), negative: Iterable[int] = (), origin: str = "cli",
+              feedback: tuple[Sequence[int], Sequence[int]] | None = None, seed: int = 0) -> dict:
+        """Record judgments of `name`, fit a probe on every judged segment of it, apply it. See `Engine.teach`."""
+        name = check_name(name)
+        given = _judged(*feedback, "feedback") if feedback else []
+        explicit = _judged(positive, negative, origin)  # wins over the last query's judgment of the same segment
+        given = [g for g in given if g[0] not in {i for i, _, _ in explicit}] + explicit
+        from mmindex.learn.checkpoint import load_bundle  # deferred: PyTorch (not needed to refuse bad input)
+        from mmindex.learn.teach import fit_probe, save_probe, training_set  # deferred: PyTorch
+
+        with Store.open(self.index_dir, write=True) as store:
+            name = _known_name(store, name)
+            labels = {**store.judgment_labels(name), **{i: label for i, label, _ in given}}
+            if not any(labels.values()):
+                raise DataError(f"no positive example of {name!r}: give at least one --positive segment id")
+            recorded = _record(store, name, given)
+            snap = store.snapshot()
+            judged = np.array([snap.row_of(i) for i in sorted(labels)], dtype=np.int64)
+            x, y = training_set(snap.embeddings, judged, np.array([labels[i] for i in sorted(labels)]), seed)
+            model = store.meta("model")
+            detector, details = fit_probe(x, y, name, model, seed)
+            details.update(judged_positive=sum(labels.values()), judged_negative=len(labels) - sum(labels.values()),
+                           sampled_negative=len(y) - len(labels))
+            with tempfile.TemporaryDirectory(prefix="mmindex-teach-") as tmp:
+                path = Path(tmp) / "taught.mmdet"
+                save_probe(path, name, detector, self._weights_id(model), details)
+                bundle = load_bundle(path)
+                report = detectors.apply(store, path, bundle, bundle.score_embeddings, name, "taught",
+                                         json.dumps(details))
+        return {**report, "judgments": recorded, "training": details}
+
+    def judge(self, name: str, positive: Iterable[int] = (), negative: Iterable[int] = (),
+              origin: str = "cli") -> dict:
+        """Record judgments of `name` without training. See `Engine.judge`."""
+        given = _judged(positive, negative, origin)
+        with Store.open(self.index_dir, write=True) as store:
+            name = _known_name(store, check_name(name))
+            return {"name": name, **_record(store, name, given)}
+
+    def forget_judgments(self, name: str, segment_ids: Sequence[int] | None = None) -> int:
+        """Delete judgments of `name` (all, or those of `segment_ids`); returns how many."""
+        with Store.open(self.index_dir, write=True) as store, store.transaction():
+            return store.delete_judgments(_known_name(store, name), segment_ids)
+
+    def export_judgments(self, concept: str | None = None, fmt: str = "csv") -> str:
+        """The judgments (of one concept, or all) as the text of a CSV or qrels file. See `Engine.export_judgments`."""
+        fmt = judgment_files.format_of("", fmt)
+        with Store.open(self.index_dir) as store:
+            rows = store.judgments(None if concept is None else same_name(concept, store.judged_concepts()))
+        return judgment_files.write_text(rows, fmt)
+
+    def import_judgments(self, path: str | os.PathLike, fmt: str | None = None) -> dict:
+        """Record the judgments of a CSV or qrels file (origin "import"). See `Engine.import_judgments`."""
+        fmt = judgment_files.format_of(path, fmt)
+        lines, skipped = judgment_files.read(path, fmt)
+        with Store.open(self.index_dir, write=True) as store:
+            found, unknown = _segments_of(store, lines)
+            known = [d["name"] for d in store.detector_list()] + list(store.judged_concepts())
+            names: dict[str, str] = {}
+            rows = []
+            for line, segment_id in found:
+                if line.concept not in names:  # qrels write "red car" as "red_car": same_name reads them alike
+                    names[line.concept] = same_name(check_name(line.concept), known + list(names.values()))
+                rows.append((segment_id, names[line.concept], line.label, "import"))
+            with store.transaction():
+                added, changed = store.add_judgments(rows)
+        return {"lines": len(lines) + skipped, "added": added, "changed": changed,
+                "unchanged": len(rows) - added - changed, "skipped": skipped, "unknown": unknown,
+                "concepts": sorted(set(names.values()))}
 
     def remove(self, paths: Iterable[str | os.PathLike]) -> int:
         """Remove media by file path, or all media under a folder. Returns how many were removed."""
@@ -133,6 +218,58 @@ class Indexer:
     def repair(self) -> list[str]:
         """Mend the index (see `mmindex.index.check.repair`); returns what was done, one line each."""
         return check.repair(self.index_dir, _load_scorer)
+
+
+def _judged(positive: Iterable[int], negative: Iterable[int], origin: str) -> list[tuple[int, int, str]]:
+    """(segment id, label, origin) of the given judgments; `QueryError` for an id judged both ways."""
+    if origin not in ORIGINS:
+        raise QueryError(f"unknown origin {origin!r} of judgments; one of {', '.join(ORIGINS)}")
+    pos, neg = [int(i) for i in positive], [int(i) for i in negative]
+    both = sorted(set(pos) & set(neg))
+    if both:
+        raise QueryError(f"segments judged both positive and negative: {', '.join(map(str, both))}")
+    return [(i, 1, origin) for i in dict.fromkeys(pos)] + [(i, 0, origin) for i in dict.fromkeys(neg)]
+
+
+def _known_name(store: Store, name: str) -> str:
+    """The name of the index's detector or judged concept that reads as `name`, else `name` (see `same_name`)."""
+    return same_name(name, [d["name"] for d in store.detector_list()] + list(store.judged_concepts()))
+
+
+def _record(store: Store, name: str, given: list[tuple[int, int, str]]) -> dict:
+    """Record judgments of `name` in one transaction; `QueryError` naming the ids that are not in the index."""
+    ids = [i for i, _, _ in given]
+    missing = sorted(set(ids) - set(store.segments(ids)))
+    if missing:
+        raise QueryError(f"segment ids not in the index: {', '.join(map(str, missing))}")
+    with store.transaction():
+        added, changed = store.add_judgments((i, name, label, origin) for i, label, origin in given)
+    return {"added": added, "changed": changed, "unchanged": len(given) - added - changed}
+
+
+def _segments_of(store: Store, lines: list) -> tuple[list[tuple], list[str]]:
+    """(line, segment id) of the lines whose segment is in the index, and a message for each other line."""
+    by_path: dict[str, list[tuple[int, float | None, float | None]]] = {}
+    by_doc: dict[str, int] = {}
+    for segment_id, path, start, end in store.segment_spans():
+        by_path.setdefault(path, []).append((segment_id, start, end))
+        by_doc[judgment_files.doc_id(path, start, end)] = segment_id
+    found, unknown = [], []
+    for line in lines:
+        if line.doc is not None:
+            segment_id = by_doc.get(line.doc)
+        else:
+            segment_id = next((i for i, start, end in by_path.get(line.path, ())
+                               if _near(start, line.start) and _near(end, line.end)), None)
+        if segment_id is None:
+            unknown.append(f"{line.where}: no such segment in the index")
+        else:
+            found.append((line, segment_id))
+    return found, unknown
+
+
+def _near(a: float | None, b: float | None) -> bool:
+    return a is None and b is None or a is not None and b is not None and abs(a - b) < 1e-3
 
 
 def _load_scorer(bundle_path: Path) -> detectors.Scorer:

@@ -55,6 +55,16 @@ def main() -> None:
     """Index image and video collections with deep networks and search them."""
 
 
+def echo_concept_names(report: dict) -> None:
+    """After `apply` or `teach`: the name that queries each of the detector's concepts, and which built-in
+    concepts those names now hide."""
+    for c in report["concepts"]:
+        click.echo(f"  --concept {c['query']!r}" + ("" if c["query"] == c["name"] else
+                                                     f"  ({c['name']!r} names another detector's concept)"))
+    for message in report["messages"]:
+        click.echo(message)
+
+
 def emit_hits(hits, as_json: bool, explain: bool) -> None:
     """Print results: JSON {"hits": [...]} (then "explain" with --explain, "message" when empty for a
     reason), or a table. A reason for no hits also goes to stderr."""

@@ -93,6 +93,10 @@ def info(index, as_json) -> None:
                f"MB mapped from files, {mem['resident_bytes'] / 1e6:.1f} MB held by the arrays and indexes")
     parts = ", ".join(f"{key} {disk[key] / 1e6:.2f}" for key in ("batches", "vectors", "sqlite", "detectors"))
     click.echo(f"disk:      {data['disk_bytes'] / 1e6:.2f} MB ({parts})")
+    for d in data["detectors"]:
+        j = d["judgments"]
+        click.echo(f"detector:  {d['name']!r} ({d['kind']}, version {d['version']}): {', '.join(d['labels'])}" +
+                   (f"; {j['positive']} positive and {j['negative']} negative judgments" if sum(j.values()) else ""))
     click.echo(f"errors:    {len(data['errors'])}")
     for e in data["errors"]:
         click.echo(f"  {printable(e['path'])}: {printable(e['error'])}")

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import click
 
 from mmindex.cli.choices import RegistryChoice
-from mmindex.cli.common import index_option, main, open_engine
+from mmindex.cli.common import echo_concept_names, index_option, main, open_engine
 
 
 class ConfigCommand(click.Command):
@@ -161,11 +161,9 @@ def apply_detector(detector, index, name, as_json) -> None:
     if as_json:
         click.echo(json.dumps(r))
         return
-    click.echo(f"{'replaced' if r['replaced'] else 'applied'} detector {r['name']!r} to {r['segments']} segments; "
-               "media added later are scored by it too")
-    for c in r["concepts"]:
-        click.echo(f"  --concept {c['query']!r}" + ("" if c["query"] == c["name"] else
-                                                     f"  ({c['name']!r} already names another concept)"))
+    click.echo(f"{'replaced' if r['replaced'] else 'applied'} detector {r['name']!r} (version {r['version']}) to "
+               f"{r['segments']} segments; media added later are scored by it too")
+    echo_concept_names(r)
 
 
 @main.command("learn-demo")

@@ -36,14 +36,21 @@ def concepts(index, as_json, **options) -> None:
     """List the concept vocabulary (the index's trained concepts included), or search it by name, synonym or
     WordNet id."""
     request = ConceptsRequest(**request_values(ConceptsRequest, options))
-    found = open_engine(index).concepts(**request.engine_arguments())  # no index: the ImageNet vocabulary
+    engine = open_engine(index)
+    found = engine.concepts(**request.engine_arguments())  # no index: the ImageNet vocabulary
+    # An index's own concepts (applied or taught detectors) come first, marked with their detector's version.
+    detectors = {d["name"]: d for d in engine.detectors()} if any(c.source == "trained" for c in found) else {}
+    own = {c.id: detectors.get(c.id.split(":")[0]) for c in found if c.source == "trained"}
     if as_json:
         click.echo(json.dumps({"concepts": [
-            {"id": c.id, "name": c.name, "synonyms": list(c.synonyms), "source": c.source,
-             "classes": len(c.classes)} for c in found]}))
+            {"id": c.id, "name": c.name, "synonyms": list(c.synonyms), "source": c.source, "classes": len(c.classes),
+             **({"detector": own[c.id]["name"], "kind": own[c.id]["kind"], "version": own[c.id]["version"]}
+                if own.get(c.id) else {})} for c in found]}))
         return
     for c in found:
-        extra = f"  [{len(c.classes)} classes]" if c.source != "imagenet" else ""
+        d = own.get(c.id)
+        extra = (f"  [{d['kind']} detector {d['name']!r}, version {d['version']}]" if d else
+                 f"  [{len(c.classes)} classes]" if c.source != "imagenet" else "")
         click.echo(f"{c.id}  {', '.join(c.synonyms)}{extra}")
     if not found:
         click.echo(f"no concept matches {request.text!r}", err=True)

@@ -92,25 +92,35 @@ def write_scores(store: Store, batch_id: int, trained: dict[int, np.ndarray]) ->
         store.add_detector_scores(det_id, batch_id, name)
 
 
-def apply(store: Store, bundle_path: str | os.PathLike, bundle, score: Scorer, name: str | None = None) -> dict:
+RESERVED = "wordnet"  # `wordnet:NAME` names a built-in concept (see `mmindex.concepts`), never a detector's
+
+
+def apply(store: Store, bundle_path: str | os.PathLike, bundle, score: Scorer, name: str | None = None,
+          kind: str = "applied", details: str | None = None) -> dict:
     """Score every segment of the index with a detector and add its labels as concepts, in one transaction.
 
     `bundle` describes the detector (name, mode, backbone, weights_id, labels) and `score` computes its scores
     of stored embeddings; the caller has checked that it fits this index's backbone. Re-applying a detector of
-    the same name replaces it. Returns {name, detector_id, concepts: [(id, name)], segments, replaced}.
+    the same name replaces it and bumps its version. `kind` is "applied" (a trained bundle) or "taught" (from the
+    index's judgments; `details`: its training, as JSON). Returns {name, detector_id, version, concepts:
+    [(id, name)], segments, replaced}.
     """
     name = name or bundle.name
     if ":" in name or not name.strip():
         raise DetectorError(f"detector name {name!r} must be non-empty and contain no ':'")
+    if name.strip().lower() == RESERVED:
+        raise DetectorError(f"detector name {name!r} is reserved: `{RESERVED}:NAME` names a built-in concept")
     folder = store.root / FOLDER
     folder.mkdir(exist_ok=True)
     replaced: list[str] = []
     with store.transaction():
         old = store.detector_named(name)
+        version = store.detector_version(name) + 1
         if old:
             replaced = [old[1], *store.detector_score_files(old[0]).values()]
             store.delete_detector(old[0])
-        det_id, concepts = store.add_detector(name, bundle.mode, bundle.backbone, bundle.weights_id, bundle.labels)
+        det_id, concepts = store.add_detector(name, bundle.mode, bundle.backbone, bundle.weights_id, bundle.labels,
+                                              version, kind, details)
         with atomic_write(folder / bundle_file(det_id)) as tmp:
             shutil.copyfile(bundle_path, tmp)
         store.name_detector_bundle(det_id, bundle_file(det_id))
@@ -120,5 +130,5 @@ def apply(store: Store, bundle_path: str | os.PathLike, bundle, score: Scorer, n
         segments = store.segment_count()
     for f in replaced:  # after the commit: readers of an older snapshot may still read them
         (folder / f).unlink(missing_ok=True)
-    return {"name": name, "detector_id": det_id, "concepts": concepts, "segments": segments,
+    return {"name": name, "detector_id": det_id, "version": version, "concepts": concepts, "segments": segments,
             "replaced": bool(old)}

@@ -26,7 +26,7 @@ from pathlib import Path
 from mmindex.atomic import atomic_write
 from mmindex.errors import IndexDamaged, IndexLocked, StoreError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 DB_FILE = "index.sqlite"
 BUSY_TIMEOUT_S = 60.0  # every connection waits this long for a writer's lock before "database is locked"
 # What a creation leaves in a folder before the database exists (an interrupted one included).
@@ -88,6 +88,24 @@ MIGRATIONS: dict[int, str] = {
     4: """
     ALTER TABLE batches ADD COLUMN bytes INTEGER;
     ALTER TABLE batches ADD COLUMN sha256 TEXT;
+    """,
+    # v5: relevance judgments (a user's labels of segments for a concept, with where they came from), and each
+    # detector's version (bumped when the same name is applied or taught again), kind and training details
+    # (see mmindex/index/store_judgments.py). A judgment goes with its segment: removing a file or indexing a
+    # changed one deletes its segments; compaction keeps segment ids, so judgments survive it.
+    5: """
+    CREATE TABLE judgments (
+        segment_id INTEGER NOT NULL REFERENCES segments(id) ON DELETE CASCADE,
+        concept TEXT NOT NULL,
+        label INTEGER NOT NULL CHECK (label IN (0, 1)),
+        origin TEXT NOT NULL,
+        at REAL NOT NULL,
+        PRIMARY KEY (segment_id, concept)
+    );
+    CREATE INDEX judgments_concept ON judgments(concept);
+    ALTER TABLE detectors ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE detectors ADD COLUMN kind TEXT NOT NULL DEFAULT 'applied';
+    ALTER TABLE detectors ADD COLUMN details TEXT;
     """,
 }
 

@@ -35,6 +35,18 @@ class DetectorRows:
         """(id, bundle file) of the detector applied under `name`, or None."""
         return self.db.execute("SELECT id, file FROM detectors WHERE name = ?", (name,)).fetchone()
 
+    def detector_version(self, name: str) -> int:
+        """The version of the detector applied under `name` (0: none)."""
+        row = self.db.execute("SELECT version FROM detectors WHERE name = ?", (name,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def detector_list(self) -> list[dict]:
+        """Every applied detector: id, name, labels, version, kind ("applied" or "taught"), details (a taught
+        one's training, as JSON text) and when it was applied, in the order applied."""
+        rows = self.db.execute("SELECT id, name, labels, version, kind, details, applied FROM detectors ORDER BY id")
+        return [{"id": i, "name": n, "labels": labels.split("\n"), "version": v, "kind": k, "details": d,
+                 "applied": a} for i, n, labels, v, k, d, a in rows]
+
     def detector_name(self, detector_id: int) -> str:
         return self.db.execute("SELECT name FROM detectors WHERE id = ?", (detector_id,)).fetchone()[0]
 
@@ -57,14 +69,18 @@ class DetectorRows:
 
     # ---- writing, inside the caller's transaction ------------------------------------------------------
     def add_detector(self, name: str, mode: str, backbone: str | None, weights_id: str | None,
-                     labels: Sequence[str]) -> tuple[int, list[tuple[str, str]]]:
+                     labels: Sequence[str], version: int = 1, kind: str = "applied",
+                     details: str | None = None) -> tuple[int, list[tuple[str, str]]]:
         """A detector's row (its bundle file named later by `name_detector_bundle`) and its labels as trained
-        concept columns after the last one. Returns its id and its concepts as (id "<name>:<label>", label)."""
+        concept columns after the last one. `version` counts the detectors applied under this name, `kind` is
+        "applied" (a trained bundle) or "taught" (from the index's judgments, `details` its training as JSON).
+        Returns its id and its concepts as (id "<name>:<label>", label)."""
         first = (self.last_column() or 0) + 1
         det_id = self.db.execute(
-            "INSERT INTO detectors (name, file, mode, backbone, weights_id, labels, first_col, n_labels, applied)"
-            " VALUES (?, '', ?, ?, ?, ?, ?, ?, ?)",
-            (name, mode, backbone, weights_id, "\n".join(labels), first, len(labels), time.time()),
+            "INSERT INTO detectors (name, file, mode, backbone, weights_id, labels, first_col, n_labels, applied,"
+            " version, kind, details) VALUES (?, '', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (name, mode, backbone, weights_id, "\n".join(labels), first, len(labels), time.time(), version, kind,
+             details),
         ).lastrowid
         concepts = [(f"{name}:{label}", label) for label in labels]
         self.db.executemany("INSERT INTO concepts (col, id, name, source, detector_id) VALUES (?, ?, ?, 'trained', ?)",

@@ -8,6 +8,7 @@ is a new option and a new parameter):
 | `FeedbackRequest` | `mmindex feedback` | `POST /api/feedback`'s body |
 | `ConceptsRequest` | `mmindex concepts` | `GET /api/concepts` |
 | `AddRequest`, `RemoveRequest` | `mmindex add`, `mmindex remove` | `POST /api/media`'s body, `DELETE /api/media` |
+| `TeachRequest`, `LabelRequest` | `mmindex teach`, `mmindex label` | not yet (see `TeachRequest`) |
 
 Each field's metadata says what both need: the help text, limits (`min`, `max`; of each item for a tuple), the
 registry whose names are the choices (`registry`, "module:attribute", read lazily so that the CLI does not
@@ -146,6 +147,46 @@ class RemoveRequest(_Request):
     paths: tuple[str, ...] = _field(MISSING, "Files, or folders whose every file is removed.", argument=True,
                                     path=True, http={"alias": "path", "min_items": 1, "max_items": 1000,
                                                      "help": "file or folder (repeatable)"})
+
+
+# Teach and label are the CLI's until the HTTP API takes them (`POST /api/concepts`, the web UI's "label more"):
+# their fields are written for both sides already; then they derive from `_Request`, and a row for each in
+# tests/service/test_service_shared_requests.py checks the two sides.
+@dataclass(frozen=True)
+class TeachRequest:
+    """A concept taught from judged segments: the judgments to record, then a detector trained on all of the
+    name's judgments and applied under it (`Engine.teach`)."""
+
+    name: str = _field(MISSING, "The concept's name: what --concept NAME means from now on.", argument=True,
+                       http={"min_length": 1, "max_length": 64, "help": "the concept's name"})
+    positive: tuple[int, ...] = _field((), "A segment id that shows the concept (repeatable).",
+                                       flags=("--positive", "-p"), min=0,
+                                       http={"max": _MAX_ID, "max_items": 1000, "help": "segment ids that show it"})
+    negative: tuple[int, ...] = _field((), "A segment id that does not show it (repeatable).",
+                                       flags=("--negative", "-n"), min=0,
+                                       http={"max": _MAX_ID, "max_items": 1000,
+                                             "help": "segment ids that do not show it"})
+
+    def engine_arguments(self) -> dict[str, Any]:
+        """The keyword arguments of `Engine.teach` for this request."""
+        return {"name": self.name, "positive": list(self.positive), "negative": list(self.negative)}
+
+
+@dataclass(frozen=True)
+class LabelRequest:
+    """Which unjudged segments to judge next for a concept, chosen by an active-learning strategy
+    (`Engine.label`)."""
+
+    name: str = _field(MISSING, "The concept's name.", argument=True,
+                       http={"min_length": 1, "max_length": 64, "help": "the concept's name"})
+    n: int = _field(20, "How many segments to propose.", flags=("-n",), min=1, max=1000)
+    strategy: str = _field("uncertain", "uncertain: scores nearest the detector's decision boundary; probable: the "
+                           "highest scores; random: a seeded draw.", registry="mmindex.search.active:STRATEGIES")
+    seed: int = _field(0, "Seed of the random draw.", min=0)
+
+    def engine_arguments(self) -> dict[str, Any]:
+        """The keyword arguments of `Engine.label` for this request."""
+        return {"name": self.name, "n": self.n, "strategy": self.strategy, "seed": self.seed}
 
 
 @dataclass

@@ -8,6 +8,7 @@ arrays and the vector index are shared and reloaded only when the store's genera
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sqlite3
@@ -26,7 +27,7 @@ from mmindex.index.snapshot import Snapshot
 from mmindex.index.store import Store
 from mmindex.index.vectors import Base, VectorIndex, check_matches, load_base
 from mmindex.models.loader import LazyModel
-from mmindex.search import fusion
+from mmindex.search import active, fusion
 from mmindex.search.feedback import FeedbackParams, SavedQueries, refine
 from mmindex.search.hits import Hit, Results
 from mmindex.search.query import Query
@@ -207,6 +208,7 @@ class Searcher:
             "disk": store.disk_usage(),
             "disk_bytes": store.disk_bytes(),
             "errors": store.errors(),
+            "detectors": self.detectors(),
         }
 
     def health(self) -> str | None:
@@ -223,8 +225,35 @@ class Searcher:
             return f"index.sqlite: {exc}"
 
     def concepts(self, text: str | None = None, limit: int | None = None) -> list[Concept]:
-        """The concept vocabulary, or the concepts matching `text`."""
-        return self.vocabulary.search(text, limit)
+        """The concept vocabulary (the index's trained concepts first), or the concepts matching `text`."""
+        found = self.vocabulary.search(text, None if text is None or not text.strip() else limit)
+        if text is None or not text.strip():
+            found = [c for c in found if c.source == "trained"] + [c for c in found if c.source != "trained"]
+        return found[:limit]
+
+    def detectors(self) -> list[dict]:
+        """The detectors applied to or taught in the index (see `Store.detector_list`), each with the judgments
+        of its name: {"positive": n, "negative": n}."""
+        if not Store.exists(self.index_dir):
+            return []
+        store = self.reader()
+        judged = store.judged_concepts()
+        return [{**d, "details": json.loads(d["details"]) if d["details"] else None,
+                 "judgments": dict(zip(("positive", "negative"), judged.get(d["name"], (0, 0)), strict=True))}
+                for d in store.detector_list()]
+
+    def label(self, name: str, n: int = 20, strategy: str = "uncertain", seed: int = 0) -> dict:
+        """See `Engine.label` (search/active.py chooses)."""
+        with self._lock:
+            snap, _ = self._arrays()
+        return active.propose(self.reader(), snap, self.vocabulary, name, n, strategy, seed)
+
+    def last_judgments(self) -> tuple[list[int], list[int]]:
+        """(positive, negative) segment ids judged on the last query (`mmindex feedback`); `QueryError` if none."""
+        spec = SavedQueries(self.index_dir).last()
+        if not spec.positive and not spec.negative:
+            raise QueryError("the last query has no judgments: mark hits with `mmindex feedback` first")
+        return list(spec.positive), list(spec.negative)
 
     def embed_image(self, path: str | os.PathLike) -> np.ndarray:
         """The L2-normalised embedding of an image file that need not be in the index."""
@@ -246,8 +275,9 @@ class Searcher:
     def vocabulary(self) -> Vocabulary:
         """ImageNet classes + WordNet nodes + this index's trained concepts: every concept name resolves here.
 
-        A trained concept's names are its label and "detector:label"; on a clash the existing concept
-        keeps the plain name (see `Vocabulary.extended`). Rebuilt only when the index's detectors change.
+        A trained concept's names are its label and "detector:label"; on a clash the user's concept takes the
+        plain name and the built-in one stays reachable as "wordnet:NAME" or by its WordNet id (see
+        `Vocabulary.extended`). Rebuilt only when the index's detectors change.
         """
         if not Store.exists(self.index_dir):
             return self._base_vocabulary

@@ -61,17 +61,20 @@ def test_evaluate_reports_every_metric_and_writes_files(trained, fmnist_test_fol
 
 def test_apply_makes_labels_searchable_and_scores_media_added_later(trained, index, fmnist_test_folders, tmp_path):
     r = json.loads(run_cli("apply", str(trained), "--index", str(index), "--json").stdout)
-    assert r["name"] == "fmnist" and r["segments"] == 20 and not r["replaced"]
+    assert r["name"] == "fmnist" and r["segments"] == 20 and not r["replaced"] and r["version"] == 1
     queries = {c["name"]: c["query"] for c in r["concepts"]}
-    # "sneaker", "bag" and "trouser" already name WordNet/ImageNet concepts: the qualified names reach ours.
-    assert queries["sneaker"] == "fmnist:sneaker"
+    # "sneaker", "bag" and "trouser" already name WordNet/ImageNet concepts: the user's detector wins the names,
+    # the built-in ones stay reachable as wordnet:NAME (and the qualified names reach ours too).
+    assert queries["sneaker"] == "sneaker" and r["concepts"][0]["shadows"]["query"] == "wordnet:bag"
+    assert "'trouser' now means your detector; the built-in concept is wordnet:trouser (n04489008)" in r["messages"]
+    assert _search(index, "sneaker", 10) == _search(index, "fmnist:sneaker", 10)
     assert _search(index, "fmnist:sneaker", 10) == ["sneaker"] * 10
     run_cli("add", str(fmnist_test_folders / "bag"), "--index", str(index), "-q")
     assert _search(index, "fmnist:bag AND NOT fmnist:trouser", 5).count("bag") >= 4  # scored at ingest
     concepts = json.loads(run_cli("concepts", "--json").stdout)  # the package vocabulary is untouched
     assert not any(c["source"] == "trained" for c in concepts["concepts"])
     again = json.loads(run_cli("apply", str(trained), "--index", str(index), "--json").stdout)
-    assert again["replaced"] and again["segments"] == 30
+    assert again["replaced"] and again["segments"] == 30 and again["version"] == 2
     assert _search(index, "fmnist:trouser", 10).count("trouser") >= 8
     db = sqlite3.connect(index / "index.sqlite")
     files = {f for (f,) in db.execute("SELECT file FROM detector_scores")} | {

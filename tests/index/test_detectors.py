@@ -73,7 +73,7 @@ def test_write_npy_leaves_one_whole_file(tmp_path):
 def test_apply_scores_every_segment_and_adds_the_labels_as_concepts(store, tmp_path):
     bundle = make_bundle(tmp_path / "pets.mmdet")
     out = detectors.apply(store, tmp_path / "pets.mmdet", bundle, bundle.score_embeddings)
-    assert out == {"name": "pets", "detector_id": 1, "concepts": [(f"pets:{x}", x) for x in LABELS],
+    assert out == {"name": "pets", "detector_id": 1, "version": 1, "concepts": [(f"pets:{x}", x) for x in LABELS],
                    "segments": 12, "replaced": False}
     # the index keeps its own copy of the bundle, and a loadable one
     [(det_id, name, copy)] = detectors.applied(store)

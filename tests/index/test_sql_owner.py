@@ -18,6 +18,7 @@ OWNERS = {
     "index/store.py": "the Store: opening, transactions, batches written and removed, snapshots",
     "index/store_batches.py": "the batch and segment rows that compaction, check and repair read and rewrite",
     "index/store_detectors.py": "the applied detectors' rows",
+    "index/store_judgments.py": "the judgments' rows",
     "learn/features.py": "the feature cache: a database of its own (image hash -> features), not the index",
 }
 
