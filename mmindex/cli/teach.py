@@ -1,5 +1,6 @@
 """Teaching the index concepts: teach, label (active learning) and judgments (export, import). The requests the
-HTTP API will take too (teach, label) have their options made from mmindex/search/requests.py."""
+HTTP API takes too (teach: `POST /api/concepts`, label: `GET /api/concepts/{name}/proposals`, judgments export:
+`GET /api/judgments`) have their options made from mmindex/search/requests.py."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import click
 
 from mmindex.cli.common import echo_concept_names, index_option, main, open_engine, printable
 from mmindex.cli.options import request_options, request_values
-from mmindex.search.requests import LabelRequest, TeachRequest
+from mmindex.search.requests import JudgmentsRequest, LabelRequest, TeachRequest
 
 _FORMATS = ("csv", "qrels")
 
@@ -74,21 +75,20 @@ def judgments() -> None:
 
 @judgments.command("export")
 @index_option
-@click.option("--concept", default=None, help="Only this concept's judgments.")
-@click.option("--format", "fmt", type=click.Choice(_FORMATS), default="csv", show_default=True,
-              help="csv: segment_path,start,end,concept,label; qrels: `concept 0 doc relevance` (trec_eval).")
+@request_options(JudgmentsRequest)  # --concept, --format
 @click.option("-o", "--out", "out", type=click.Path(dir_okay=False), default=None, help="File to write (default: "
               "standard output).")
-def judgments_export(index, concept, fmt, out) -> None:
+def judgments_export(index, out, **options) -> None:
     """Write the index's judgments in a plain format."""
-    text = open_engine(index).export_judgments(concept, fmt)
+    request = JudgmentsRequest(**request_values(JudgmentsRequest, options))
+    text = open_engine(index).export_judgments(**request.engine_arguments())
     if out is None:
         sys.stdout.write(text)
         return
     from mmindex.atomic import write_bytes
 
-    write_bytes(out, text.encode("utf-8"))
-    lines = len(text.splitlines()) - (1 if fmt == "csv" else 0)  # a CSV file's header is no judgment
+    write_bytes(out, text.encode("utf-8", "surrogateescape"))  # a file name that is not UTF-8: its own bytes
+    lines = len(text.splitlines()) - (1 if request.format == "csv" else 0)  # a CSV file's header is no judgment
     click.echo(f"wrote {lines} judgments to {printable(out)}", err=True)
 
 

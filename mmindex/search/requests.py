@@ -8,7 +8,9 @@ is a new option and a new parameter):
 | `FeedbackRequest` | `mmindex feedback` | `POST /api/feedback`'s body |
 | `ConceptsRequest` | `mmindex concepts` | `GET /api/concepts` |
 | `AddRequest`, `RemoveRequest` | `mmindex add`, `mmindex remove` | `POST /api/media`'s body, `DELETE /api/media` |
-| `TeachRequest`, `LabelRequest` | `mmindex teach`, `mmindex label` | not yet (see `TeachRequest`) |
+| `TeachRequest` | `mmindex teach` | `POST /api/concepts`'s body |
+| `LabelRequest` | `mmindex label` | `GET /api/concepts/{name}/proposals` |
+| `JudgmentsRequest` | `mmindex judgments export` | `GET /api/judgments` |
 
 Each field's metadata says what both need: the help text, limits (`min`, `max`; of each item for a tuple), the
 registry whose names are the choices (`registry`, "module:attribute", read lazily so that the CLI does not
@@ -149,11 +151,8 @@ class RemoveRequest(_Request):
                                                      "help": "file or folder (repeatable)"})
 
 
-# Teach and label are the CLI's until the HTTP API takes them (`POST /api/concepts`, the web UI's "label more"):
-# their fields are written for both sides already; then they derive from `_Request`, and a row for each in
-# tests/service/test_service_shared_requests.py checks the two sides.
 @dataclass(frozen=True)
-class TeachRequest:
+class TeachRequest(_Request):
     """A concept taught from judged segments: the judgments to record, then a detector trained on all of the
     name's judgments and applied under it (`Engine.teach`)."""
 
@@ -173,20 +172,35 @@ class TeachRequest:
 
 
 @dataclass(frozen=True)
-class LabelRequest:
+class LabelRequest(_Request):
     """Which unjudged segments to judge next for a concept, chosen by an active-learning strategy
     (`Engine.label`)."""
 
-    name: str = _field(MISSING, "The concept's name.", argument=True,
-                       http={"min_length": 1, "max_length": 64, "help": "the concept's name"})
+    # Over HTTP the name is part of the path; its limits are the engine's (`check_name`), whose 400 says what is
+    # wrong with it (a path parameter that fails validation would be a bare 404).
+    name: str = _field(MISSING, "The concept's name.", argument=True, http={"in": "path", "help": "the concept's name"})
     n: int = _field(20, "How many segments to propose.", flags=("-n",), min=1, max=1000)
     strategy: str = _field("uncertain", "uncertain: scores nearest the detector's decision boundary; probable: the "
                            "highest scores; random: a seeded draw.", registry="mmindex.search.active:STRATEGIES")
-    seed: int = _field(0, "Seed of the random draw.", min=0)
+    seed: int = _field(0, "Seed of the random draw.", min=0, http={"max": 2**32 - 1})
 
     def engine_arguments(self) -> dict[str, Any]:
         """The keyword arguments of `Engine.label` for this request."""
         return {"name": self.name, "n": self.n, "strategy": self.strategy, "seed": self.seed}
+
+
+@dataclass(frozen=True)
+class JudgmentsRequest(_Request):
+    """The index's judgments (of one concept, or all) as the text of a plain file (`Engine.export_judgments`)."""
+
+    concept: str | None = _field(None, "Only this concept's judgments.",
+                                 http={"max_length": 200, "help": "only this concept's judgments"})
+    format: str = _field("csv", "csv: segment_path,start,end,concept,label; qrels: `concept 0 doc relevance` "
+                         "(trec_eval).", registry="mmindex.evaluate.judgments:FORMATS")
+
+    def engine_arguments(self) -> dict[str, Any]:
+        """The keyword arguments of `Engine.export_judgments` for this request."""
+        return {"concept": self.concept, "fmt": self.format}
 
 
 @dataclass

@@ -24,6 +24,7 @@ from mmindex.engine import Engine
 from mmindex.service import schemas
 from mmindex.service.errors import JSON, install_error_handlers
 from mmindex.service.middleware import ServiceMiddleware
+from mmindex.service.routes import concepts as concept_routes
 from mmindex.service.routes import index as index_routes
 from mmindex.service.routes import media as media_routes
 from mmindex.service.routes import search as search_routes
@@ -63,7 +64,9 @@ def create_app(engine_or_index: Engine | str | os.PathLike, config: ServiceConfi
     api.include_router(search_routes.router(svc, read))
     api.include_router(media_routes.router(svc, read))
     api.include_router(index_routes.router(svc, read))
-    api.include_router(media_routes.write_router(svc, [Depends(svc.auth.write)]))
+    write = [Depends(svc.auth.write)]
+    api.include_router(concept_routes.router(svc, read, write))
+    api.include_router(media_routes.write_router(svc, write))
     app.include_router(api)
     install_error_handlers(app)
 

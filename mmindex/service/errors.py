@@ -49,7 +49,8 @@ def install_error_handlers(app: FastAPI) -> None:
                      "type": str(e.get("type", ""))} for e in exc.errors()]
         if problems and all(p["loc"][:1] == ["path"] for p in problems):
             return error(404, "not found")  # /api/segments/abc, /api/media/..%2Fetc: no such resource
-        where = ", ".join(".".join(p["loc"][1:]) or p["loc"][0] for p in problems if p["loc"])
+        # what is wrong with each, in words: "name: String should have at most 64 characters"
+        where = "; ".join(f"{'.'.join(p['loc'][1:]) or p['loc'][0]}: {p['msg']}" for p in problems if p["loc"])
         return error(422, f"invalid parameters: {where}" if where else "invalid request", detail=problems)
 
     @app.exception_handler(UnknownConcept)

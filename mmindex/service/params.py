@@ -2,7 +2,8 @@
 mmindex/cli/options.py makes the CLI's options from them: a tuple field is a repeatable parameter (a list in a
 body), a field with a registry an enum of its registered names, limits become `ge`/`le` (of each item, for a
 tuple), a field without a default is required; a field's `http` metadata gives what differs on the web (another
-default, the parameter's name, the limits of a string, of a list and of its items, a description).
+default, the parameter's name, the limits of a string, of a list and of its items, a description, and `"in":
+"path"` for a part of the URL's path, `GET /api/concepts/{name}/proposals`).
 
 `request_dependency(SearchRequest, Query)` is a dependency whose signature FastAPI reads (so the parameters
 are validated and documented in /openapi.json like hand-written ones) and which returns the request.
@@ -19,6 +20,7 @@ import typing
 from collections.abc import Callable, Iterable
 from typing import Annotated, Any, Literal
 
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from mmindex.search.requests import value_type
@@ -82,6 +84,8 @@ def _annotations(cls: type, source: Callable[..., Any], overrides: dict[str, dic
 
 def _annotation(f: dataclasses.Field, kind: Any, source: Callable[..., Any], override: dict) -> tuple[Any, Any]:
     meta = {**f.metadata, **f.metadata.get("http", {}), **override}
+    if meta.get("in") == "path":
+        source = Path
     required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
     default = ... if required else meta.get("default", [] if f.default is dataclasses.MISSING else f.default)
     text = {k: meta[k] for k in ("min_length", "max_length", "pattern") if k in meta}

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from mmindex.search.requests import AddRequest
+from mmindex.search.requests import AddRequest, TeachRequest
 from mmindex.service.params import StrictBody, request_model
 
 SegmentRef = Annotated[int, Field(ge=0, le=2**63 - 1)]  # a SQLite INTEGER
@@ -142,3 +142,75 @@ class FeedbackQueryIn(StrictBody):
     concept: list[str] = Field(default_factory=list, max_length=20)
     like: list[SegmentRef] = Field(default_factory=list, max_length=20)
     text: str | None = Field(default=None, max_length=500)
+
+
+#: `POST /api/concepts`'s body: `TeachRequest`'s fields, as `mmindex teach`'s NAME, --positive and --negative
+TeachIn = request_model(TeachRequest, "TeachIn", doc="A concept to teach: its name and the judged segments.")
+
+
+class BuiltinOut(BaseModel):
+    """The built-in concept a taught name hides, and how to reach it still."""
+
+    id: str = Field(description="its WordNet id")
+    query: str = Field(description="wordnet:NAME")
+
+
+class ConceptNameOut(BaseModel):
+    id: str
+    name: str
+    query: str = Field(description="what to search it by: its name, or its id when another detector has the name")
+    shadows: BuiltinOut | None
+
+
+class JudgmentCountsOut(BaseModel):
+    added: int
+    changed: int
+    unchanged: int
+
+
+class TaughtOut(BaseModel):
+    """The detector taught and applied: `mmindex teach --json`'s report, plus the one concept's `query` and
+    `shadows` at the top."""
+
+    name: str
+    detector_id: int
+    version: int = Field(description="1, then one more each time the name is taught again")
+    query: str = Field(description="search it as concept=QUERY")
+    shadows: BuiltinOut | None = Field(description="the built-in concept of the same name, now reached as "
+                                       "wordnet:NAME or its WordNet id")
+    concepts: list[ConceptNameOut]
+    segments: int = Field(description="segments it scored")
+    replaced: bool = Field(description="whether it replaced an earlier version")
+    messages: list[str]
+    judgments: JudgmentCountsOut = Field(description="the judgments this request recorded (origin \"ui\")")
+    training: dict = Field(description="how it was fitted: positives, negatives, sampled negatives, C, seconds")
+
+
+class ProposalOut(BaseModel):
+    """An unjudged segment to judge next, with the URLs a hit's card needs."""
+
+    segment_id: int
+    path: str
+    kind: str
+    start: float | None
+    end: float | None
+    score: float | None = Field(description="the detector's score (null without a detector: a random draw)")
+    thumbnail_url: str
+    media_url: str
+
+
+class JudgedOut(BaseModel):
+    positive: int
+    negative: int
+
+
+class ProposalsOut(BaseModel):
+    """`mmindex label --json`'s answer, each segment with its thumbnail's and media's URLs."""
+
+    name: str
+    strategy: str = Field(description="the strategy used (random when there is no detector yet)")
+    requested: str
+    detector: str | None = Field(description="the id of the concept whose scores chose them")
+    judged: JudgedOut
+    message: str | None
+    segments: list[ProposalOut]

@@ -1,5 +1,6 @@
 """`Service`: what the routers share (the engine, the media roots, thumbnails, metrics, the token check), and
-the translation of a search or feedback request into a call of the facade and of its results into a page.
+the translation of a search, feedback, teach or label request into a call of the facade and of its results into
+an answer.
 
 Everything about the index is read through the facade (`Engine.counts`, `segments`, `generation`, ...), each
 thread on its own read-only connection: a SQLite reader under WAL sees only committed batches, so a concurrent
@@ -17,7 +18,7 @@ from fastapi import HTTPException
 
 from mmindex.config import ServiceConfig
 from mmindex.engine import Engine
-from mmindex.search.requests import FeedbackRequest, QuerySpec, SearchRequest
+from mmindex.search.requests import FeedbackRequest, LabelRequest, QuerySpec, SearchRequest, TeachRequest
 from mmindex.service import schemas
 from mmindex.service.auth import Auth
 from mmindex.service.media import Forbidden, MediaRoots, Missing, Thumbnails
@@ -103,6 +104,20 @@ class Service:
         results = self.engine.run_spec(spec.judge(request.positive, request.negative), explain=request.explain)
         return self._page(results, 0, k, t0, request.explain or bool(query.text))
 
+    def teach(self, request: TeachRequest) -> dict:
+        """Record the judgments (origin "ui": the API is the web UI's), train the concept on all of its judgments
+        and apply it (`Engine.teach`, under the writer lock: 409 while another writer holds the index)."""
+        self._check_ids([*request.positive, *request.negative])
+        report = self.engine.teach(**request.engine_arguments(), origin="ui")
+        (concept,) = report["concepts"]  # a taught detector has the one label
+        return {**report, "query": concept["query"], "shadows": concept["shadows"]}
+
+    def proposals(self, request: LabelRequest) -> dict:
+        """The unjudged segments to judge next for a concept (`Engine.label`), with their thumbnails' URLs."""
+        found = self.engine.label(**request.engine_arguments())
+        found["segments"] = [{**s, **segment_urls(s["segment_id"], s["start"], s["end"])} for s in found["segments"]]
+        return found
+
     def _check_ids(self, ids) -> None:
         """404 for example or judged segment ids that are not in the index."""
         ids = list(ids)
@@ -129,3 +144,9 @@ class Service:
             page["message"] = results.message
         return page
 
+
+
+def segment_urls(segment_id: int, start: float | None, end: float | None) -> dict[str, str]:
+    """The URLs of a segment's thumbnail and media file (with a video shot's time fragment)."""
+    fragment = f"#t={start:.3f},{end:.3f}" if start is not None and end is not None else ""
+    return {"thumbnail_url": f"/api/segments/{segment_id}/thumbnail", "media_url": f"/api/media/{segment_id}{fragment}"}

@@ -82,3 +82,21 @@ def live_server(app) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+@pytest.fixture()
+def service_copy(service_index, tmp_path) -> Path:
+    """A private copy of the service index, for a test that writes to it (teaches a concept, records judgments)."""
+    return Path(shutil.copytree(service_index, tmp_path / "index"))
+
+
+
+def segments_by_kind(client) -> tuple[list[int], list[int]]:
+    """(the shots of bikes.mp4 in time order, the photos in name order) of the service index, by segment id, from
+    a search every segment answers ("entity" is the root of WordNet's nouns)."""
+    r = client.get("/api/search", params={"concept": "entity", "k": 100})
+    assert r.status_code == 200, r.text
+    hits = r.json()["hits"]
+    shots = [h["segment_id"] for h in sorted(hits, key=lambda h: h["start"] or 0) if h["kind"] == "video"]
+    photos = [h["segment_id"] for h in sorted(hits, key=lambda h: h["path"]) if h["kind"] == "image"]
+    return shots, photos

@@ -16,11 +16,20 @@ from fastapi.testclient import TestClient
 
 from mmindex.config import ServiceConfig
 from mmindex.search import requests
-from mmindex.search.requests import AddRequest, ConceptsRequest, FeedbackRequest, RemoveRequest, SearchRequest
+from mmindex.search.requests import (
+    AddRequest,
+    ConceptsRequest,
+    FeedbackRequest,
+    JudgmentsRequest,
+    LabelRequest,
+    RemoveRequest,
+    SearchRequest,
+    TeachRequest,
+)
 from mmindex.service import create_app
 from mmindex.service.params import http_name
 from tests.conftest import run_cli
-from tests.service.conftest import make_store, write_jpeg
+from tests.service.conftest import make_store, segments_by_kind, write_jpeg
 
 TOKEN = "shared-requests-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -36,6 +45,10 @@ REQUESTS = {
     ConceptsRequest: ("concepts", ("get", "/api/concepts"), {"index", "as_json"}, set()),
     AddRequest: ("add", ("post", "/api/media"), {"index"} | _ADD_CONFIG, set()),
     RemoveRequest: ("remove", ("delete", "/api/media"), {"index"}, set()),
+    # over HTTP the judgments' origin is the web UI's, and there is no last query to take them from
+    TeachRequest: ("teach", ("post", "/api/concepts"), {"index", "from_feedback", "as_json"}, set()),
+    LabelRequest: ("label", ("get", "/api/concepts/{name}/proposals"), {"index", "as_json"}, set()),
+    JudgmentsRequest: ("judgments export", ("get", "/api/judgments"), {"index", "out"}, set()),
 }
 
 
@@ -52,19 +65,25 @@ def spec(small) -> dict:
     return create_app(small, ServiceConfig(token=TOKEN)).openapi()
 
 
-def cli_params(command: str) -> dict[str, click.Parameter]:
+def cli_command(command: str) -> click.Command:
+    """The click command of "search", or of a group's command, "judgments export"."""
     from mmindex.cli import main
 
-    cmd = main.commands[command]
+    found: click.Command = main
+    for name in command.split():
+        found = found.commands[name]  # type: ignore[attr-defined]
+    return found
+
+
+def cli_params(command: str) -> dict[str, click.Parameter]:
+    cmd = cli_command(command)
     ctx = click.Context(cmd)
     return {p.name: p for p in cmd.get_params(ctx) if p is not cmd.get_help_option(ctx)}
 
 
 def cli_defaults(command: str) -> dict[str, typing.Any]:
     """What the command's parameters are when nothing is given (a missing required argument left aside)."""
-    from mmindex.cli import main
-
-    return main.commands[command].make_context(command, [], resilient_parsing=True).params
+    return cli_command(command).make_context(command, [], resilient_parsing=True).params
 
 
 def http_fields(spec: dict, method: str, path: str) -> dict[str, dict]:
@@ -168,3 +187,41 @@ def test_add_and_remove_name_the_same_media_on_both_sides(index_copy, sample_pho
         assert proc.returncode == 2 and "Missing argument 'PATHS...'" in proc.stderr
     assert client.post("/api/media", json={"paths": []}, headers=AUTH).status_code == 422
     assert client.delete("/api/media", headers=AUTH).status_code == 422
+
+
+def test_teach_label_and_judgments_the_same_on_both_sides(service_index, tmp_path):
+    """A concept taught over HTTP on one copy of the index and through the CLI on another: the same detector
+    (its proposals), the same judgments files; the same lower limits refused by both."""
+    import shutil
+
+    cli_index, http_index = (shutil.copytree(service_index, tmp_path / name) for name in ("cli", "http"))
+    client = TestClient(create_app(http_index, ServiceConfig(token=TOKEN)), raise_server_exceptions=False)
+    shots, photos = segments_by_kind(client)
+    body = {"name": "my bikes", "positive": shots[:3], "negative": photos[:3]}
+    http = client.post("/api/concepts", json=body, headers=AUTH)
+    assert http.status_code == 200, http.text
+    cli = json.loads(run_cli("teach", "my bikes", *[a for i in shots[:3] for a in ("-p", str(i))],
+                             *[a for i in photos[:3] for a in ("-n", str(i))], "--index", str(cli_index),
+                             "--json").stdout)
+    # the fit's time differs; HTTP adds the one concept's names on top (and says only what its schema names)
+    shared = set(http.json()) - {"training", "query", "shadows"}
+    assert {k: http.json()[k] for k in shared} == {k: cli[k] for k in shared}
+    assert {"name", "version", "concepts", "judgments"} <= shared
+    for strategy in ("uncertain", "probable", "random"):
+        label = json.loads(run_cli("label", "my bikes", "-n", "5", "--strategy", strategy, "--seed", "2",
+                                   "--index", str(cli_index), "--json").stdout)
+        proposals = client.get("/api/concepts/my bikes/proposals", params={"n": 5, "strategy": strategy, "seed": 2})
+        urls = {"thumbnail_url", "media_url"}
+        got = {**proposals.json(), "segments": [{k: v for k, v in s.items() if k not in urls}
+                                                for s in proposals.json()["segments"]]}
+        assert got == label and len(label["segments"]) == 5, strategy
+    for fmt in ("csv", "qrels"):
+        exported = run_cli("judgments", "export", "--concept", "my bikes", "--format", fmt, "--index",
+                           str(cli_index)).stdout
+        assert client.get("/api/judgments", params={"concept": "my bikes", "format": fmt}).text == exported
+        assert len(exported.splitlines()) == 6 + (fmt == "csv")
+    # the same lower limits: -n 0 and a negative segment id are refused by both
+    assert run_cli("label", "my bikes", "-n", "0", "--index", str(cli_index), check=False).returncode == 2
+    assert client.get("/api/concepts/my bikes/proposals", params={"n": 0}).status_code == 422
+    assert run_cli("teach", "x", "-p", "-1", "--index", str(cli_index), check=False).returncode == 2
+    assert client.post("/api/concepts", json={"name": "x", "positive": [-1]}, headers=AUTH).status_code == 422

@@ -18,7 +18,7 @@ from mmindex.search.requests import AddRequest, RemoveRequest
 from mmindex.service import schemas
 from mmindex.service.media import Forbidden
 from mmindex.service.params import http_name, request_dependency, request_from
-from mmindex.service.state import Service
+from mmindex.service.state import Service, segment_urls
 
 _MAX_ID = 2**63 - 1
 # Served with their own type; anything else (an indexed file named .html or .svg, say) as a download.
@@ -37,9 +37,7 @@ def router(svc: Service, read: list) -> APIRouter:
     def segment(segment_id: SegmentId) -> dict:
         """A segment's media path, kind, time range and the URLs of its thumbnail and media."""
         s = svc.segment(segment_id)
-        fragment = f"#t={s['start']:.3f},{s['end']:.3f}" if s["start"] is not None and s["end"] is not None else ""
-        return {"segment_id": segment_id, **s, "thumbnail_url": f"/api/segments/{segment_id}/thumbnail",
-                "media_url": f"/api/media/{segment_id}{fragment}"}
+        return {"segment_id": segment_id, **s, **segment_urls(segment_id, s["start"], s["end"])}
 
     @api.get("/segments/{segment_id}/thumbnail", response_class=Response,
              responses={200: {"content": {"image/jpeg": {}}}})

@@ -1,6 +1,6 @@
-"""Searching: `GET /api/search` (parameters made from `SearchRequest`), `POST /api/search` (an uploaded example),
-`POST /api/feedback` (a body with `FeedbackRequest`'s fields) and `GET /api/concepts` (autocomplete, parameters
-made from `ConceptsRequest`): each request is defined once, in mmindex/search/requests.py, for the CLI too."""
+"""Searching: `GET /api/search` (parameters made from `SearchRequest`), `POST /api/search` (an uploaded example)
+and `POST /api/feedback` (a body with `FeedbackRequest`'s fields): each request is defined once, in
+mmindex/search/requests.py, for the CLI too. The concepts to search by are routes/concepts.py's."""
 
 import dataclasses
 import tempfile
@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, UploadFile
 
 from mmindex.media.images import open_image
-from mmindex.search.requests import ConceptsRequest, FeedbackRequest, SearchRequest
+from mmindex.search.requests import FeedbackRequest, SearchRequest
 from mmindex.service import schemas
 from mmindex.service.params import request_dependency, request_from, request_model
 from mmindex.service.state import Service
@@ -23,7 +23,6 @@ def router(svc: Service, read: list) -> APIRouter:
     limits = {"k": {"max": config.max_k}}
     query = Depends(request_dependency(SearchRequest, Query, limits))
     form = Depends(request_dependency(SearchRequest, Form, limits, only=UPLOAD_FIELDS))
-    concepts_query = Depends(request_dependency(ConceptsRequest, Query))
     FeedbackIn = request_model(FeedbackRequest, "FeedbackIn", limits, base=schemas.FeedbackQueryIn,  # noqa: N806
                                doc="The query being refined, and the hits the user marked relevant or not.")
     api = APIRouter(dependencies=read)
@@ -60,12 +59,5 @@ def router(svc: Service, read: list) -> APIRouter:
         Answers 501 when the engine has no feedback support.
         """
         return svc.feedback(body, request_from(FeedbackRequest, body))
-
-    @api.get("/concepts", response_model=schemas.ConceptsOut)
-    def concepts(request: ConceptsRequest = concepts_query) -> dict:
-        """Concept autocomplete: names, synonyms or WordNet ids matching `q`, best first; `q` and `limit` are
-        `mmindex concepts`'s TEXT and `--limit`."""
-        return {"concepts": [{"id": c.id, "name": c.name, "synonyms": list(c.synonyms), "source": c.source,
-                              "classes": len(c.classes)} for c in svc.engine.concepts(**request.engine_arguments())]}
 
     return api
