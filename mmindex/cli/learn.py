@@ -107,13 +107,26 @@ def train(data, out, val, name, resume, device, quiet, as_json, **options) -> No
     click.echo(f"trained {report.name!r} ({report.mode}, {report.loss}) on {report.train_size} images, "
                f"{len(report.labels)} labels, {report.epochs_run} epochs in {report.seconds:.1f} s "
                f"({report.images_per_s:.0f} images/s)")
+    if report.recipe.get("name") == "fewshot":
+        chosen = (f"chosen by {report.recipe['cv_folds']}-fold cross-validation" if report.recipe["cv_folds"] else
+                  "too few images per label to cross-validate")
+        again = "; fitted again with the validation images" if report.recipe.get("refit_with_validation") else ""
+        click.echo(f"recipe: few-shot, full-batch logistic regression with C={report.recipe['C']:g} ({chosen}){again}")
     click.echo(f"validation {what}: {report.best_metric:.4f} (best epoch {report.best_epoch}); "
-               f"calibration: {report.calibration or 'none'}")
+               f"calibration: {_calibration_summary(report.calibration)}")
     click.echo(f"wrote {report.out}" + (f" and {report.curves}" if report.curves else ""))
     for path, why in report.skipped[:20]:
         click.echo(f"  skipped: {path}: {why}", err=True)
     if len(report.skipped) > 20:
         click.echo(f"  ... and {len(report.skipped) - 20} more skipped", err=True)
+
+
+def _calibration_summary(cal: dict) -> str:
+    """'platt scaling kept (validation ECE 0.055 -> 0.031)', or 'none' when nothing was fitted."""
+    if "kept" not in cal:
+        return "none"
+    verdict = "kept" if cal["kept"] else "not kept, scores left uncalibrated"
+    return f"{cal['method']} scaling {verdict} (validation ECE {cal['ece_before']:.3f} -> {cal['ece_after']:.3f})"
 
 
 @main.command()

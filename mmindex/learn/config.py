@@ -18,6 +18,9 @@ from mmindex.learn.schedules import SCHEDULES
 
 MODES = ("probe", "finetune", "scratch")
 LOSSES = ("auto", "softmax", "sigmoid", "mse")
+#: `--head` also names the output (issue 17): "sigmoid" / "softmax" is a linear head with that loss
+OUTPUTS = ("sigmoid", "softmax")
+RECIPES = ("auto", "fewshot", "sgd")
 
 
 def _opt(default, help_text: str, **limits):
@@ -35,8 +38,12 @@ class TrainConfig:
     arch: the small architecture for scratch (see `mmindex.learn.archs.list_archs`).
     input_size, channels: scratch-mode input (images are resized and, for 1 channel, made grey).
     head: "linear" or "mlp"; hidden: MLP width; dropout: dropout rate in the head (0.2–0.5 in the lecture).
-    loss: "softmax" (exclusive classes), "sigmoid" (multi-label, soft labels allowed), "mse", or
-        "auto" (softmax for class folders, sigmoid for annotation files).
+        "sigmoid" or "softmax" is a linear head with that loss (resolved when the config is made).
+    loss: "softmax" (closed-set: exclusive classes), "sigmoid" (one-vs-rest per label: open-set concept detectors,
+        multi-label, soft labels allowed), "mse", or "auto" (sigmoid, except softmax for class folders in
+        finetune and scratch mode).
+    recipe: "fewshot" (`learn.fewshot`: full-batch logistic regression, L2 by cross-validation), "sgd" (the
+        lecture's loop), or "auto" (few-shot for probes with a linear head on up to `fewshot.MAX_IMAGES` images).
     epochs, batch_size: training length and mini-batch size (shuffled every epoch).
     lr, momentum: SGD. backbone_lr: the LR of the backbone's parameter group relative to `lr`
         (finetune; the head learns at `lr`).
@@ -45,7 +52,8 @@ class TrainConfig:
     l2, l1: weight penalties λ·Σw² and λ·Σ|w| on weights (not biases or BN), active from epoch `penalty_from`.
     patience: early stopping after this many epochs without a better validation metric (0: never).
     val_fraction: the split held out for validation when no `--val` set is given (stratified for classes).
-    calibrate: fit temperature (softmax) or Platt (sigmoid) scaling on the validation split.
+    calibrate: fit temperature (softmax) or Platt (sigmoid) scaling on the validation split, kept only if it
+        lowers the validation ECE.
     seed: seeds Python, NumPy and PyTorch, the split and the shuffling: the same seed gives the same run.
     """
 
@@ -57,11 +65,16 @@ class TrainConfig:
     arch: str = _opt("vgg_small", "Small architecture for scratch.")
     input_size: int = _opt(28, "Scratch: input side in pixels (images are resized).", min=8)
     channels: int = _opt(1, "Scratch: 1 (grey) or 3 (RGB) input channels.", min=1, max=3)
-    head: str = _opt("linear", "Classifier head.", choices=("linear", "mlp"))
+    head: str = _opt("linear", "Classifier head: linear or mlp; sigmoid (one-vs-rest, open-set: the default output "
+                     "of concept detectors) or softmax (closed-set classes) is a linear head with that output.",
+                     choices=("linear", "mlp", *OUTPUTS))
     hidden: int = _opt(512, "MLP hidden units.", min=1)
     dropout: float = _opt(0.0, "Dropout rate in the head.", min=0, max=0.95)
-    loss: str = _opt("auto", "auto: softmax for class folders, sigmoid for annotation files (multi-label).",
-                     choices=LOSSES)
+    loss: str = _opt("auto", "auto: sigmoid (one-vs-rest), except softmax for class folders in finetune / scratch "
+                     "mode.", choices=LOSSES)
+    recipe: str = _opt("auto", "fewshot: full-batch logistic regression, L2 chosen by cross-validation (probe, linear "
+                       "head); sgd: the lecture's loop; auto: fewshot for probes on up to 5000 images.",
+                       choices=RECIPES)
     epochs: int = _opt(30, "Training epochs.", min=1)
     batch_size: int = _opt(128, "Mini-batch size (shuffled every epoch).", min=1, max=65536)
     lr: float = _opt(0.1, "Learning rate (SGD).", min=0, min_open=True)
@@ -77,9 +90,13 @@ class TrainConfig:
     patience: int = _opt(5, "Early stopping after N epochs without a better validation metric (0: never).", min=0)
     val_fraction: float = _opt(0.2, "Share of DATA held out for validation when no --val set is given.", min=0,
                                max=1, min_open=True, max_open=True)
-    calibrate: bool = _opt(True, "Fit temperature / Platt scaling on the validation split (--no-calibrate: "
-                           "do not).")
+    calibrate: bool = _opt(True, "Fit temperature / Platt scaling on the validation split, kept if it lowers the "
+                           "validation ECE (--no-calibrate: do not).")
     seed: int = _opt(0, "Seeds the split, the shuffling and the weights.")
+
+    def __post_init__(self) -> None:
+        if self.head in OUTPUTS and self.loss in ("auto", self.head):  # --head softmax: a linear softmax head
+            self.head, self.loss = "linear", self.head
 
     def validate(self) -> TrainConfig:
         """Raise `DataError` for values no run could use; returns self."""
@@ -88,7 +105,11 @@ class TrainConfig:
         checks = [
             (self.mode in MODES, f"mode must be one of {', '.join(MODES)}"),
             (self.loss in LOSSES, f"loss must be one of {', '.join(LOSSES)}"),
-            (self.head in HEADS, f"head must be one of {', '.join(HEADS)}"),
+            (self.head not in OUTPUTS, f"--head {self.head} contradicts --loss {self.loss}"),
+            (self.head in HEADS + OUTPUTS, f"head must be one of {', '.join(HEADS + OUTPUTS)}"),
+            (self.recipe in RECIPES, f"recipe must be one of {', '.join(RECIPES)}"),
+            (self.recipe != "fewshot" or (self.mode == "probe" and self.head == "linear" and self.loss != "mse"),
+             "the few-shot recipe fits a linear sigmoid or softmax head on probe features"),
             (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}"),
             (self.epochs >= 1, "epochs must be >= 1"),
             (1 <= self.batch_size <= 65536, "batch size must be between 1 and 65536"),

@@ -22,6 +22,8 @@ class TrainReport:
     seconds: the whole loop, validation included; items_per_s: items trained / seconds; train_items_per_s: items
         trained / the time of the training steps alone (forward, backward, update).
     clipped_steps: steps whose gradient norm exceeded the clip (sequences), of `steps`.
+    recipe: how a detector's head was fitted: {"name": "sgd"}, or the few-shot recipe's {"name": "fewshot", "C",
+        "cv_folds", "cv_loss"} (`learn.fewshot`).
     """
 
     name: str = ""
@@ -48,6 +50,7 @@ class TrainReport:
     device: str = "cpu"
     curves: str | None = None
     calibration: dict = field(default_factory=dict)
+    recipe: dict = field(default_factory=dict)
     split_made: bool = False
     skipped: list[tuple[str, str]] = field(default_factory=list)
 

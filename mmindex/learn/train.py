@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from mmindex.errors import DataError, DetectorError
-from mmindex.learn import calibration, data, features
+from mmindex.learn import calibration, data, features, fewshot
 from mmindex.learn.checkpoint import atomic_save, save_bundle
 from mmindex.learn.config import TrainConfig
 from mmindex.learn.fit import (
@@ -61,9 +61,11 @@ def prepare_inputs(config: TrainConfig, ds: data.Dataset, progress=None, expect_
 
 
 def resolve_loss(config: TrainConfig, ds: data.Dataset) -> str:
+    """`--loss auto`: sigmoid, one-vs-rest per label (concept detectors are open-set: what is none of the labels
+    can score low on all of them; label sets), except softmax for class folders in finetune and scratch mode."""
     if config.loss != "auto":
         return config.loss
-    return "sigmoid" if ds.multilabel else "softmax"
+    return "sigmoid" if ds.multilabel or config.mode == "probe" else "softmax"
 
 
 def validation_metric(scores: np.ndarray, ds: data.Dataset) -> float:
@@ -159,22 +161,32 @@ def train(data_spec: str, out: str | os.PathLike, config: TrainConfig | None = N
     ckpt = _Checkpoint(Path(f"{out}.ckpt"), config, ds.labels, model, opt)
     start = ckpt.resume() if resume and ckpt.path.is_file() else None
     metric_name = "val_map" if val.multilabel else "val_top1_accuracy"
-    callbacks = [ckpt, *([StepProgress(progress)] if progress else []),
-                 *([LearningCurves(f"{out}.curves.png", f"{name} ({config.mode})")] if curves else [])]
+    drawn = [LearningCurves(f"{out}.curves.png", f"{name} ({config.mode})")] if curves else []
+    callbacks = [ckpt, *([StepProgress(progress)] if progress else []), *drawn]
     schedule = Schedule(config.lr, config.schedule, config.epochs, config.step_every, config.step_factor,
                         config.warmup)
     # validation_metric is looked up when called, so that a test can make it fail mid-run
     metric = Validation(Batches((xv,), torch.from_numpy(val.targets), 512),
                         lambda z: validation_metric(model.probabilities(z).cpu().numpy(), val), metric_name)
-    report = fit(model, Batches((x,), torch.from_numpy(ds.targets), config.batch_size, min_size=2), metric,
-                 lambda z, t: loss_fn(loss_kind, z, t), opt, schedule, epochs=config.epochs, seed=config.seed,
-                 patience=config.patience, penalty=_penalty(model, config), callbacks=callbacks, device=dev,
-                 start=start)
+    if fewshot.applies(config.mode, config.head, loss_kind, config.recipe, len(x)):  # issue 17: few images
+        report = fewshot.fit_detector(model, x, torch.from_numpy(ds.targets), metric, ds.multilabel, config.seed,
+                                      drawn)
+    else:
+        report = fit(model, Batches((x,), torch.from_numpy(ds.targets), config.batch_size, min_size=2), metric,
+                     lambda z, t: loss_fn(loss_kind, z, t), opt, schedule, epochs=config.epochs, seed=config.seed,
+                     patience=config.patience, penalty=_penalty(model, config), callbacks=callbacks, device=dev,
+                     start=start)
+        report = replace(report, recipe={"name": "sgd"})
     model.cpu().eval()  # calibration, the bundle and `apply` run on the CPU
     cal = _calibrate(model, xv, val, loss_kind) if config.calibrate else {}
     final = validation_metric(model.scores(xv).numpy(), val)
+    if report.recipe["name"] == "fewshot" and val_spec is None:  # issue 17: few labels, none left out of the head
+        fewshot.refit(model, torch.cat([x, xv.cpu()]), torch.from_numpy(np.concatenate([ds.targets, val.targets])),
+                      report.recipe["C"])
+        report = replace(report, recipe=report.recipe | {"refit_with_validation": True})
     save_bundle(out, name, model, wid, in_dim, {metric_name: final, "best_epoch": report.best_epoch,
-                                                "train_size": len(ds), "val_size": len(val), **cal})
+                                                "train_size": len(ds), "val_size": len(val), **cal,
+                                                "recipe": report.recipe})
     ckpt.path.unlink(missing_ok=True)
     return replace(report, name=name, out=str(out), mode=config.mode, loss=loss_kind, labels=ds.labels,
                    arch=config.arch if config.mode == "scratch" else config.backbone, input_shape=list(x.shape[1:]),
@@ -182,20 +194,16 @@ def train(data_spec: str, out: str | os.PathLike, config: TrainConfig | None = N
 
 
 def _calibrate(model: Detector, xv: Tensor, val: data.Dataset, loss_kind: str) -> dict:
-    """Fit temperature (softmax) or Platt (sigmoid) scaling on the validation split; report ECE before/after."""
+    """Fit temperature (softmax) or Platt (sigmoid) scaling on the validation split and keep it only if it lowers
+    the validation ECE (issue 17); the summary says which (`kept`), with the ECE before and after."""
     with torch.no_grad():  # not inference_mode: the logits feed the calibration's own autograd
         z = torch.cat([model.logits(xv[i:i + 512]) for i in range(0, len(xv), 512)])
-    if loss_kind == "softmax" and not val.multilabel:
-        classes = torch.from_numpy(val.classes)
-        before = z.softmax(1)
-        t = calibration.fit_temperature(z, classes)
-        model.temperature.fill_(t)
-        after = (z / t).softmax(1)
-        ece = [calibration.expected_calibration_error(p.max(1).values, p.argmax(1) == classes) for p in (before, after)]
-        return {"temperature": t, "ece_before": ece[0], "ece_after": ece[1]}
-    if loss_kind == "sigmoid":
-        a, b = calibration.fit_platt(z, torch.from_numpy(val.targets))
-        model.platt_a.copy_(a)
-        model.platt_b.copy_(b)
-        return {"platt": "fitted per label"}
-    return {}
+    cal = calibration.fit_calibration(z, torch.from_numpy(val.targets), loss_kind, val.multilabel)
+    if cal is None:
+        return {}
+    if cal.kept:
+        model.temperature.fill_(cal.temperature)
+        if cal.platt_a is not None:
+            model.platt_a.copy_(cal.platt_a)
+            model.platt_b.copy_(cal.platt_b)
+    return cal.summary()

@@ -23,7 +23,7 @@ def trained(fmnist_folders, tmp_path_factory) -> Path:
     (data / "bag" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     out = tmp / "fmnist.mmdet"
     proc = run_cli("train", str(data), "--out", str(out), "--epochs", "15", "--lr", "0.05", "-q")
-    assert "trained 'fmnist' (probe, softmax)" in proc.stdout and "validation: a seeded split" in proc.stdout
+    assert "trained 'fmnist' (probe, sigmoid)" in proc.stdout and "validation: a seeded split" in proc.stdout
     assert "skipped:" in proc.stderr and "broken.png" in proc.stderr
     assert out.is_file() and Path(f"{out}.curves.png").is_file()
     return out

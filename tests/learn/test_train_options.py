@@ -36,11 +36,12 @@ def test_every_field_is_an_option_with_its_default_and_help():
 
 
 def test_choices_are_the_configs_own():
+    from mmindex.learn.config import OUTPUTS
     from mmindex.learn.heads import HEADS
     from mmindex.learn.schedules import SCHEDULES
 
     options = train_options()
-    assert list(options["head"].type.choices) == list(HEADS)
+    assert list(options["head"].type.choices) == [*HEADS, *OUTPUTS]  # --head softmax: a linear softmax head
     assert list(options["schedule"].type.choices) == list(SCHEDULES)
     assert list(options["mode"].type.choices) == ["probe", "finetune", "scratch"]
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = "/usr/bin/chromium"
+TOKEN = "browser-teach-token"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required"]
 
@@ -104,6 +105,7 @@ def test_paging_and_feedback(page):
     page.locator("#grid li.card .vote.up").first.click()
     page.locator("#grid li.card .vote.down").nth(1).click()
     assert page.locator("#feedbackcount").inner_text() == "2 marked"
+    assert page.locator("#save").is_hidden()  # this server has no token: nothing can be saved
     page.click("#refine")
     page.wait_for_function("() => !document.querySelector('#status').textContent.startsWith('Refining')")
     status = page.locator("#status").inner_text()
@@ -112,6 +114,107 @@ def test_paging_and_feedback(page):
         assert "Hits" in status and page.locator("#grid li.card").count() == 11  # judged hits are not shown again
     else:
         assert "not supported" in status  # the documented 501
+
+
+@pytest.fixture()
+def teach_url(service_copy):
+    """A server with a token, on a private copy of the index: saving a concept writes to it."""
+    from mmindex.config import ServiceConfig
+    from mmindex.search.requests import SearchRequest
+    from mmindex.service import create_app
+    from tests.service.conftest import live_server
+
+    app = create_app(service_copy, ServiceConfig(token=TOKEN))
+    app.state.service.search(SearchRequest(concept=("cat",), k=1))
+    with live_server(app) as url:
+        yield url
+
+
+def card_ids(pg) -> list[int]:
+    return [int(i) for i in pg.eval_on_selector_all("#grid li.card", "cards => cards.map(c => c.dataset.segment)")]
+
+
+def test_save_as_concept_then_search_it_and_label_more(browser, teach_url):
+    import httpx
+
+    from tests.service.conftest import segments_by_kind
+
+    with httpx.Client(base_url=teach_url, timeout=60) as client:
+        shots, photos = segments_by_kind(client)
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = context.new_page()
+    errors = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.goto(teach_url + "/?concept=bicycle")
+    pg.wait_for_selector("#grid li.card")
+    assert sorted(card_ids(pg)) == sorted(shots + photos)
+    # judge: three shots of the clip are good hits, three photos wrong ones
+    for i in shots[0::2]:
+        pg.click(f"#grid li.card[data-segment='{i}'] .vote.up")
+    for i in photos[1::2]:
+        pg.click(f"#grid li.card[data-segment='{i}'] .vote.down")
+    assert pg.inner_text("#feedbackcount") == "6 marked"
+    pg.click("#save")
+    assert pg.is_visible("#savedialog") and pg.is_visible("#token")  # the token is asked for the first time
+    assert pg.inner_text("#savesummary").startswith("3 marked good and 3 marked wrong")
+    pg.fill("#conceptname", "my bikes")
+    pg.fill("#token", "not-the-token")
+    pg.click("#saveok")
+    pg.wait_for_function("() => document.querySelector('#saveerror').textContent === 'missing or wrong token'")
+    pg.fill("#token", TOKEN)
+    pg.click("#saveok")
+    # saved, then searched by its name: every shot of the clip above every photo
+    pg.wait_for_url("**concept=my+bikes**")
+    pg.wait_for_function("() => document.querySelector('#status').textContent.startsWith('Hits')")
+    assert set(card_ids(pg)[:6]) == set(shots)
+    assert pg.inner_text("#taught") == "Saved “my bikes” (version 1) from 3 good and 3 wrong."
+    assert pg.is_hidden("#feedbackbar")  # the marks went into the concept
+    # later, as a user would: the autocomplete offers the concept, and searching it ranks the same
+    pg.goto(teach_url + "/")
+    pg.fill("#q", "my bi")
+    pg.click("#suggest li[data-name='my bikes']")
+    pg.press("#q", "Enter")
+    pg.wait_for_function("() => document.querySelector('#status').textContent.startsWith('Hits')")
+    assert set(card_ids(pg)[:6]) == set(shots)
+    # label more: the segments it was not shown, to judge; judge two, save again (no token asked this time)
+    pg.wait_for_selector("#teachbar:not([hidden])")
+    pg.click("#labelmore")
+    pg.wait_for_selector("#grid[data-proposals='my bikes']")
+    proposed = card_ids(pg)
+    assert sorted(proposed) == sorted(set(shots + photos) - set(shots[0::2]) - set(photos[1::2]))
+    pg.click(f"#grid li.card[data-segment='{shots[1]}'] .vote.up")
+    pg.click(f"#grid li.card[data-segment='{photos[0]}'] .vote.down")
+    pg.click("#save")
+    assert pg.input_value("#conceptname") == "my bikes" and pg.is_hidden("#token")
+    pg.click("#saveok")
+    pg.wait_for_function("() => document.querySelector('#taught').textContent.includes('version 2')")
+    assert pg.inner_text("#taught") == "Saved “my bikes” (version 2) from 4 good and 4 wrong."
+    pg.wait_for_function("() => document.querySelector('#status').textContent.startsWith('Hits')")
+    assert set(card_ids(pg)[:6]) == set(shots)
+    context.close()
+    assert not errors, errors
+
+
+def test_hits_wait_for_teach_js_when_it_comes_late(browser, base_url):
+    """teach.js is loaded after app.js; showing hits calls into it. Held back until the search has answered, it
+    must still run first (no ReferenceError), and the hits still show."""
+    import time
+
+    context = browser.new_context()
+    pg = context.new_page()
+    errors = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+
+    def late(route):
+        time.sleep(1.5)  # longer than the health check and a search take on this index
+        route.continue_()
+
+    pg.route("**/static/teach.js", late)
+    pg.goto(base_url + "/?concept=cat")
+    pg.wait_for_function("() => document.querySelector('#status').textContent.startsWith('Hits')")
+    assert pg.locator("#grid li.card").count() == 13
+    context.close()
+    assert not errors, errors
 
 
 def test_phone_width(browser, base_url):

@@ -1,11 +1,12 @@
 // mmindex web UI: plain JS over the HTTP API (docs/service.md). No build step, no dependencies.
 // Every piece of data goes into the page through textContent or attributes, never innerHTML.
+// Teaching concepts ("Save as concept", "Label more") is teach.js, loaded after this file.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const PAGE = 24;
-const state = { concept: [], like: [], text: "", offset: 0, explain: true, upload: null, marks: new Map() };
-let features = { text: false, feedback: false, upload: true };
+const state = { concept: [], like: [], text: "", offset: 0, explain: true, upload: null, marks: new Map(), taught: null };
+let features = { text: false, feedback: false, upload: true, write: false };
 let lastHits = [];
 
 function el(tag, props = {}, ...children) {
@@ -33,6 +34,9 @@ function icon(flip) {
   svg.append(path);
   return svg;
 }
+
+// A proposal drawn at random (no detector yet) has no score.
+const fmtScore = (score) => (score === null || score === undefined ? "–" : score.toFixed(3));
 
 function fmtTime(s) {
   const m = Math.floor(s / 60);
@@ -109,6 +113,7 @@ async function show(res) {
   const understood = body.explanation ? describe(body.explanation) : "";
   if (understood) $("status").append(el("span", { class: "explanation" }, " · understood as " + understood));
   renderGrid(body.hits);
+  noteConcept();  // teach.js: offer "Label more" when the query is one of the index's own concepts
   $("pager").hidden = !(body.offset > 0 || body.next_offset !== null && body.next_offset !== undefined);
   $("prev").disabled = body.offset === 0;
   $("next").disabled = body.next_offset === null || body.next_offset === undefined;
@@ -144,6 +149,7 @@ function moreLike(id) {
 // ---- results -----------------------------------------------------------------------------------------
 function renderGrid(hits) {
   const grid = $("grid");
+  delete grid.dataset.proposals;  // set by teach.js while the grid shows segments to judge, not hits
   grid.replaceChildren(...hits.map((h, i) => card(h, state.offset + i + 1)));
   updateFeedbackBar();
 }
@@ -163,7 +169,7 @@ function card(h, rank) {
   const down = el("button", { type: "button", class: "vote down", title: "not relevant", "aria-label": "not relevant", "aria-pressed": String(mark < 0), onclick: () => vote(h.segment_id, -1) }, icon(true));
   const meta = el("div", { class: "meta" },
     el("span", { class: "rank" }, `#${rank}`),
-    el("span", { class: "score", title: "score (higher is better)" }, h.score.toFixed(3)),
+    el("span", { class: "score", title: "score (higher is better)" }, fmtScore(h.score)),
     el("span", { class: "name", title: shownPath(h.path) }, name));
   const actions = el("div", { class: "actions" },
     el("button", { type: "button", class: "more", onclick: () => moreLike(h.segment_id) }, "More like this"), up, down);
@@ -188,7 +194,7 @@ function openViewer(h) {
     box.replaceChildren(el("img", { src, alt: shownPath(h.path) }));
   }
   const when = h.kind === "video" ? ` · shot ${fmtTime(h.start)}–${fmtTime(h.end)}` : "";
-  $("viewer-title").textContent = `${shownPath(h.path)}${when} · score ${h.score.toFixed(3)}`;
+  $("viewer-title").textContent = `${shownPath(h.path)}${when} · score ${fmtScore(h.score)}`;
   $("viewer-why").textContent = h.why ? whyText(h.why) : "";
   $("viewer-like").onclick = () => moreLike(h.segment_id);
   $("viewer").showModal();
@@ -209,6 +215,7 @@ function updateFeedbackBar() {
   const n = state.marks.size;
   $("feedbackbar").hidden = n === 0;
   $("feedbackcount").textContent = `${n} marked`;
+  $("save").hidden = !features.write;  // teaching writes to the index: only a server started with a token
 }
 
 async function refine() {
@@ -316,6 +323,10 @@ $("mode").addEventListener("change", () => {
 });
 window.addEventListener("popstate", () => { fromURL(); run(false); });
 
+// The deferred scripts after this one (teach.js) have all run once the document's content is loaded; the first
+// search waits for that, since showing its hits calls into them (the health check need not wait).
+const loaded = new Promise((resolve) => document.addEventListener("DOMContentLoaded", resolve, { once: true }));
+
 (async function init() {
   try {
     const res = await fetch("/api/health");
@@ -324,5 +335,6 @@ window.addEventListener("popstate", () => { fromURL(); run(false); });
   $("mode").hidden = !features.text;
   if (!features.feedback) $("refine").title = "relevance feedback is not available on this server yet";
   fromURL();
+  await loaded;
   run(false);
 })();
