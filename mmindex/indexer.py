@@ -45,9 +45,7 @@ class Indexer:
         """The index, created if there is none (or only an interrupted creation's leftovers)."""
         if Store.exists(self.index_dir) and not Store.unfinished(self.index_dir):
             return Store.open(self.index_dir, write=True)
-        from mmindex.models import model_info  # deferred: the registry imports the model builders
-
-        embed_dim = model_info(self.config.model)["embed_dim"]
+        embed_dim = (self.model if self.model.name == self.config.model else LazyModel(self.config.model)).embed_dim
         setting = check_setting(self.vector_index or "flat", embed_dim)
         concepts = [(c.id, c.name, c.source) for c in Vocabulary.imagenet().classes]
         return Store.create(self.index_dir, self.config.model, embed_dim, concepts, vector_index=setting)
@@ -65,7 +63,7 @@ class Indexer:
             check_matches(store.meta("vector_index"), self.vector_index)
             if progress:
                 progress(0, 0)  # the index is ours: work starts (the total is not known before the scan)
-            data_config = self.model.backbone.data_config
+            data_config = self.model.data_config
             scorers = _scorers(store)
             if self.config.executor == "ray":
                 from mmindex.index.ray_ingest import add_paths_ray  # deferred: Ray is an optional extra
@@ -112,7 +110,7 @@ class Indexer:
 
     def _weights_id(self, model: str) -> str:
         """The weights id of the index's backbone (the one loaded for `add`, when it is that one)."""
-        return (self.model if self.model.name == model else LazyModel(model)).backbone.weights_id
+        return (self.model if self.model.name == model else LazyModel(model)).weights_id
 
     # ---- judgments and taught concepts -------------------------------------------------------------
     def teach(self, name: str, positive: Iterable[int] = (), negative: Iterable[int] = (), origin: str = "cli",

@@ -9,6 +9,7 @@ import sys
 
 import click
 
+from mmindex.cli.choices import RegistryChoice
 from mmindex.errors import MmindexError
 
 
@@ -34,6 +35,22 @@ def printable(text: str) -> str:
         return os.fsencode(text).decode("utf-8", "backslashreplace")
     except UnicodeEncodeError:  # a surrogate that no file name decodes to
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+class ModelChoice(RegistryChoice):
+    """`--model NAME`: a registered backbone. A name whose ONNX export is cached with its sidecar
+    (models/exports.py) is accepted as it is: listing the registry imports PyTorch and timm (the backbones
+    register themselves when their module is imported), which a run from the cache never needs."""
+
+    def __init__(self):
+        super().__init__("mmindex.models:list_models")
+
+    def convert(self, value, param, ctx):
+        from mmindex.models.exports import find  # deferred: `mmindex --help` stays fast
+
+        if isinstance(value, str) and find(value) is not None:
+            return value
+        return super().convert(value, param, ctx)
 
 
 def index_option(f):

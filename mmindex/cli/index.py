@@ -6,8 +6,7 @@ import json
 
 import click
 
-from mmindex.cli.choices import RegistryChoice
-from mmindex.cli.common import index_option, main, open_engine, printable
+from mmindex.cli.common import ModelChoice, index_option, main, open_engine, printable
 from mmindex.cli.options import request_options, request_values
 from mmindex.config import DEFAULT_MODEL, IngestConfig
 from mmindex.search.requests import AddRequest, RemoveRequest
@@ -16,7 +15,7 @@ from mmindex.search.requests import AddRequest, RemoveRequest
 @main.command()
 @request_options(AddRequest)  # PATHS: POST /api/media's body; the options below make the IngestConfig
 @index_option
-@click.option("--model", type=RegistryChoice("mmindex.models:list_models"), default=DEFAULT_MODEL, show_default=True,
+@click.option("--model", type=ModelChoice(), default=DEFAULT_MODEL, show_default=True,
               metavar="NAME", help="Backbone (see `mmindex models list`).")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1, 4096))
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64), help="Decoding threads.")

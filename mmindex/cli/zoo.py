@@ -7,8 +7,7 @@ import sys
 
 import click
 
-from mmindex.cli.choices import RegistryChoice
-from mmindex.cli.common import main
+from mmindex.cli.common import ModelChoice, main
 from mmindex.config import DEFAULT_MODEL
 from mmindex.errors import MediaError
 
@@ -17,7 +16,7 @@ def _weights(value: str) -> str | None:
     return None if value == "random" else value
 
 
-_model_option = click.option("--model", type=RegistryChoice("mmindex.models:list_models"), default=DEFAULT_MODEL,
+_model_option = click.option("--model", type=ModelChoice(), default=DEFAULT_MODEL,
                              show_default=True, metavar="NAME", help="Registered model (see `mmindex models list`).")
 _weights_option = click.option("--weights", default="default", show_default=True,
                                help="default (the model's published weights), random, or a weights file or URL.")

@@ -75,9 +75,9 @@ class ClassifyReport:
 def make_runtime(model: str = DEFAULT_MODEL, weights: str | None = "default", backend: str = "auto",
                  threads: int | None = None):
     """The backbone `model` with `weights` ("default", None for random, a file or URL) in a `Runtime`."""
-    from mmindex.models import Runtime, create_model  # deferred: PyTorch
+    from mmindex.models.loader import load_runtime  # deferred: ONNX Runtime (PyTorch unless the export is cached)
 
-    return Runtime(create_model(model, weights), backend=backend, threads=threads)
+    return load_runtime(model, weights, backend, threads)
 
 
 def score_files(paths: Iterable[str | os.PathLike], runtime, config: IngestConfig,

@@ -2,23 +2,61 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+
+from mmindex.models import exports
+
+log = logging.getLogger(__name__)
 
 
 class LazyModel:
-    """The backbone `name` and its inference `Runtime`, each created once, when first asked for.
+    """The backbone `name` (default weights) and its inference `Runtime`, each created once, when first asked for.
 
-    Nothing heavy is imported until then: a search by concept never loads PyTorch.
+    Nothing heavy is imported until then: a search by concept never loads a model. When the model's ONNX
+    export is cached with its sidecar (models/exports.py), `data_config`, `weights_id` and `runtime` come
+    from the cache and PyTorch is never imported; `backbone` always builds the network.
     """
 
     def __init__(self, name: str, backend: str = "auto", threads: int | None = None):
         self.name, self._backend, self._threads = name, backend, threads
         self._backbone = None
         self._runtime = None
+        self._export: exports.ExportInfo | None | bool = False  # False: not looked up yet
         self._lock = threading.Lock()
 
     @property
+    def export(self) -> exports.ExportInfo | None:
+        """The cached export of the default weights (None if there is none, or the backend is "torch")."""
+        if self._export is False:
+            self._export = exports.find(self.name) if self._backend in ("auto", "onnx") else None
+        return self._export  # type: ignore[return-value]
+
+    @property
+    def data_config(self):
+        """How images are preprocessed for the model's weights (`DataConfig`)."""
+        info = self.export
+        return info.data_config if info is not None else self.backbone.data_config
+
+    @property
+    def weights_id(self) -> str:
+        """The id of the model's weights (the first 16 hex digits of their file's sha256)."""
+        info = self.export
+        return info.weights_id if info is not None else self.backbone.weights_id
+
+    @property
+    def embed_dim(self) -> int:
+        """The size of the model's embeddings (from the registry, which builds no network, without a cached export)."""
+        info = self.export
+        if info is not None:
+            return info.embed_dim
+        from mmindex.models.registry import model_info  # deferred: the registry imports the model builders
+
+        return int(model_info(self.name)["embed_dim"])
+
+    @property
     def backbone(self):
+        """The network itself (PyTorch), with its default weights."""
         with self._lock:
             if self._backbone is None:
                 from mmindex.models.registry import create_model  # deferred: builds the network (PyTorch)
@@ -28,10 +66,37 @@ class LazyModel:
 
     @property
     def runtime(self):
+        """`Runtime` (or, from a cached export, `CachedRuntime`, which runs the same graph the same way)."""
+        info = self.export
+        if info is not None and self._runtime is None:
+            with self._lock:
+                if self._runtime is None:
+                    try:
+                        self._runtime = exports.CachedRuntime(info, self._threads)
+                    except Exception as exc:  # onnxruntime raises many types: build and export as without cache
+                        log.warning("cached ONNX model %s cannot be used (%s); building the model", info.onnx, exc)
+                        self._export = None
+        if self._runtime is not None:
+            return self._runtime
         backbone = self.backbone
         with self._lock:
             if self._runtime is None:
+                from mmindex.models.registry import get_entry
                 from mmindex.models.runtime import Runtime  # deferred: PyTorch and ONNX Runtime
 
-                self._runtime = Runtime(backbone, backend=self._backend, threads=self._threads)
+                runtime = Runtime(backbone, backend=self._backend, threads=self._threads)
+                if runtime.backend == "onnx" and runtime.onnx_path is not None:
+                    exports.record(backbone, runtime.onnx_path, get_entry(self.name).default_weights)
+                self._runtime = runtime
             return self._runtime
+
+
+def load_runtime(name: str, weights: str | None = "default", backend: str = "auto", threads: int | None = None):
+    """A runtime of the model `name` with `weights` ("default", None for random, a file or URL): from the cached
+    export when there is one for the default weights (no PyTorch), else `Runtime(create_model(...))`."""
+    if weights == "default":
+        return LazyModel(name, backend, threads).runtime
+    from mmindex.models.registry import create_model
+    from mmindex.models.runtime import Runtime  # deferred: PyTorch
+
+    return Runtime(create_model(name, weights), backend=backend, threads=threads)

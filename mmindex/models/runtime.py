@@ -20,6 +20,7 @@ from mmindex.atomic import atomic_write
 from mmindex.config import cache_dir as default_cache_dir
 from mmindex.errors import ModelError
 from mmindex.models.backbones import Backbone
+from mmindex.models.exports import session_options
 from mmindex.models.weights import RANDOM_WEIGHTS
 
 log = logging.getLogger(__name__)
@@ -100,12 +101,7 @@ class Runtime:
         import onnxruntime as ort
 
         path = self._onnx_file()
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = self.threads
-        opts.inter_op_num_threads = 1
-        # Decoding threads share the cores with inference: spinning workers would steal their time.
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts = session_options(self.threads)  # one definition, shared with cached exports (exports.py)
         try:
             return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
         except Exception:

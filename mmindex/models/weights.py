@@ -22,12 +22,14 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
-
-import torch
 
 from mmindex.config import cache_dir
 from mmindex.errors import ModelError
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +108,22 @@ def weights_cache_dir() -> Path:
     return cache_dir() / "weights"
 
 
+def weights_file(source: WeightsSource) -> Path | None:
+    """The file that weights from `source` are read from, if it exists: a package's file, a local file, a URL's
+    downloaded copy. Reads and downloads nothing (a cached export records this file's size and time)."""
+    if isinstance(source, PackagedWeights):
+        try:
+            return source.path()
+        except ModelError:
+            return None
+    if is_url(source):
+        name = os.path.basename(unquote(urlparse(str(source)).path))
+        path = weights_cache_dir() / name if name else None
+    else:
+        path = Path(source).expanduser()
+    return path if path is not None and path.is_file() else None
+
+
 def weights_availability(source: WeightsSource | None) -> str:
     """Whether a model's default weights can be loaded here, without loading or downloading anything:
     "none published", "installed" / "not installed" (a package), "cached" / "download" (a URL), "file" / "missing"."""
@@ -156,6 +174,8 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
             obj: object = load_file(str(path), device="cpu")
         else:
+            import torch  # deferred: DataConfig and the sources are read without PyTorch (a cached export)
+
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch/safetensors raise many types (pickle, zip, EOF, ...) for a bad file
         raise ModelError(f"cannot read weights file {path}: corrupt or not a state_dict "
@@ -164,6 +184,8 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
 
 def _as_state_dict(obj: object, origin: object) -> dict[str, torch.Tensor]:
+    import torch  # deferred, as above
+
     # Training checkpoints often wrap the weights ({"state_dict": ...} or {"model": ...}); accept those too.
     if isinstance(obj, Mapping):
         for key in ("state_dict", "model"):
@@ -183,6 +205,8 @@ def _download(url: str) -> tuple[Path, dict[str, torch.Tensor] | None]:
     and, where the file name carries a hash prefix as torchvision's do (`resnet18-f37072fd.pth`),
     a sha256 check of the download.
     """
+    import torch  # deferred, as above
+
     model_dir = weights_cache_dir()
     filename = os.path.basename(unquote(urlparse(url).path))
     if not filename:

@@ -257,7 +257,7 @@ class Searcher:
 
     def embed_image(self, path: str | os.PathLike) -> np.ndarray:
         """The L2-normalised embedding of an image file that need not be in the index."""
-        decoded = read_media(os.fspath(path), None, self.model.backbone.data_config, self.config)
+        decoded = read_media(os.fspath(path), None, self.model.data_config, self.config)
         if decoded.kind != "image":
             raise QueryError(f"{path}: only images that are not indexed can be used as examples")
         _, emb = self.model.runtime.run(np.stack(decoded.segments[0].frames))
