@@ -42,6 +42,11 @@ class IngestConfig:
         process writes the index.
     ray_address: the Ray cluster to use ("auto", "HOST:PORT", "ray://HOST:10001"); None starts a local one.
     ray_workers: inference actors (each holds one model and reserves `threads or 1` CPUs).
+    keyframe_rate: video keyframes per second of shot (at most 64 a shot) instead of the default rule (one per 10 s,
+        at most 8): denser keyframes for temporal models, at the cost of more inference. None: the index's own
+        setting, else the default rule.
+    keyframe_embeddings: also store each keyframe's embedding (float16), which temporal models applied to the
+        index read; once an index stores them, later adds do too.
     auto_compact: after adding, compact the index when at least this many batch files would be merged
         (`mmindex compact`, see mmindex/index/compact.py); 0 never does. Each add writes new files, and a
         query reads each file's run: left alone, thousands of small files slow every query down.
@@ -60,6 +65,8 @@ class IngestConfig:
     ray_address: str | None = None
     ray_workers: int = 1
     auto_compact: int = 32
+    keyframe_rate: float | None = None
+    keyframe_embeddings: bool = False
 
 
 @dataclass(frozen=True)

@@ -61,15 +61,19 @@ class Engine:
         """
         return self.indexer.add(paths, progress, confine_to)
 
-    def apply(self, detector: str | os.PathLike, name: str | None = None) -> dict:
-        """Score every segment with a trained detector bundle and add its labels as concepts (source "trained").
+    def apply(self, detector: str | os.PathLike, name: str | None = None, progress: ProgressFn | None = None) -> dict:
+        """Score every segment with a trained model and add its labels as concepts (source "trained").
 
-        Media added later are scored by it too. Returns {name, version, concepts: [{id, name, query, shadows}],
-        segments, replaced, messages}: `query` is the name that resolves to the concept (its label: the user's
-        names win), `shadows` the built-in concept of that name ({id, query: "wordnet:NAME"}) or None, and
-        `messages` says which names now mean the user's detector. `DetectorError` if it does not fit the index.
+        Any model mmindex trains: a detector bundle (probe, finetune, scratch), a temporal model (`train-sequence`,
+        on the keyframe embeddings of an index built with `--keyframe-embeddings`) or a clip model (`train-clips`);
+        the last three read the media back (`progress(segments done, in all)`), and a file gone or changed since it
+        was indexed is listed in `errors` ([path, why]) and scores 0. Media added later are scored by it too.
+        Returns {name, version, concepts: [{id, name, query, shadows}], segments, replaced, errors, messages}:
+        `query` is the name that resolves to the concept (its label: the user's names win), `shadows` the built-in
+        concept of that name ({id, query: "wordnet:NAME"}) or None, and `messages` says which names now mean the
+        user's detector. `DetectorError` if it does not fit the index, saying why.
         """
-        return self._named(self.indexer.apply(detector, name))
+        return self._named(self.indexer.apply(detector, name, progress))
 
     def teach(self, name: str, positive: Sequence[int] = (), negative: Sequence[int] = (), origin: str = "cli",
               from_feedback: bool = False, seed: int = 0) -> dict:

@@ -18,7 +18,7 @@ import os
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,7 @@ from mmindex.concepts import Vocabulary, check_name, same_name
 from mmindex.config import IngestConfig
 from mmindex.errors import ClusterError, DataError, DetectorError, IndexDamaged, QueryError, StoreError
 from mmindex.evaluate import judgments as judgment_files
+from mmindex.extract.inputs import IndexFacts
 from mmindex.index import check, compact, detectors, vectors
 from mmindex.index.ingest import AddReport, ProgressFn, add_paths
 from mmindex.index.store import Store
@@ -61,19 +62,20 @@ class Indexer:
                 raise StoreError(f"index {self.index_dir} was built with model {built_with!r}, "
                                  f"not {self.config.model!r}")
             check_matches(store.meta("vector_index"), self.vector_index)
+            config = self._keyframe_settings(store)
             if progress:
                 progress(0, 0)  # the index is ours: work starts (the total is not known before the scan)
             data_config = self.model.data_config
-            scorers = _scorers(store)
-            if self.config.executor == "ray":
+            scorers = self._scorers(store)
+            if config.executor == "ray":
                 from mmindex.index.ray_ingest import add_paths_ray  # deferred: Ray is an optional extra
 
-                report = add_paths_ray(store, paths, self.config, data_config, progress, confine_to, scorers)
-            elif self.config.executor == "local":
-                report = add_paths(store, paths, self.config, lambda: self.model.runtime, data_config, progress,
+                report = add_paths_ray(store, paths, config, data_config, progress, confine_to, scorers)
+            elif config.executor == "local":
+                report = add_paths(store, paths, config, lambda: self.model.runtime, data_config, progress,
                                    confine_to, scorers)
             else:
-                raise ClusterError(f"unknown executor {self.config.executor!r}; choose local or ray")
+                raise ClusterError(f"unknown executor {config.executor!r}; choose local or ray")
             self._upkeep(store, report)
             return report
 
@@ -93,20 +95,52 @@ class Indexer:
                 raise
             report.warnings.append(f"every file was committed, but the upkeep after it failed: {exc}")
 
-    def apply(self, detector: str | os.PathLike, name: str | None = None) -> dict:
-        """Score every segment with a probe detector bundle and add its labels as concepts. See `Engine.apply`."""
-        from mmindex.learn.checkpoint import load_bundle  # deferred: PyTorch
+    def _keyframe_settings(self, store: Store) -> IngestConfig:
+        """The add's config with the index's keyframe settings (`--keyframe-rate`, `--keyframe-embeddings`): given
+        ones are recorded for the next adds, and the index's own are used when none is given."""
+        embeddings, rate = store.keyframe_settings()
+        given = self.config
+        if given.keyframe_embeddings and not embeddings or given.keyframe_rate not in (None, rate):
+            with store.transaction():
+                store.set_keyframe_settings(given.keyframe_embeddings, given.keyframe_rate)
+        return replace(given, keyframe_rate=given.keyframe_rate or rate,
+                       keyframe_embeddings=given.keyframe_embeddings or embeddings)
 
-        bundle = load_bundle(detector)
+    def apply(self, detector: str | os.PathLike, name: str | None = None, progress: ProgressFn | None = None) -> dict:
+        """Score every segment with a trained model of any kind and add its labels as concepts. See `Engine.apply`."""
+        from mmindex.learn.applicable import load  # deferred: PyTorch
+
+        model = load(detector)
         with Store.open(self.index_dir, write=True) as store:
-            model = store.meta("model")
-            if bundle.mode != "probe":
-                raise DetectorError(
-                    f"detector {name or bundle.name!r} was trained in {bundle.mode} mode; only probe detectors on "
-                    f"the index's backbone ({model}) can be applied, since they score the stored embeddings "
-                    "(train with --mode probe)")
-            bundle.check_backbone(model, self._weights_id(model))
-            return detectors.apply(store, detector, bundle, bundle.score_embeddings, name)
+            backbone = store.meta("model")
+            takes = model.input
+            wid = self._weights_id(backbone) if takes.kind in ("embedding", "sequence") and takes.backbone else ""
+            facts = IndexFacts(backbone, wid, int(store.meta("embed_dim") or 0), store.keyframe_settings()[0])
+            why = takes.misfit(facts)
+            if why:
+                raise DetectorError(f"detector {name or model.name!r} ({model.mode}) does not fit this index: {why}")
+            return detectors.apply(store, detector, model, self._scorer(model), name, read=self._read_options(backbone),
+                                   progress=progress)
+
+    def _scorer(self, model) -> detectors.Scorer:
+        """The index's scorer of a loaded `learn.applicable.Applicable`, pooling keyframes as `add` pools concepts."""
+        return detectors.Scorer(model.input, model.score, len(model.labels), self.config.pool)
+
+    def _scorers(self, store: Store) -> dict[int, detectors.Scorer]:
+        """The applied detectors' scorers (from the index's own copies of their bundles), by detector id."""
+        applied = detectors.applied(store)
+        if not applied:  # without detectors, `add` never imports PyTorch
+            return {}
+        from mmindex.learn.applicable import load  # deferred: PyTorch
+
+        return {det_id: self._scorer(load(path)) for det_id, _, path in applied}
+
+    def _read_options(self, backbone: str) -> detectors.ReadOptions:
+        """How `apply` reads media back: as `add` decodes them (its pixel limit, the backbone's JPEG draft size)."""
+        from mmindex.models.registry import get_entry  # deferred: the registry imports the model builders
+
+        return detectors.ReadOptions(self.config.max_pixels, get_entry(backbone).data_config.resize,
+                                     self.config.workers)
 
     def _weights_id(self, model: str) -> str:
         """The weights id of the index's backbone (the one loaded for `add`, when it is that one)."""
@@ -271,11 +305,8 @@ def _near(a: float | None, b: float | None) -> bool:
 
 
 def _load_scorer(bundle_path: Path) -> detectors.Scorer:
-    from mmindex.learn.checkpoint import load_bundle  # deferred: PyTorch
+    """For `repair`: an applied detector's scorer (it recomputes the score files of those that take embeddings)."""
+    from mmindex.learn.applicable import load  # deferred: PyTorch
 
-    return load_bundle(bundle_path).score_embeddings
-
-
-def _scorers(store: Store) -> dict[int, detectors.Scorer]:
-    """The applied detectors' scoring functions (bundles from the index's own copies), by detector id."""
-    return {det_id: _load_scorer(path) for det_id, _, path in detectors.applied(store)}
+    model = load(bundle_path)
+    return detectors.Scorer(model.input, model.score, len(model.labels))

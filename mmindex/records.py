@@ -15,7 +15,7 @@ Every segment type is a `Segment`: where the segment lies in its file, plus what
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 import numpy as np
@@ -32,9 +32,11 @@ class Segment:
 
 @dataclass
 class DecodedSegment(Segment):
-    """A segment ready for the model: its preprocessed keyframes, one (3, H, W) array each."""
+    """A segment ready for the model: its preprocessed keyframes, one (3, H, W) array each, and what the applied
+    detectors that do not take embeddings score ({input key: array}, see `extract.inputs`)."""
 
     frames: list[np.ndarray]
+    inputs: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -43,6 +45,8 @@ class SegmentRecord(Segment):
 
     scores: np.ndarray  # (C,) concept scores
     embedding: np.ndarray  # (D,) L2-normalised
+    keyframe_embeddings: np.ndarray | None = None  # (k, D), one per keyframe (stored with --keyframe-embeddings)
+    inputs: dict[str, np.ndarray] = field(default_factory=dict)  # handed on from the DecodedSegment
 
 
 S = TypeVar("S", bound=Segment)

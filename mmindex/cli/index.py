@@ -39,18 +39,25 @@ from mmindex.search.requests import AddRequest, RemoveRequest
                    "index keeps its own: naming another is an error (change it with `mmindex rebuild`).")
 @click.option("--auto-compact", default=32, show_default=True, type=click.IntRange(0),
               help="Afterwards, compact when at least this many batch files would be merged (0: never).")
+@click.option("--keyframe-rate", default=None, type=click.FloatRange(0, 60, min_open=True), metavar="FPS",
+              help="Video keyframes per second of shot (at most 64 a shot) instead of one per 10 s (at most 8): for "
+                   "temporal models; more inference. The index keeps it for later adds.")
+@click.option("--keyframe-embeddings", is_flag=True, default=False,
+              help="Also store each keyframe's embedding (float16), which temporal models applied to the index read "
+                   "(docs/learning.md#apply). The index keeps doing so for later adds.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def add(index, model, batch_size, workers, backend, pool, frame_step, shots_dir, executor, ray_address,
-        ray_workers, vector_index, auto_compact, quiet, **options) -> None:
+        ray_workers, vector_index, auto_compact, keyframe_rate, keyframe_embeddings, quiet, **options) -> None:
     """Index files and folders (recursively); unchanged files are skipped."""
     request = AddRequest(**request_values(AddRequest, options))
     config = IngestConfig(model=model, batch_size=batch_size, workers=workers, backend=backend, pool=pool,
                           frame_step=frame_step, shots_dir=shots_dir, executor=executor, ray_address=ray_address,
-                          ray_workers=ray_workers, auto_compact=auto_compact)
+                          ray_workers=ray_workers, auto_compact=auto_compact, keyframe_rate=keyframe_rate,
+                          keyframe_embeddings=keyframe_embeddings)
     eng = open_engine(index, config, vector_index=vector_index)
     # The bar waits for the engine's first report (once it holds the writer lock): a locked index gives
     # its one-line error alone.
-    report = _with_progress("indexing", quiet, lambda progress: eng.add(request.paths, progress), lazy=True)
+    report = with_progress("indexing", quiet, lambda progress: eng.add(request.paths, progress), lazy=True)
     click.echo(
         f"added {report.added}, updated {report.updated}, unchanged {report.unchanged}, "
         f"failed {report.failed} in {report.seconds:.1f} s (index: {printable(str(eng.index_dir))})"
@@ -111,7 +118,7 @@ def remove(index, **options) -> None:
     click.echo(f"removed {n} media")
 
 
-def _with_progress(label: str, quiet: bool, job, lazy: bool = False):
+def with_progress(label: str, quiet: bool, job, lazy: bool = False):
     """job(progress) under a rich progress bar (none when `quiet`); what job returns.
 
     With `lazy` the bar is drawn at the job's first report only (a total of 0 there means not known yet).
@@ -143,7 +150,7 @@ def _with_progress(label: str, quiet: bool, job, lazy: bool = False):
 def compact(index, target_rows, as_json, quiet) -> None:
     """Merge small batch files into larger ones and drop the rows of removed segments (safe to interrupt)."""
     eng = open_engine(index)
-    report = _with_progress("compacting", quiet or as_json, lambda progress: eng.compact(target_rows, progress))
+    report = with_progress("compacting", quiet or as_json, lambda progress: eng.compact(target_rows, progress))
     if as_json:
         click.echo(json.dumps(report))
         return
@@ -160,7 +167,7 @@ def compact(index, target_rows, as_json, quiet) -> None:
 def rebuild(index, vector_index, as_json, quiet) -> None:
     """Rebuild the vector index from the stored embeddings (e.g. to change its type, or retrain it)."""
     eng = open_engine(index)
-    report = _with_progress("adding vectors", quiet or as_json, lambda progress: eng.rebuild(vector_index, progress))
+    report = with_progress("adding vectors", quiet or as_json, lambda progress: eng.rebuild(vector_index, progress))
     if as_json:
         click.echo(json.dumps(report))
         return

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import click
 
 from mmindex.cli.choices import RegistryChoice
-from mmindex.cli.common import echo_concept_names, index_option, main, open_engine
+from mmindex.cli.common import echo_concept_names, index_option, main, open_engine, printable
 
 
 class ConfigCommand(click.Command):
@@ -167,15 +167,22 @@ def evaluate(detector, data, confusion, run_out, qrels_out, qrels_in, sample, ju
 @click.argument("detector", type=click.Path(dir_okay=False))
 @index_option
 @click.option("--name", default=None, help="Detector name in the index (default: the bundle's).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True)
-def apply_detector(detector, index, name, as_json) -> None:
-    """Score every segment of the index with DETECTOR and make its labels searchable concepts."""
-    r = open_engine(index).apply(detector, name)
+def apply_detector(detector, index, name, quiet, as_json) -> None:
+    """Score every segment of the index with DETECTOR (any model `train`, `train-sequence` or `train-clips` wrote)
+    and make its labels searchable concepts. See docs/learning.md#apply."""
+    from mmindex.cli.index import with_progress
+
+    engine = open_engine(index)
+    r = with_progress("applying", quiet or as_json, lambda progress: engine.apply(detector, name, progress), lazy=True)
     if as_json:
         click.echo(json.dumps(r))
         return
     click.echo(f"{'replaced' if r['replaced'] else 'applied'} detector {r['name']!r} (version {r['version']}) to "
                f"{r['segments']} segments; media added later are scored by it too")
+    for path, why in r["errors"]:
+        click.echo(f"  not read back: {printable(path)}: {printable(why)}", err=True)
     echo_concept_names(r)
 
 

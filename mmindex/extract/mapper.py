@@ -12,7 +12,8 @@ from mmindex.records import Decoded, MediaRecord, SegmentRecord
 def infer(decoded: list[Decoded], runtime, batch_size: int, pool: str = "max") -> list[MediaRecord]:
     """Mapper: run the model over every keyframe, pool keyframes into segment scores and embeddings.
 
-    Each record keeps its file's facts and each segment its place; only the keyframes become scores."""
+    Each record keeps its file's facts and each segment its place and its applied detectors' inputs; the keyframes
+    become scores, an embedding, and each keyframe's own embedding (temporal models read those)."""
     frames = [f for d in decoded for s in d.segments for f in s.frames]
     probs, embs = [], []
     for i in range(0, len(frames), batch_size):
@@ -32,6 +33,6 @@ def infer(decoded: list[Decoded], runtime, batch_size: int, pool: str = "max") -
             emb = e.mean(axis=0)
             emb /= max(float(np.linalg.norm(emb)), 1e-12)
             segments.append(SegmentRecord(scores=scores, embedding=emb, start=s.start, end=s.end,
-                                          keyframes=s.keyframes))
+                                          keyframes=s.keyframes, keyframe_embeddings=e, inputs=s.inputs))
         records.append(replace(d, segments=segments))
     return records

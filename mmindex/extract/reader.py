@@ -9,11 +9,13 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from mmindex.config import IngestConfig
 from mmindex.errors import MediaError
+from mmindex.extract import readback
+from mmindex.extract.inputs import ModelInput
 from mmindex.media import images
 from mmindex.media.scan import ScanItem, media_kind
 from mmindex.records import Decoded, DecodedSegment, Media
@@ -21,10 +23,12 @@ from mmindex.records import Decoded, DecodedSegment, Media
 UNCHANGED = object()  # what a reader returns for a file whose content hash is the indexed one
 
 
-def read_media(path: str, known_sha256: str | None, data_config, config: IngestConfig) -> Decoded | object:
+def read_media(path: str, known_sha256: str | None, data_config, config: IngestConfig,
+               inputs: Sequence[ModelInput] = ()) -> Decoded | object:
     """Reader + decoder for one file (runs in a worker thread). Raises MediaError on bad input.
 
-    Returns `UNCHANGED` when the file's content hash equals the indexed one.
+    Returns `UNCHANGED` when the file's content hash equals the indexed one. `inputs`: the pixel and clip inputs of
+    the applied detectors, made here too (`DecodedSegment.inputs`, see `extract.readback`).
     """
     kind = media_kind(path) or "image"
     try:
@@ -35,7 +39,14 @@ def read_media(path: str, known_sha256: str | None, data_config, config: IngestC
             digest = _hash_file(path)
             if digest == known_sha256:
                 return UNCHANGED
-            return video.decode(path, digest, st, data_config, config)
+            pixels = [i for i in inputs if i.kind == "pixels"]
+            decoded = video.decode(path, digest, st, data_config, config,
+                                   (lambda img: readback.keyframe_pixels(img, pixels)) if pixels else None)
+            for spec in (i for i in inputs if i.kind == "clip"):
+                clips = readback.video_clips(path, [(s.start, s.end) for s in decoded.segments], spec)
+                for segment, clip in zip(decoded.segments, clips, strict=True):
+                    segment.inputs[spec.key] = clip
+            return decoded
         with open(path, "rb") as f:
             data = f.read()
     except OSError as exc:
@@ -46,7 +57,8 @@ def read_media(path: str, known_sha256: str | None, data_config, config: IngestC
     dc = data_config
     img, (width, height) = images.open_image_sized(data, config.max_pixels, draft_size=dc.resize)
     frame = images.preprocess(img, dc.input_size, dc.resize, dc.mean, dc.std, dc.interpolation)
-    return Media(path, "image", digest, st.st_size, st.st_mtime_ns, [DecodedSegment(frames=[frame])],
+    return Media(path, "image", digest, st.st_size, st.st_mtime_ns,
+                 [DecodedSegment(frames=[frame], inputs=readback.image_inputs(img, inputs))],
                  width=width, height=height)  # the file's size, not the draft-reduced decode's
 
 
@@ -55,7 +67,8 @@ def _hash_file(path: str) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def read_item(item: ScanItem, known: dict[str, str], data_config, config: IngestConfig) -> object:
+def read_item(item: ScanItem, known: dict[str, str], data_config, config: IngestConfig,
+              inputs: Sequence[ModelInput] = ()) -> object:
     """Reader stage for one scanned item: `Decoded`, `UNCHANGED`, or the `MediaError` that explains the failure.
 
     Never raises for bad input, so that one bad file never stops a run (in a thread or a Ray task).
@@ -63,7 +76,7 @@ def read_item(item: ScanItem, known: dict[str, str], data_config, config: Ingest
     if item.error:
         return MediaError(item.error)
     try:
-        return read_media(item.path, known.get(item.path), data_config, config)
+        return read_media(item.path, known.get(item.path), data_config, config, inputs)
     except MediaError as exc:
         return exc
     except Exception as exc:  # noqa: BLE001 - an unexpected decoder failure must not stop the run
@@ -71,11 +84,11 @@ def read_item(item: ScanItem, known: dict[str, str], data_config, config: Ingest
 
 
 def read_all(items: Iterable[ScanItem], known: dict[str, str], data_config,
-             config: IngestConfig) -> Iterator[tuple[object, object]]:
+             config: IngestConfig, inputs: Sequence[ModelInput] = ()) -> Iterator[tuple[object, object]]:
     """Yield (item, Decoded | UNCHANGED | MediaError) in scan order, decoding ahead in threads."""
 
     def job(item):
-        return read_item(item, known, data_config, config)
+        return read_item(item, known, data_config, config, inputs)
 
     window = max(4, 2 * config.batch_size)
     with ThreadPoolExecutor(max_workers=max(1, config.workers), thread_name_prefix="mmindex-read") as pool:

@@ -340,14 +340,17 @@ def _repair_detectors(store: Store, stamp: str, done: list[str], load_scorer: Ca
     for det_id, batch_id, file, why in broken:
         if batch_id is None or det_id not in bundles:
             continue
+        # only a detector that scores embeddings is recomputed here; one that reads media back is applied again
+        scorer = load_scorer(bundles[det_id]) if load_scorer is not None else None
+        again = scorer is not None and getattr(scorer, "takes", "embedding") == "embedding"
         with store.transaction():
             store.drop_detector_scores(det_id, batch_id)
-            if load_scorer is not None:  # without it, that batch's scores read as 0
+            if again:  # else that batch's scores read as 0
                 emb = arrays.read_batch_file(store.root / "batches" / store.batch_file_names()[batch_id]).embeddings
-                detectors.write_scores(store, batch_id, {det_id: load_scorer(bundles[det_id])(
-                    np.asarray(emb, dtype=np.float32))})
+                detectors.write_scores(store, batch_id, {det_id: scorer(np.asarray(emb, dtype=np.float32))})
         done.append(f"detector file {detectors.FOLDER}/{file} {why}: "
-                    + ("computed again from the bundle" if load_scorer else "dropped (its scores read as 0)"))
+                    + ("computed again from the bundle" if again else
+                       "dropped (its scores read as 0; apply the detector again to score them)"))
 
 
 def _record_checksums(store: Store, done: list[str]) -> None:

@@ -13,9 +13,12 @@ writer deletes (`delete_orphans`). Readers see a detector's columns only once al
 The rows themselves are written and read by the store (`DetectorRows`, store_detectors.py); this module
 writes no SQL.
 
-Only probe detectors trained on the index's own backbone and weights can be applied: they score the
-stored embeddings directly, with no media decoded again. Other detectors (finetune, scratch, another
-backbone) are refused with `DetectorError` before anything is written.
+Every kind of trained model can be applied (issue 18): each says what it takes (`Scorer.input`, see
+`index.detector_inputs`). Probes on the index's own backbone and weights score the stored embeddings, with no media
+decoded again; temporal models read the stored keyframe embeddings; scratch, finetune and clip models read the
+media back (a file gone or changed since it was indexed is recorded in `errors` and its segments score 0). The
+indexer checks that a detector fits the index before calling `apply`, which refuses nothing of its own but a bad
+name. A long apply is still one transaction: killed at any point, it leaves the index as it was.
 """
 
 from __future__ import annotations
@@ -30,16 +33,22 @@ import numpy as np
 
 from mmindex.atomic import atomic_write
 from mmindex.errors import DetectorError
-from mmindex.index.arrays import read_batch_file
+from mmindex.extract.inputs import ModelInput
+from mmindex.index import detector_inputs
+from mmindex.index.detector_inputs import ProgressFn, ReadOptions, Scorer
 
 if TYPE_CHECKING:
     from mmindex.index.store import Store
     from mmindex.records import MediaRecord
 
+__all__ = ["FOLDER", "ReadOptions", "Scorer", "applied", "apply", "as_scorer", "score_records", "write_scores"]
+
 FOLDER = "detectors"
 
 
-Scorer = Callable[[np.ndarray], np.ndarray]  # float32 embeddings (n, D) -> float16 scores (n, labels)
+def as_scorer(score: Scorer | Callable[[np.ndarray], np.ndarray], labels: int = 0) -> Scorer:
+    """A `Scorer`; a bare function is taken to score embeddings (n, D) float32 → (n, labels) float16."""
+    return score if isinstance(score, Scorer) else Scorer(ModelInput("embedding"), score, labels)
 
 
 def bundle_file(detector_id: int) -> str:
@@ -73,13 +82,18 @@ def applied(store: Store) -> list[tuple[int, str, Path]]:
     return [(i, name, store.root / FOLDER / f) for i, name, f in store.detector_bundles()]
 
 
-def score_records(scorers: dict[int, Scorer], records: list[MediaRecord]) -> dict[int, np.ndarray]:
-    """Scores of every segment of `records` by every applied detector: {detector id: (segments, labels)}."""
-    emb = [s.embedding for m in records for s in m.segments]
-    if not emb or not scorers:
+def score_records(scorers: dict[int, Scorer | Callable], records: list[MediaRecord]) -> dict[int, np.ndarray]:
+    """Scores of every segment of `records` by every applied detector: {detector id: (segments, labels)}, each
+    from what it takes (`detector_inputs.score_records`)."""
+    if not scorers or not any(m.segments for m in records):
         return {}
-    x = np.stack(emb).astype(np.float32)
-    return {det_id: score(x) for det_id, score in scorers.items()}
+    return {det_id: detector_inputs.score_records(as_scorer(score), records) for det_id, score in scorers.items()}
+
+
+def inputs_taken(scorers: dict[int, Scorer | Callable]) -> list[ModelInput]:
+    """The distinct pixel and clip inputs of the applied detectors: what the reader must make of new media."""
+    found = {s.input.key: s.input for s in map(as_scorer, scorers.values()) if s.takes in ("pixels", "clip")}
+    return list(found.values())
 
 
 def write_scores(store: Store, batch_id: int, trained: dict[int, np.ndarray]) -> None:
@@ -95,16 +109,19 @@ def write_scores(store: Store, batch_id: int, trained: dict[int, np.ndarray]) ->
 RESERVED = "wordnet"  # `wordnet:NAME` names a built-in concept (see `mmindex.concepts`), never a detector's
 
 
-def apply(store: Store, bundle_path: str | os.PathLike, bundle, score: Scorer, name: str | None = None,
-          kind: str = "applied", details: str | None = None) -> dict:
+def apply(store: Store, bundle_path: str | os.PathLike, bundle, score: Scorer | Callable, name: str | None = None,
+          kind: str = "applied", details: str | None = None, read: ReadOptions | None = None,
+          progress: ProgressFn | None = None) -> dict:
     """Score every segment of the index with a detector and add its labels as concepts, in one transaction.
 
-    `bundle` describes the detector (name, mode, backbone, weights_id, labels) and `score` computes its scores
-    of stored embeddings; the caller has checked that it fits this index's backbone. Re-applying a detector of
-    the same name replaces it and bumps its version. `kind` is "applied" (a trained bundle) or "taught" (from the
-    index's judgments; `details`: its training, as JSON). Returns {name, detector_id, version, concepts:
-    [(id, name)], segments, replaced}.
+    `bundle` describes the detector (name, mode, backbone, weights_id, labels) and `score` is its `Scorer` (a bare
+    function scores stored embeddings); the caller has checked that it fits this index. `read`: how media are read
+    back (pixels, clips); `progress(segments done, in all)`. Re-applying a detector of the same name replaces it and
+    bumps its version. `kind` is "applied" (a trained bundle) or "taught" (from the index's judgments; `details`: its
+    training, as JSON). Returns {name, detector_id, version, concepts: [(id, name)], segments, replaced, errors:
+    [(path, why)] of the files that could not be read back}.
     """
+    scorer = as_scorer(score, len(bundle.labels))
     name = name or bundle.name
     if ":" in name or not name.strip():
         raise DetectorError(f"detector name {name!r} must be non-empty and contain no ':'")
@@ -124,11 +141,13 @@ def apply(store: Store, bundle_path: str | os.PathLike, bundle, score: Scorer, n
         with atomic_write(folder / bundle_file(det_id)) as tmp:
             shutil.copyfile(bundle_path, tmp)
         store.name_detector_bundle(det_id, bundle_file(det_id))
-        for batch_id, file in store.batch_file_names().items():
-            emb = read_batch_file(store.root / "batches" / file).embeddings.astype(np.float32)
-            write_scores(store, batch_id, {det_id: score(emb)})
+        errors: list[tuple[str, str]] = []
+        for batch_id, scores, missed in detector_inputs.score_batches(store, scorer, read or ReadOptions(), progress):
+            write_scores(store, batch_id, {det_id: scores})
+            errors += missed
+        store.record_errors([(path, f"apply {name!r}: {why}; its segments score 0") for path, why in errors])
         segments = store.segment_count()
     for f in replaced:  # after the commit: readers of an older snapshot may still read them
         (folder / f).unlink(missing_ok=True)
     return {"name": name, "detector_id": det_id, "version": version, "concepts": concepts, "segments": segments,
-            "replaced": bool(old)}
+            "replaced": bool(old), "errors": errors}

@@ -55,7 +55,8 @@ def add_paths(
     """Index `paths` into `store` (opened for writing). The model is created only if something is new.
 
     `confine_to`: folders outside which no symbolic link is followed (see `scan`). `scorers`: the applied
-    detectors' scoring functions, {detector id: embeddings -> scores} (see `mmindex.index.detectors`)."""
+    detectors' scorers, {detector id: `detectors.Scorer`}: the reader also makes the pixels and clips they take, and
+    each scores every batch of new media (see `mmindex.index.detector_inputs`)."""
     t0 = time.perf_counter()
     items = list(scan(paths, confine_to))
     runtime = None
@@ -66,7 +67,8 @@ def add_paths(
         return infer(pending, runtime, config.batch_size, config.pool)
 
     writer = BatchWriter(store, config.batch_size, mapper, scorers)
-    for done, (item, result) in enumerate(read_all(items, writer.known, data_config, config), 1):
+    inputs = detectors.inputs_taken(writer.scorers)  # what applied detectors take besides embeddings
+    for done, (item, result) in enumerate(read_all(items, writer.known, data_config, config, inputs), 1):
         writer.take(item.path, result)
         if progress:
             progress(done, len(items))

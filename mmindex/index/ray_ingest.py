@@ -34,6 +34,7 @@ from mmindex.config import IngestConfig
 from mmindex.errors import ClusterError, MediaError
 from mmindex.extract.mapper import infer
 from mmindex.extract.reader import UNCHANGED, read_item
+from mmindex.index import detectors
 from mmindex.index.ingest import AddReport, BatchWriter, ProgressFn
 from mmindex.index.store import Store
 from mmindex.media.scan import ScanItem, scan
@@ -65,7 +66,7 @@ def add_paths_ray(
     writer = BatchWriter(store, config.batch_size, scorers=scorers)
     if items:
         with ray_session(config):
-            rows = _run(items, writer.known, data_config, config)
+            rows = _run(items, writer.known, data_config, config, detectors.inputs_taken(writer.scorers))
             for done, (path, result) in enumerate(_results(rows, writer), 1):
                 writer.take(path, result)
                 if progress:
@@ -129,8 +130,10 @@ def _threads(config: IngestConfig) -> int:
     return config.threads or 1
 
 
-def _run(items: list[ScanItem], known: dict[str, str], data_config, config: IngestConfig) -> Iterator[dict]:
-    """The Ray Data plan: file list → decoding tasks → inference actor pool, streamed back in scan order.
+def _run(items: list[ScanItem], known: dict[str, str], data_config, config: IngestConfig,
+         inputs: list | None = None) -> Iterator[dict]:
+    """The Ray Data plan: file list → decoding tasks → inference actor pool, streamed back in scan order. `inputs`:
+    what the applied detectors take besides embeddings, made by the decoding tasks too.
 
     Ray Data's process-wide settings are changed for the run only, for a caller that shares its Ray.
     """
@@ -151,7 +154,7 @@ def _run(items: list[ScanItem], known: dict[str, str], data_config, config: Inge
             # Ray 2.60 has no named parameter for retries yet (hence ray<2.64 in pyproject.toml), and its
             # defaults retry forever: a file that kills its worker every time would never end the job.
             warnings.simplefilter("ignore", RayDeprecationWarning)
-            ds = ds.map_batches(_decode_batch, batch_size=FILES_PER_TASK, fn_args=(data_config, config),
+            ds = ds.map_batches(_decode_batch, batch_size=FILES_PER_TASK, fn_args=(data_config, config, inputs or []),
                                 num_cpus=1, max_retries=MAX_RETRIES)
             ds = ds.map_batches(_InferWorker, batch_size=config.batch_size, fn_constructor_args=(config,),
                                 compute=ray.data.ActorPoolStrategy(size=config.ray_workers),
@@ -190,12 +193,13 @@ def _first_line(exc: BaseException) -> str:
     return lines[-1].strip() if lines else ""
 
 
-def _decode_batch(batch: dict[str, np.ndarray], data_config, config: IngestConfig) -> dict[str, np.ndarray]:
+def _decode_batch(batch: dict[str, np.ndarray], data_config, config: IngestConfig,
+                  inputs: list | None = None) -> dict[str, np.ndarray]:
     """Reader stage, as a Ray task: a few files read and decoded with the local executor's `read_item`."""
     out: dict[str, list] = {"path": [], "status": [], "message": [], "payload": []}
     for path, error, known in zip(batch["path"], batch["error"], batch["known"], strict=True):
         path = str(path)
-        result = read_item(ScanItem(path, str(error) or None), {path: str(known)}, data_config, config)
+        result = read_item(ScanItem(path, str(error) or None), {path: str(known)}, data_config, config, inputs or ())
         out["path"].append(path)
         if isinstance(result, MediaError):
             out["status"].append(_ERROR)

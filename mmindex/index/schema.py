@@ -26,7 +26,7 @@ from pathlib import Path
 from mmindex.atomic import atomic_write
 from mmindex.errors import IndexDamaged, IndexLocked, StoreError
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 DB_FILE = "index.sqlite"
 BUSY_TIMEOUT_S = 60.0  # every connection waits this long for a writer's lock before "database is locked"
 # What a creation leaves in a folder before the database exists (an interrupted one included).
@@ -106,6 +106,11 @@ MIGRATIONS: dict[int, str] = {
     ALTER TABLE detectors ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
     ALTER TABLE detectors ADD COLUMN kind TEXT NOT NULL DEFAULT 'applied';
     ALTER TABLE detectors ADD COLUMN details TEXT;
+    """,
+    # v6: each keyframe's embedding (float16 bytes), kept with `add --keyframe-embeddings` for temporal models
+    # applied to the index (see mmindex/index/store_media.py); NULL in every row written without it.
+    6: """
+    ALTER TABLE keyframes ADD COLUMN embedding BLOB;
     """,
 }
 

@@ -6,7 +6,8 @@ Layout: `index.sqlite` (schema: schema.py), `batches/NNNNNNNN.arrays` (one per c
 
 The store writes every SQL statement on the index's rows (the schema and the database file are schema.py's);
 the statements that compaction, `check` and `repair` need live in `BatchRows` (store_batches.py), those on
-applied detectors in `DetectorRows` (store_detectors.py), judgments in `JudgmentRows` (store_judgments.py).
+applied detectors in `DetectorRows` (store_detectors.py), judgments in `JudgmentRows` (store_judgments.py),
+media read back and keyframe embeddings in `MediaRows` (store_media.py).
 
 Crash safety: a batch's array file is written to a temporary name, fsynced and renamed *inside* the
 SQLite transaction that inserts its rows, so it becomes visible only when that transaction commits.
@@ -36,12 +37,13 @@ from mmindex.index.snapshot import Snapshot, assemble
 from mmindex.index.store_batches import BatchRows
 from mmindex.index.store_detectors import DetectorRows
 from mmindex.index.store_judgments import JudgmentRows
+from mmindex.index.store_media import MediaRows
 from mmindex.records import MediaRecord
 
 __all__ = ["Snapshot", "Store"]
 
 
-class Store(BatchRows, DetectorRows, JudgmentRows):
+class Store(BatchRows, DetectorRows, JudgmentRows, MediaRows):
     """An index directory. Open it with `Store.open` (read) or `Store.open(..., write=True)`."""
 
     def __init__(self, root: Path, db: sqlite3.Connection, lock_fd: int | None):
@@ -273,10 +275,7 @@ class Store(BatchRows, DetectorRows, JudgmentRows):
                         'INSERT INTO segments (media_id, batch_id, row, start, "end") VALUES (?, ?, ?, ?, ?)',
                         (media_id, batch_id, row, s.start, s.end),
                     ).lastrowid
-                    self.db.executemany(
-                        "INSERT INTO keyframes (segment_id, time, frame) VALUES (?, ?, ?)",
-                        [(seg_id, t, f) for t, f in s.keyframes],
-                    )
+                    self.insert_keyframes(self.keyframe_rows(seg_id, s.keyframes, s.keyframe_embeddings))
                     row += 1
             self.db.executemany(
                 "INSERT OR REPLACE INTO errors (path, error, at) VALUES (?, ?, ?)",

@@ -3,7 +3,9 @@
 A bundle is a `torch.save`d dict read back with `weights_only=True` (no code is unpickled), so it can be
 copied to another machine and applied there:
     format "mmindex-detector", version, name, labels, loss, config (the resolved `TrainConfig` as JSON),
-    backbone + weights_id (probe / finetune: the features it expects), in_dim, state_dict, metrics, created.
+    backbone + weights_id (probe / finetune: the features it expects), in_dim, state_dict, metrics, created,
+    input (issue 18: what the detector takes, an `extract.inputs.ModelInput` as JSON; derived from the mode and
+    config for bundles written before it).
 A missing, truncated or foreign file raises `DetectorError` saying so; a bundle whose backbone is not
 the one it is used with is refused by `check_backbone`.
 """
@@ -21,6 +23,7 @@ import torch
 
 from mmindex.atomic import atomic_write
 from mmindex.errors import DetectorError
+from mmindex.extract.inputs import ModelInput
 from mmindex.learn.config import TrainConfig
 from mmindex.learn.model import Detector
 
@@ -40,6 +43,11 @@ class Bundle:
     weights_id: str | None
     metrics: dict = field(default_factory=dict)
     path: str = ""
+    input: ModelInput | None = None  # None: derived from the config (`input_of`)
+
+    def __post_init__(self) -> None:
+        if self.input is None:
+            self.input = input_of(self.config, self.weights_id, int(self.detector.mean.shape[-1]))
 
     @property
     def mode(self) -> str:
@@ -61,6 +69,21 @@ class Bundle:
                                 f"{self.weights_id}), not {backbone} (weights {weights_id})")
 
 
+def input_of(config: TrainConfig, weights_id: str | None, in_dim: int | None) -> ModelInput:
+    """What a detector of this configuration takes (see `extract.inputs`): the index embedding (probe), pixels in
+    [0, 1] resized whole (scratch), or the backbone's own preprocessing (finetune)."""
+    if config.mode == "probe":
+        return ModelInput("embedding", backbone=config.backbone, weights_id=weights_id, dim=in_dim)
+    if config.mode == "scratch":
+        return ModelInput("pixels", size=config.input_size, channels=config.channels, fit="stretch")
+    from mmindex.models.registry import get_entry  # deferred: the backbone registry imports PyTorch models
+
+    dc = get_entry(config.backbone).data_config
+    return ModelInput("pixels", backbone=config.backbone, weights_id=weights_id, size=dc.input_size, channels=3,
+                      fit="crop", resize=dc.resize, mean=tuple(dc.mean), std=tuple(dc.std),
+                      interpolation=dc.interpolation)
+
+
 def atomic_save(obj: object, path: str | os.PathLike) -> None:
     """torch.save to a temporary file beside `path`, fsync, rename: never half a file under the name."""
     path = Path(path)
@@ -78,6 +101,7 @@ def save_bundle(path: str | os.PathLike, name: str, detector: Detector, weights_
         "config": cfg.to_json(), "backbone": None if cfg.mode == "scratch" else cfg.backbone,
         "weights_id": weights_id, "in_dim": in_dim, "state_dict": detector.state_dict(),
         "metrics": json.dumps(metrics or {}), "created": time.time(),
+        "input": input_of(cfg, weights_id, in_dim).to_json(),
     }, path)
 
 
@@ -110,8 +134,10 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
     except Exception as exc:
         raise DetectorError(f"{path}: the saved weights do not fit the saved configuration: "
                             f"{type(exc).__name__}: {str(exc)[:300]}") from None
+    given = ModelInput.from_dict(json.loads(doc["input"])) if doc.get("input") else None
     return Bundle(doc["name"], detector.eval(), config, list(doc["labels"]), doc.get("backbone"),
-                  doc.get("weights_id"), json.loads(doc.get("metrics") or "{}"), str(path))
+                  doc.get("weights_id"), json.loads(doc.get("metrics") or "{}"), str(path),
+                  given or input_of(config, doc.get("weights_id"), doc.get("in_dim")))
 
 
 def read_header(path: str | os.PathLike) -> dict:

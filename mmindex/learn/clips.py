@@ -4,7 +4,8 @@
     train, test = motion_task("fashion-mnist", 2000, 500, frames=16, size=32)
 
 Data (.npz): `x` (N, T, C, H, W) uint8 (0–255) or float frames; `y` (N,) int class ids; optional `labels`
-(names). Frames are kept as stored (uint8 stays uint8 in memory) and made float batch by batch.
+(names) and `fps` (the frames' rate, frames a second: `mmindex apply` decodes a video's shots at it; without it, at
+the video's own rate). Frames are kept as stored (uint8 stays uint8 in memory) and made float batch by batch.
 
 **The motion task.** A real image (Fashion-MNIST, or any image set `learn.data.load_dataset` reads) moves
 across a black canvas or is zoomed: the four labels are `left`, `right`, `in` (grows) and `out` (shrinks).
@@ -20,6 +21,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 
@@ -37,6 +40,7 @@ class ClipData:
     x: np.ndarray
     y: np.ndarray
     labels: list[str]
+    fps: float | None = None  # frames a second (None: unknown; applied at a video's own rate)
 
     def __len__(self) -> int:
         return len(self.x)
@@ -47,7 +51,7 @@ class ClipData:
         return tuple(self.x.shape[1:])  # type: ignore[return-value]
 
     def subset(self, idx: np.ndarray) -> ClipData:
-        return ClipData(self.x[idx], self.y[idx], self.labels)
+        return ClipData(self.x[idx], self.y[idx], self.labels, self.fps)
 
 
 def make_clips(x: np.ndarray, y: np.ndarray, labels: list[str] | None = None) -> ClipData:
@@ -81,16 +85,22 @@ def load_clips(path: str | os.PathLike) -> ClipData:
             if "x" not in z or "y" not in z:
                 raise DataError(f"{path}: an .npz with arrays x (N, T, C, H, W) and y (N,) is needed; "
                                 f"found {sorted(z.files)}")
-            arrays = {k: z[k] for k in ("x", "y", "labels") if k in z}
+            arrays = {k: z[k] for k in ("x", "y", "labels", "fps") if k in z}
     except (OSError, ValueError, EOFError) as exc:
         raise DataError(f"cannot read clips from {path}: {exc or type(exc).__name__}") from None
     labels = arrays.get("labels")
-    return make_clips(arrays["x"], arrays["y"], None if labels is None else [str(n) for n in labels])
+    data = make_clips(arrays["x"], arrays["y"], None if labels is None else [str(n) for n in labels])
+    if "fps" in arrays:
+        data.fps = float(arrays["fps"])
+        if not data.fps > 0:
+            raise DataError(f"{path}: fps must be > 0, not {data.fps}")
+    return data
 
 
 def save_clips(path: str | os.PathLike, data: ClipData) -> None:
     """Write `data` in the npz format `load_clips` reads."""
-    np.savez_compressed(path, x=data.x, y=data.y, labels=np.array(data.labels))
+    fps = {} if data.fps is None else {"fps": np.array(data.fps)}
+    np.savez_compressed(path, x=data.x, y=data.y, labels=np.array(data.labels), **fps)
 
 
 # ---- the motion task ------------------------------------------------------------------------------------------
@@ -176,6 +186,33 @@ def motion_clips(images: np.ndarray, n: int, *, frames: int = 16, size: int = 32
     opposite = np.array([MOTIONS.index(OPPOSITE[m]) for m in MOTIONS])
     y = np.where(reverse, opposite[base_label[base_of]], base_label[base_of])
     return ClipData(x, y.astype(np.int64), list(MOTIONS))
+
+
+def write_videos(data: ClipData, folder: str | os.PathLike, fps: float = 8.0, prefix: str = "clip"
+                 ) -> list[tuple[str, str]]:
+    """Each clip as a real video file, `folder/<prefix>-<i>-<label>.mp4` (H.264, lossless, encoded by PyAV; grey
+    frames written as RGB), at `fps` frames a second; returns (path, label) per clip. Frame sides must be even."""
+    import av  # deferred: PyAV
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    t, c, h, w = data.shape
+    if h % 2 or w % 2:
+        raise DataError(f"H.264 frames need even sides, not {h}×{w}")
+    out = []
+    for i, (clip, y) in enumerate(zip(data.x, data.y, strict=True)):
+        path = folder / f"{prefix}-{i:04d}-{data.labels[y]}.mp4"
+        frames = np.asarray(clip if data.x.dtype == np.uint8 else np.clip(np.rint(clip * 255), 0, 255), np.uint8)
+        with av.open(str(path), "w") as container:
+            stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
+            stream.width, stream.height, stream.pix_fmt = w, h, "yuv444p"
+            stream.options = {"crf": "0", "preset": "ultrafast"}
+            for frame in frames:
+                rgb = np.repeat(frame, 3, axis=0) if c == 1 else frame
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb.transpose(1, 2, 0).copy(), "rgb24")))
+            container.mux(stream.encode())
+        out.append((str(path), data.labels[y]))
+    return out
 
 
 def source_images(spec: str, object_px: int = 28, channels: int = 1) -> np.ndarray:

@@ -46,8 +46,9 @@ def _drop(ds: Dataset, bad: dict[int, str]) -> Dataset:
 
 
 def decode_pixels(ds: Dataset, size: int, channels: int) -> tuple[np.ndarray, Dataset]:
-    """(N, channels, size, size) float32 in [0, 1], and the dataset without the unreadable images."""
-    from PIL import Image
+    """(N, channels, size, size) float32 in [0, 1], and the dataset without the unreadable images. Each image is
+    `extract.inputs.stretch`ed, as `mmindex apply` makes a scratch detector's input from indexed media."""
+    from mmindex.extract.inputs import stretch
 
     if all(isinstance(s, np.ndarray) and s.shape == (size, size) for s in ds.sources) and channels == 1:
         return np.stack(ds.sources)[:, None].astype(np.float32) / 255.0, ds  # fast path: in-memory grey arrays
@@ -58,9 +59,7 @@ def decode_pixels(ds: Dataset, size: int, channels: int) -> tuple[np.ndarray, Da
         except MediaError as exc:
             bad[i] = str(exc)
             continue
-        img = img.convert("L" if channels == 1 else "RGB").resize((size, size), Image.Resampling.BILINEAR)
-        a = np.asarray(img, np.float32) / 255.0
-        out.append(a[None] if channels == 1 else a.transpose(2, 0, 1))
+        out.append(stretch(img, size, channels))
     if not out:
         raise MediaError(f"{ds.name}: no readable image")
     return np.stack(out), _drop(ds, bad)

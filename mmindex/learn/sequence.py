@@ -11,11 +11,15 @@ Training is `learn.fit`, the one training loop, as back-propagation through time
 loop) with the gradient's global norm clipped; the model is written with `checkpoint.atomic_save`.
 
 Data (.npz): `x` (N, T, D) float frame features; `y` (N,) int class ids, or (N, L) 0/1 label sets; optional
-`lengths` (N,) int (frames after a sequence's length are padding and never read) and `labels` (names).
+`lengths` (N,) int (frames after a sequence's length are padding and never read) and `labels` (names), and where
+the frames come from (issue 18): `rate` (frames a second), `backbone` and `weights_id` (the features' backbone).
+The model file records them as its input (`extract.inputs.ModelInput`, kind "sequence"), so that `mmindex apply`
+feeds it an index's keyframe embeddings sampled the same way (`sequence_input`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -26,6 +30,7 @@ import torch
 from torch import Tensor, nn
 
 from mmindex.errors import DataError, DetectorError
+from mmindex.extract.inputs import ModelInput
 from mmindex.learn.checkpoint import atomic_save
 from mmindex.learn.fit import (
     Batches,
@@ -93,12 +98,15 @@ class SequenceData:
     lengths: np.ndarray
     labels: list[str]
     multilabel: bool
+    rate: float | None = None  # frames a second the sequences were sampled at (None: every keyframe)
+    backbone: str | None = None  # the frame features' backbone and weights (None: unknown)
+    weights_id: str | None = None
 
     def __len__(self) -> int:
         return len(self.x)
 
     def subset(self, idx: np.ndarray) -> SequenceData:
-        return SequenceData(self.x[idx], self.targets[idx], self.lengths[idx], self.labels, self.multilabel)
+        return replace(self, x=self.x[idx], targets=self.targets[idx], lengths=self.lengths[idx])
 
 
 def make_sequences(x: np.ndarray, y: np.ndarray, lengths: np.ndarray | None = None,
@@ -138,18 +146,32 @@ def load_sequences(path: str | os.PathLike) -> SequenceData:
         with np.load(path, allow_pickle=False) as z:
             if "x" not in z or "y" not in z:
                 raise DataError(f"{path}: an .npz with arrays x (N, T, D) and y is needed; found {sorted(z.files)}")
-            arrays = {k: z[k] for k in ("x", "y", "lengths", "labels") if k in z}
+            arrays = {k: z[k] for k in ("x", "y", "lengths", "labels", *_ORIGIN) if k in z}
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot read {path}: {exc}") from None
     labels = arrays.get("labels")
-    return make_sequences(arrays["x"], arrays["y"], arrays.get("lengths"),
+    data = make_sequences(arrays["x"], arrays["y"], arrays.get("lengths"),
                           None if labels is None else [str(n) for n in labels])
+    origin = {k: arrays[k].item() for k in _ORIGIN if k in arrays}
+    return replace(data, **{k: float(v) if k == "rate" else str(v) for k, v in origin.items()})
+
+
+_ORIGIN = ("rate", "backbone", "weights_id")  # optional npz keys: where the frames come from
 
 
 def save_sequences(path: str | os.PathLike, data: SequenceData) -> None:
     """Write `data` in the npz format `load_sequences` reads (class ids when exclusive)."""
     y = data.targets.astype(np.int64) if data.multilabel else data.targets.argmax(1)
-    np.savez_compressed(path, x=data.x, y=y, lengths=data.lengths, labels=np.array(data.labels))
+    origin = {k: np.array(getattr(data, k)) for k in _ORIGIN if getattr(data, k) is not None}
+    np.savez_compressed(path, x=data.x, y=y, lengths=data.lengths, labels=np.array(data.labels), **origin)
+
+
+def sequence_input(blob: dict) -> ModelInput:
+    """What a saved temporal model takes: its recorded input, or for a file written before issue 18 sequences of any
+    length of every keyframe's `in_dim`-d embedding, from an unknown backbone."""
+    if blob.get("input"):
+        return ModelInput.from_dict(json.loads(blob["input"]))
+    return ModelInput("sequence", dim=int(blob["in_dim"]))
 
 
 class JordanRNN(nn.Module):
@@ -293,8 +315,10 @@ def train_sequence(data: str | os.PathLike | SequenceData, out: str | os.PathLik
     report = fit(model, Batches((x, lengths), y, config.batch_size), validation, lambda z, t: loss_fn(loss_kind, z, t),
                  make_optimizer(model.parameters(), config), Schedule(config.lr, config.schedule, config.epochs),
                  epochs=config.epochs, seed=config.seed, clip=config.clip, callbacks=callbacks)
+    given = ModelInput("sequence", backbone=ds.backbone, weights_id=ds.weights_id, dim=ds.x.shape[2],
+                       frames=ds.x.shape[1], rate=ds.rate)
     atomic_save({"format": FORMAT, "version": VERSION, "config": asdict(config), "loss": loss_kind,
-                 "labels": ds.labels, "in_dim": ds.x.shape[2], "state": model.state_dict(),
+                 "labels": ds.labels, "in_dim": ds.x.shape[2], "state": model.state_dict(), "input": given.to_json(),
                  "metrics": {metric_name: report.best_metric, "best_epoch": report.best_epoch}}, out)
     return replace(report, name=Path(out).stem, out=str(out), mode="sequence", arch=config.arch, loss=loss_kind,
                    labels=ds.labels, input_shape=list(ds.x.shape[1:]))

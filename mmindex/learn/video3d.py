@@ -27,6 +27,7 @@ standardised per channel with the training set's mean and deviation.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -37,6 +38,7 @@ import torch
 from torch import Tensor, nn
 
 from mmindex.errors import DataError, DetectorError
+from mmindex.extract.inputs import ModelInput
 from mmindex.learn.checkpoint import atomic_save
 from mmindex.learn.clips import ClipData, load_clips
 from mmindex.learn.fit import (
@@ -270,8 +272,11 @@ def train_clips(data: str | os.PathLike | ClipData, out: str | os.PathLike, conf
                  Schedule(config.lr, config.schedule, config.epochs), epochs=config.epochs, seed=config.seed,
                  patience=config.patience, callbacks=callbacks, device=dev)
     model.cpu().eval()
+    t, c, h, w = ds.shape
+    given = ModelInput("clip", frames=t, channels=c, size=h, width=w, rate=ds.fps,
+                       unit=255.0 if ds.x.dtype == np.uint8 else 1.0)
     atomic_save({"format": FORMAT, "version": VERSION, "config": asdict(config), "labels": ds.labels,
-                 "clip_shape": list(ds.shape), "state": model.state_dict(),
+                 "clip_shape": list(ds.shape), "state": model.state_dict(), "input": given.to_json(),
                  "metrics": {"val_accuracy": report.best_metric, "best_epoch": report.best_epoch}}, out)
     return replace(report, name=Path(out).stem, out=str(out), mode="clip", arch=config.arch, loss="softmax",
                    labels=ds.labels, input_shape=list(ds.shape))
@@ -290,6 +295,15 @@ def load_clip_model(path: str | os.PathLike) -> tuple[ClipClassifier, dict]:
     model.load_state_dict(blob["state"])
     model.eval()
     return model, {k: v for k, v in blob.items() if k != "state"}
+
+
+def clip_input(blob: dict, model: ClipClassifier) -> ModelInput:
+    """What a saved clip model takes: its recorded input, or for a file written before issue 18 its clip shape at
+    the video's own rate, in the units its normalisation shows (a mean above 1.5: 0–255 frames)."""
+    if blob.get("input"):
+        return ModelInput.from_dict(json.loads(blob["input"]))
+    t, c, h, w = blob["clip_shape"]
+    return ModelInput("clip", frames=t, channels=c, size=h, width=w, unit=255.0 if float(model.mu.max()) > 1.5 else 1.0)
 
 
 def evaluate_clips(model: str | os.PathLike | ClipClassifier, data: str | os.PathLike | ClipData,

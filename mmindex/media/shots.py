@@ -50,6 +50,7 @@ MIN_SHOT_S = 0.3  # transitions closer than this are one transition (a fade's ou
 ALPHA_RANGE, RESID_MAX = (0.25, 0.75), 0.35
 DARK_LUMA, DARK_STD = 0.1, 0.05  # a frame this dark and flat is part of a fade, never a shot
 KEYFRAME_SPACING_S, MAX_KEYFRAMES = 10.0, 8
+MAX_RATE_KEYFRAMES = 64  # with a keyframe rate: a shot's keyframes are bounded all the same
 
 
 @dataclass(frozen=True)
@@ -271,14 +272,20 @@ def shots_from_transitions(transitions: Sequence[Transition], n_frames: int) -> 
     return shots
 
 
-def keyframes(shot: Shot, fps: float) -> list[int]:
+def keyframes(shot: Shot, fps: float, spacing: float = KEYFRAME_SPACING_S, most: int = MAX_KEYFRAMES) -> list[int]:
     """The keyframe rule: the shot's clean part (transition frames excluded) cut into
-    n = ceil(length / KEYFRAME_SPACING_S) equal parts, at most MAX_KEYFRAMES, and the middle frame of
-    each part. A shot up to 10 s has one keyframe, its middle frame; a 25 s shot has three."""
+    n = ceil(length / spacing) equal parts, at most `most`, and the middle frame of each part. By default a shot
+    up to 10 s has one keyframe, its middle frame; a 25 s shot has three."""
     first, last = shot.clean_start, shot.clean_end
     length = last - first + 1
-    n = min(MAX_KEYFRAMES, max(1, math.ceil(length / (KEYFRAME_SPACING_S * fps))))
+    n = min(most, max(1, math.ceil(length / (spacing * fps))))
     return sorted({first + int((k + 0.5) * length / n) for k in range(n)})
+
+
+def keyframe_rule(rate: float | None) -> tuple[float, int]:
+    """(spacing in seconds, most keyframes a shot) of `keyframes`: the default rule, or `rate` keyframes a second
+    of shot, at most MAX_RATE_KEYFRAMES (`mmindex add --keyframe-rate`, for temporal models)."""
+    return (KEYFRAME_SPACING_S, MAX_KEYFRAMES) if rate is None else (1.0 / rate, MAX_RATE_KEYFRAMES)
 
 
 # --- TRECVID master shot reference -----------------------------------------------------------------

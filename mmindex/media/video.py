@@ -25,10 +25,14 @@ backwards) is indexed up to the last good frame, and a warning is logged.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from array import array
 from bisect import bisect_right
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from mmindex.config import IngestConfig
 from mmindex.errors import MediaError
@@ -159,8 +163,13 @@ def _probe(path: str) -> tuple[float, int, int, int, float, int | None]:
                 float(stream.time_base), stream.frames or None)
 
 
-def decode(path: str, sha256: str, st: os.stat_result, data_config, config: IngestConfig) -> Decoded:
-    """Decode a video into one `DecodedSegment` per shot (see the module docstring). Raises MediaError."""
+def decode(path: str, sha256: str, st: os.stat_result, data_config, config: IngestConfig,
+           extra: Callable[[object], dict[str, np.ndarray]] | None = None) -> Decoded:
+    """Decode a video into one `DecodedSegment` per shot (see the module docstring). Raises MediaError.
+
+    `config.keyframe_rate` (keyframes a second of shot) replaces the keyframe rule's spacing. `extra(image)` makes
+    more inputs of each keyframe (a PIL image), for the applied detectors that take pixels: stacked per segment in
+    `DecodedSegment.inputs`."""
 
     if st.st_size == 0:
         raise MediaError("empty file (0 bytes)")
@@ -178,26 +187,60 @@ def decode(path: str, sha256: str, st: os.stat_result, data_config, config: Inge
     seconds = lambda p: max(0.0, (p - start_pts) * tb)  # noqa: E731
     duration = seconds(pts_of(n_frames - 1)) + 1.0 / fps
 
-    wanted = {pts_of(f): (s_idx, f) for s_idx, shot in enumerate(shot_list) for f in shots.keyframes(shot, fps)}
+    rule = shots.keyframe_rule(config.keyframe_rate)
+    wanted = {pts_of(f): (s_idx, f) for s_idx, shot in enumerate(shot_list) for f in shots.keyframes(shot, fps, *rule)}
     per_shot: list[list] = [[] for _ in shot_list]
     dc = data_config
     for target, frame in _grab(path, sorted(wanted), key_pts):
         s_idx, f = wanted[target]
         img = frame.to_image()
         per_shot[s_idx].append((images.preprocess(img, dc.input_size, dc.resize, dc.mean, dc.std, dc.interpolation),
-                                (round(seconds(frame.pts), 3), f)))
+                                (round(seconds(frame.pts), 3), f), extra(img) if extra else {}))
     segments = []
     for shot, got in zip(shot_list, per_shot, strict=True):
         if not got:
             continue  # beyond the last decodable frame (a truncated file with an msb, for example)
         start = seconds(pts_of(shot.start))
         end = seconds(pts_of(shot.end + 1)) if shot.end + 1 < n_frames else duration
+        inputs = {k: np.stack([g[2][k] for g in got]) for k in got[0][2]}
         segments.append(DecodedSegment(frames=[g[0] for g in got], keyframes=[g[1] for g in got],
-                                       start=round(start, 3), end=round(end, 3)))
+                                       start=round(start, 3), end=round(end, 3), inputs=inputs))
     if not segments:
         raise MediaError("no frame of the video could be decoded")
     return Media(path, "video", sha256, st.st_size, st.st_mtime_ns, segments,
                  width=width, height=height, duration=round(duration, 3))
+
+
+def frame_rate(path: str) -> float:
+    """The video's frame rate (frames a second), from its header. Raises MediaError."""
+    return _probe(path)[0]
+
+
+def frames_at(path: str, times: Sequence[float], convert: Callable) -> list:
+    """For each time (seconds from the first frame, as `decode` stores keyframe times, rounded to 1 ms), the first
+    frame at or after it, made into `convert(frame)`; in the order of `times` (repeats allowed). A time past the last
+    decodable frame gets the last one. Seeks forward as pass 2 does without key frames (`SEEK_AHEAD_S`).
+    Raises MediaError when no frame can be decoded."""
+    container, stream = _open(path)
+    with container:
+        start, tb = stream.start_time or 0, float(stream.time_base)
+        out: list = [None] * len(times)
+        frames, pos, last, made = _frames(container, stream, path), None, None, None
+        for i in sorted(range(len(times)), key=times.__getitem__):
+            target = start + math.ceil((times[i] - 0.0005) / tb)
+            if last is None or last.pts < target:
+                if _should_seek(pos, target, None, stream):
+                    container.seek(target, stream=stream, backward=True, any_frame=False)
+                    frames = _frames(container, stream, path)
+                for frame in frames:
+                    pos, last, made = frame.pts, frame, None
+                    if frame.pts >= target:
+                        break
+            if last is None:
+                raise MediaError("video has no decodable frames (zero-length, truncated or corrupt)")
+            made = convert(last) if made is None else made
+            out[i] = made
+    return out
 
 
 def detect_transitions(path: str, frame_step: int = 1, detector: str = DEFAULT_DETECTOR) -> list[Transition]:

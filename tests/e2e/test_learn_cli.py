@@ -98,11 +98,15 @@ def test_apply_makes_labels_searchable_and_scores_media_added_later(trained, ind
 
 
 def test_bad_detectors_are_refused_before_touching_the_index(trained, index, tmp_path):
-    scratch = tmp_path / "scratch.mmdet"
-    run_cli("train", str(TRAIN_NPZ), "--out", str(scratch), "--mode", "scratch", "--arch", "lenet", "--epochs", "1",
-            "-q")
+    from mmindex.learn.checkpoint import load_bundle, save_bundle
+
+    other = tmp_path / "other.mmdet"  # the same probe, said to be trained on other weights of the backbone
+    bundle = load_bundle(trained)
+    save_bundle(other, "other", bundle.detector, "other-weights", int(bundle.detector.mean.shape[-1]))
     before = (index / "index.sqlite").read_bytes()
-    for det, message in ((scratch, "scratch mode"), (tmp_path / "missing.mmdet", "no detector file")):
+    for det, message in ((other, "does not fit this index: it takes the index embedding of efficientnet_lite0 "
+                                 "features (1280-d), weights other-weights"),
+                         (tmp_path / "missing.mmdet", "no detector file")):
         proc = run_cli("apply", str(det), "--index", str(index), check=False)
         assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr
     data = trained.read_bytes()

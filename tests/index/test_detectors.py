@@ -74,7 +74,7 @@ def test_apply_scores_every_segment_and_adds_the_labels_as_concepts(store, tmp_p
     bundle = make_bundle(tmp_path / "pets.mmdet")
     out = detectors.apply(store, tmp_path / "pets.mmdet", bundle, bundle.score_embeddings)
     assert out == {"name": "pets", "detector_id": 1, "version": 1, "concepts": [(f"pets:{x}", x) for x in LABELS],
-                   "segments": 12, "replaced": False}
+                   "segments": 12, "replaced": False, "errors": []}
     # the index keeps its own copy of the bundle, and a loadable one
     [(det_id, name, copy)] = detectors.applied(store)
     assert (det_id, name, copy) == (1, "pets", store.root / detectors.FOLDER / "0001.mmdet")

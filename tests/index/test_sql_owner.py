@@ -19,6 +19,7 @@ OWNERS = {
     "index/store_batches.py": "the batch and segment rows that compaction, check and repair read and rewrite",
     "index/store_detectors.py": "the applied detectors' rows",
     "index/store_judgments.py": "the judgments' rows",
+    "index/store_media.py": "segments read back for detectors, keyframe embeddings, errors found by apply",
     "learn/features.py": "the feature cache: a database of its own (image hash -> features), not the index",
 }
 

@@ -1,0 +1,188 @@
+"""What each applied detector scores (issue 18), gathered for a batch of segments.
+
+A `Scorer` says what it takes (`extract.inputs.ModelInput`) and scores a batch of it; the index hands it:
+    embedding   the segments' embeddings (at `add` from the new records, at `apply` from the batch files)
+    sequence    each segment's keyframe embeddings, sampled at the model's rate (`extract.inputs.sample_sequence`);
+                a segment indexed without them is the sequence of its one pooled embedding
+    pixels      each keyframe's pixels; a segment's score is its keyframes' scores pooled (max or mean)
+    clip        one clip around each segment's middle
+At `add` the reader makes the pixels and clips of new media (`extract.readback`, in its threads); at `apply` they
+are read back from the indexed files in a thread pool, a few batches ahead of the model. A file that is gone or
+changed is an error: its segments score 0, and `apply` records why. This module runs no SQL (the store's
+`MediaRows` reads the rows) and never imports the learning layer: the indexer builds the scorers.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from mmindex.errors import MediaError
+from mmindex.extract import readback
+from mmindex.extract.inputs import ModelInput, sample_sequence
+from mmindex.index.arrays import read_batch_file
+
+if TYPE_CHECKING:
+    from mmindex.index.store import Store
+    from mmindex.records import MediaRecord
+
+ProgressFn = Callable[[int, int], None]  # (segments done, segments in all)
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """An applied detector's scoring function and what it takes: `score(batch)` → float16 (n, labels), the batch
+    being (n, D) embeddings, (n, C, S, S) keyframes, (n, T, C, H, W) clips, or ((n, T, D) sequences, (n,) lengths)."""
+
+    input: ModelInput
+    score: Callable[..., np.ndarray]
+    labels: int
+    pool: str = "max"  # how a segment's keyframe scores are pooled (pixels), as `add --pool` does for concepts
+
+    @property
+    def takes(self) -> str:
+        return self.input.kind
+
+    def __call__(self, *batch) -> np.ndarray:
+        return self.score(*batch)
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How `apply` reads media back: the decoding limits and JPEG draft size of `add` (`IngestConfig.max_pixels`,
+    the index backbone's resize), and the decoding threads."""
+
+    max_pixels: int = 89_478_485
+    draft_size: int | None = None
+    workers: int = 2
+
+
+# ---- scoring what was gathered -----------------------------------------------------------------------------
+def score_inputs(scorer: Scorer, inputs: list[np.ndarray | None]) -> np.ndarray:
+    """Scores (segments, labels) of pixel inputs (k, C, S, S) or clips (T, C, H, W), one per segment; None (a file
+    that could not be read back) scores 0."""
+    out = np.zeros((len(inputs), scorer.labels), np.float16)
+    have = [i for i, x in enumerate(inputs) if x is not None]
+    if not have:
+        return out
+    if scorer.takes == "clip":
+        out[have] = scorer.score(np.stack([inputs[i] for i in have]))
+        return out
+    counts = [len(inputs[i]) for i in have]
+    scores = scorer.score(np.concatenate([inputs[i] for i in have])).astype(np.float32)
+    pool = np.maximum.reduceat if scorer.pool == "max" else np.add.reduceat
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    pooled = pool(scores, starts, axis=0)
+    out[have] = pooled if scorer.pool == "max" else pooled / np.asarray(counts, np.float32)[:, None]
+    return out
+
+
+def score_sequences(scorer: Scorer, keyframes: list[tuple[list[float], np.ndarray]]) -> np.ndarray:
+    """Scores (segments, labels) of each segment's keyframes (times, embeddings (k, D)) as one sequence each."""
+    if not keyframes:
+        return np.zeros((0, scorer.labels), np.float16)
+    spec = scorer.input
+    seqs = [sample_sequence(times, emb, spec.frames or len(times), spec.rate) for times, emb in keyframes]
+    lengths = np.array([len(s) for s in seqs], np.int64)
+    x = np.zeros((len(seqs), int(lengths.max()), seqs[0].shape[1]), np.float32)
+    for i, s in enumerate(seqs):
+        x[i, :len(s)] = s  # padding after a sequence's end is never read (causal models, read at length − 1)
+    return scorer.score(x, lengths)
+
+
+def score_records(scorer: Scorer, records: list[MediaRecord]) -> np.ndarray:
+    """At `add`: scores (segments, labels) of every segment of `records`, in order."""
+    segments = [s for m in records for s in m.segments]
+    if scorer.takes == "embedding":
+        return scorer.score(np.stack([s.embedding for s in segments]).astype(np.float32))
+    if scorer.takes == "sequence":
+        return score_sequences(scorer, [([t or 0.0 for t, _ in s.keyframes], s.keyframe_embeddings)
+                                        for s in segments])
+    return score_inputs(scorer, [s.inputs[scorer.input.key] for s in segments])
+
+
+# ---- gathering from the index ---------------------------------------------------------------------------------
+def score_batches(store: Store, scorer: Scorer, read: ReadOptions, progress: ProgressFn | None = None
+                  ) -> Iterator[tuple[int, np.ndarray, list[tuple[str, str]]]]:
+    """At `apply`: (batch id, scores (rows, labels), [(path, why) of files not read back]) for every batch."""
+    files, sizes = store.batch_file_names(), store.batch_sizes()
+    total, done = sum(sizes.values()), 0  # rows of the batch files: a score file has one per row, dead ones too
+    if scorer.takes in ("pixels", "clip"):
+        batches = _read_batches(store, sizes, scorer.input, read)
+        scored = ((b, score_inputs(scorer, inputs), errors) for b, inputs, errors in batches)
+    else:
+        scored = ((b, _from_store(store, scorer, b, files[b]), []) for b in files)
+    for batch_id, scores, errors in scored:
+        done += len(scores)
+        if progress:
+            progress(done, total)
+        yield batch_id, scores, errors
+
+
+def _from_store(store: Store, scorer: Scorer, batch_id: int, file: str) -> np.ndarray:
+    emb = np.asarray(read_batch_file(store.root / "batches" / file).embeddings, dtype=np.float32)
+    if scorer.takes == "embedding":
+        return scorer.score(emb)
+    keyframes = store.batch_keyframes(batch_id, embeddings=True)
+    # a dead row, or a segment indexed before keyframe embeddings were kept: its pooled embedding is its one frame
+    sequences = [([0.0], emb[row:row + 1]) for row in range(len(emb))]
+    for row, segment_id, *_ in store.batch_media(batch_id):
+        kf = keyframes.get(segment_id, [])
+        if kf and all(e is not None for _, e in kf):
+            sequences[row] = ([t or 0.0 for t, _ in kf], np.stack([np.frombuffer(e, np.float16) for _, e in kf]))
+    return score_sequences(scorer, sequences)
+
+
+def _media_jobs(store: Store, batch_id: int, spec: ModelInput, read: ReadOptions, pool: ThreadPoolExecutor
+                ) -> list[tuple[str, list[int], Future]]:
+    """Submit the reading back of every file of a batch: [(path, its segments' rows, future)]."""
+    rows = store.batch_media(batch_id)
+    keyframes = store.batch_keyframes(batch_id)
+    files: dict[int, list] = {}
+    for row, segment_id, media_id, path, kind, sha256, size, mtime_ns, start, end in rows:
+        entry = files.setdefault(media_id, [(path, kind, sha256, size, mtime_ns), [], []])
+        entry[1].append(row)
+        entry[2].append((start, end, [t for t, _ in keyframes.get(segment_id, [])]))
+    jobs = [(facts[0], where, pool.submit(_read_back, readback.IndexedMedia(*facts, segments), spec, read))
+            for facts, where, segments in files.values()]
+    return jobs
+
+
+def _read_back(media: readback.IndexedMedia, spec: ModelInput, read: ReadOptions) -> list[np.ndarray]:
+    try:
+        return readback.read_back(media, spec, read.max_pixels, read.draft_size)
+    except MediaError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - an unexpected decoder failure must not stop the apply
+        raise MediaError(f"unexpected error while decoding: {type(exc).__name__}: {exc}") from None
+
+
+def _read_batches(store: Store, sizes: dict[int, int], spec: ModelInput, read: ReadOptions
+                  ) -> Iterator[tuple[int, list[np.ndarray | None], list[tuple[str, str]]]]:
+    """(batch id, one input per row of its file or None, errors) per batch, reading two batches ahead in threads."""
+    with ThreadPoolExecutor(max_workers=max(1, read.workers), thread_name_prefix="mmindex-readback") as pool:
+        ahead: deque = deque()
+        todo = iter(sizes)
+        for batch_id in todo:
+            ahead.append((batch_id, _media_jobs(store, batch_id, spec, read, pool)))
+            if len(ahead) >= 2:
+                break
+        while ahead:
+            batch_id, jobs = ahead.popleft()
+            following = next(todo, None)
+            if following is not None:
+                ahead.append((following, _media_jobs(store, following, spec, read, pool)))
+            inputs: list[np.ndarray | None] = [None] * sizes[batch_id]
+            errors = []
+            for path, where, job in jobs:
+                try:
+                    for row, x in zip(where, job.result(), strict=True):
+                        inputs[row] = x
+                except MediaError as exc:
+                    errors.append((path, str(exc)))
+            yield batch_id, inputs, errors
