@@ -47,7 +47,7 @@ class Indexer:
         if Store.exists(self.index_dir) and not Store.unfinished(self.index_dir):
             return Store.open(self.index_dir, write=True)
         embed_dim = (self.model if self.model.name == self.config.model else LazyModel(self.config.model)).embed_dim
-        setting = check_setting(self.vector_index or "flat", embed_dim)
+        setting = check_setting(self.vector_index or vectors.DEFAULT_SETTING, embed_dim)
         concepts = [(c.id, c.name, c.source) for c in Vocabulary.imagenet().classes]
         return Store.create(self.index_dir, self.config.model, embed_dim, concepts, vector_index=setting)
 
@@ -137,10 +137,8 @@ class Indexer:
 
     def _read_options(self, backbone: str) -> detectors.ReadOptions:
         """How `apply` reads media back: as `add` decodes them (its pixel limit, the backbone's JPEG draft size)."""
-        from mmindex.models.registry import get_entry  # deferred: the registry imports the model builders
-
-        return detectors.ReadOptions(self.config.max_pixels, get_entry(backbone).data_config.resize,
-                                     self.config.workers)
+        model = self.model if self.model.name == backbone else LazyModel(backbone)
+        return detectors.ReadOptions(self.config.max_pixels, model.data_config.resize, self.config.workers)
 
     def _weights_id(self, model: str) -> str:
         """The weights id of the index's backbone (the one loaded for `add`, when it is that one)."""

@@ -148,6 +148,7 @@ def stretch(img, size: int, channels: int) -> np.ndarray:
 
 def _grey(rgb: np.ndarray) -> np.ndarray:
     """ITU-R 601 luma, as PIL's convert("L") computes it, uint8 (H, W)."""
+    rgb = rgb.astype(np.int32)
     y = rgb[..., 0] * 299 + rgb[..., 1] * 587 + rgb[..., 2] * 114
     return ((y + 500) // 1000).astype(np.uint8)
 
