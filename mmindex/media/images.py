@@ -2,6 +2,13 @@
 
 Every failure becomes a `MediaError` with a reason a person can act on: empty file, not an image,
 truncated, too many pixels (decompression bomb).
+
+JPEGs in RGB or grey are decoded by libjpeg-turbo through simplejpeg, which scales while decoding by any
+factor M/8 (Pillow's `draft` only halves): a 640x480 photo decodes at 5/8 (400x300) for a 256-pixel resize,
+and a full-size decode skips Pillow's own copies. At the same scale both run the same libjpeg-turbo code
+and give the same pixels (tests/media/test_images.py checks it). Any other format, CMYK JPEGs, and any JPEG
+that simplejpeg refuses go through Pillow, which also gives the error message. The figures are in
+docs/benchmarks.md ("Hardware speed (issue 20)"); bench/decode_jpeg.py measures them.
 """
 
 from __future__ import annotations
@@ -10,22 +17,27 @@ import io
 import warnings
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+import simplejpeg
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 from mmindex.errors import MediaError
 
 _INTERPOLATION = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR}
-_ORIENTATION = 0x0112  # the EXIF tag; values 5 to 8 turn the image by a quarter (exif_transpose swaps its sides)
+_ORIENTATION = 0x0112  # the EXIF tag; values 5 to 8 turn the image by a quarter (its sides swap)
+# How to undo each EXIF orientation (what ImageOps.exif_transpose does, without its copy of an upright image).
+_UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+            5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+            8: Image.Transpose.ROTATE_90}
 _SWAPS_SIDES = frozenset({5, 6, 7, 8})
 
 
 def open_image(data: bytes, max_pixels: int, draft_size: int | None = None) -> Image.Image:
     """Decode `data` into an RGB image, EXIF orientation applied, first frame of an animation.
 
-    `draft_size` lets the JPEG decoder scale down by a power of two while decoding, keeping both
-    sides at least `draft_size`: this is cheaper and, since we resize further anyway, it does not
-    change what the model sees in any way that matters (checked in bench/ingest_throughput.py).
-    The returned image then has the reduced size; `open_image_sized` also gives the full one.
+    `draft_size` lets the JPEG decoder scale down while decoding (by M/8), keeping both sides at least
+    `draft_size`: this is cheaper and, since we resize further anyway, it does not change what the model
+    sees in any way that matters (checked in bench/decode_jpeg.py). The returned image then has the
+    reduced size; `open_image_sized` also gives the full one.
     """
     return open_image_sized(data, max_pixels, draft_size)[0]
 
@@ -39,21 +51,27 @@ def open_image_sized(data: bytes, max_pixels: int, draft_size: int | None = None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+            img = Image.open(io.BytesIO(data))  # reads the header only
             width, height = img.size
             if width * height > max_pixels:
                 raise MediaError(
                     f"image too large: {width}x{height} = {width * height:,} pixels > limit {max_pixels:,}"
                     " (possible decompression bomb)"
                 )
-            if draft_size and img.format == "JPEG":
-                img.draft("RGB", (draft_size, draft_size))
-            img.seek(0)
-            img.load()
-            if img.getexif().get(_ORIENTATION) in _SWAPS_SIDES:
+            rgb = _decode_jpeg(data, img, draft_size)
+            if rgb is None:
+                if draft_size and img.format == "JPEG":  # (Pillow's draft: by 1/2, 1/4 or 1/8 only)
+                    img.draft("RGB", (draft_size, draft_size))
+                img.seek(0)
+                img.load()
+                rgb = _to_rgb(img)
+            # Read after load: a PNG may carry its EXIF after the pixels. A JPEG's is in its header.
+            orientation = img.getexif().get(_ORIENTATION)
+            if orientation in _SWAPS_SIDES:
                 width, height = height, width
-            img = ImageOps.exif_transpose(img)
-            return _to_rgb(img), (width, height)
+            if orientation in _UPRIGHT:
+                rgb = rgb.transpose(_UPRIGHT[orientation])
+            return rgb, (width, height)
     except MediaError:
         raise
     except UnidentifiedImageError:
@@ -62,6 +80,21 @@ def open_image_sized(data: bytes, max_pixels: int, draft_size: int | None = None
         raise MediaError(f"image too large (possible decompression bomb): {exc}") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise MediaError(f"corrupt or truncated image: {exc}") from None
+
+
+def _decode_jpeg(data: bytes, header: Image.Image, draft_size: int | None) -> Image.Image | None:
+    """An RGB or grey JPEG decoded by libjpeg-turbo (simplejpeg), scaled by the smallest M/8 that keeps both
+    sides >= `draft_size`; None for anything else, and for any file it refuses, so that Pillow decodes it
+    (or says what is wrong with it) exactly as before."""
+    if header.format not in ("JPEG", "MPO") or header.mode not in ("RGB", "L"):
+        return None  # (an MPO is a phone's JPEG with more pictures after it: libjpeg reads the first, as Pillow does)
+    floor = draft_size or 0
+    try:
+        # strict: a warning (truncated data, a corrupt segment) is an error here, and Pillow's to report.
+        pixels = simplejpeg.decode_jpeg(data, "RGB", min_height=floor, min_width=floor, strict=True)
+    except ValueError:
+        return None
+    return Image.fromarray(pixels)
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:

@@ -172,3 +172,58 @@ def test_preprocess_normalises_per_channel_and_crops_the_centre(dc):
     tiny = preprocess(Image.new("RGB", (7, 5), colour), dc.input_size, dc.resize, dc.mean, dc.std, dc.interpolation)
     assert tiny.shape == (3, dc.input_size, dc.input_size)
     np.testing.assert_allclose(tiny, np.broadcast_to(expected[:, None, None], tiny.shape), atol=1e-5)
+
+
+# ---- the libjpeg-turbo path (simplejpeg) against Pillow, on a real photo ----------------------------------------
+
+def _photo_jpeg(name: str = "chelsea", size: tuple[int, int] | None = None, grey: bool = False) -> bytes:
+    from mmindex.samples import photo_array
+
+    img = Image.fromarray(photo_array(name)).convert("L" if grey else "RGB")
+    return encode(img.resize(size, Image.Resampling.LANCZOS) if size else img, "JPEG", quality=90)
+
+
+def _pillow(data: bytes, draft: int | None = None) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as img:
+        if draft:
+            img.draft("RGB", (draft, draft))
+        return np.asarray(img.convert("RGB"))
+
+
+@pytest.mark.parametrize("grey", [False, True], ids=["rgb", "grey"])
+def test_a_jpeg_decodes_to_pillow_s_very_pixels_at_full_size_and_at_pillow_s_draft_scales(grey):
+    data = _photo_jpeg(size=(1600, 1200), grey=grey)
+    np.testing.assert_array_equal(np.asarray(open_image(data, LIMIT)), _pillow(data))
+    for draft, size in [(600, (800, 600)), (300, (400, 300)), (150, (200, 150))]:  # 1/2, 1/4, 1/8: Pillow's scales
+        img = open_image(data, LIMIT, draft_size=draft)
+        assert img.size == size and img.mode == "RGB"
+        np.testing.assert_array_equal(np.asarray(img), _pillow(data, draft))
+
+
+def test_the_jpeg_draft_scales_by_eighths_keeping_both_sides_at_least_the_draft_size():
+    data = _photo_jpeg(size=(640, 480))
+    img, full = open_image_sized(data, LIMIT, draft_size=256)
+    assert full == (640, 480)
+    assert img.size == (400, 300)  # 5/8: the smallest M/8 that keeps 480 -> >= 256 (Pillow's draft cannot: 1/2 is 240)
+    assert _pillow(data, 256).shape == (480, 640, 3)
+    # the same picture: against Pillow's full decode resized to 400x300, a small mean difference
+    reference = np.asarray(Image.fromarray(_pillow(data)).resize((400, 300), Image.Resampling.BICUBIC), np.float32)
+    assert np.abs(np.asarray(img, np.float32) - reference).mean() < 3.0
+
+
+def test_a_jpeg_that_libjpeg_only_warns_about_decodes_as_pillow_decodes_it():
+    good = _photo_jpeg()
+    extra = good[:-2] + b"\x00" * 7 + good[-2:]  # stray bytes before the end marker: libjpeg warns, Pillow reads on
+    np.testing.assert_array_equal(np.asarray(open_image(extra, LIMIT, draft_size=128)), _pillow(extra, 128))
+    with pytest.raises(MediaError, match="corrupt or truncated image: image file is truncated"):
+        open_image(good[: len(good) // 3], LIMIT, draft_size=128)  # cut short: Pillow's message, not libjpeg's
+
+
+def test_an_upright_jpeg_and_a_turned_one_decode_to_the_same_picture_at_any_draft():
+    photo = _photo_jpeg(size=(1200, 800))
+    with Image.open(io.BytesIO(photo)) as img:
+        turned = with_orientation(img.transpose(Image.Transpose.ROTATE_90), 6)  # stored on its side, EXIF turns it back
+    for draft in (None, 256):
+        a, b = open_image(photo, LIMIT, draft_size=draft), open_image(turned, LIMIT, draft_size=draft)
+        assert a.size == b.size
+        assert np.abs(np.asarray(a, np.float32) - np.asarray(b, np.float32)).mean() < 4.0  # re-encoded once more
