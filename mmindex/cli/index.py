@@ -94,6 +94,8 @@ def info(index, as_json) -> None:
     click.echo(f"vector index: {v['setting']} ({v['factory']}): {v['vectors']} vectors, {v['in_index']} in the "
                f"index file ({v['file_bytes'] / 1e6:.2f} MB{', memory-mapped' if v['mapped'] else ''}), "
                f"{v['pending']} pending, {v['tombstones']} tombstones")
+    if v.get("auto"):
+        click.echo(f"              auto: {v['auto']}")
     mem, disk = data["memory"], data["disk"]
     click.echo(f"memory:    {mem['rss_bytes'] / 1e6:.1f} MB resident after loading, {mem['mapped_bytes'] / 1e6:.1f} "
                f"MB mapped from files, {mem['resident_bytes'] / 1e6:.1f} MB held by the arrays and indexes")

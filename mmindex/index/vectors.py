@@ -1,7 +1,9 @@
 """The vector index of one embedding space, over FAISS. Segment id = vector id.
 
-The setting is chosen when an index is created (`mmindex add --vector-index`) and recorded in its meta:
+The setting is chosen when an index is created (`mmindex add --vector-index`) and recorded in its meta
+(names and factory strings: vector_settings.py):
 
+    auto    the default: exact below vector_settings.AUTO_HNSW_FROM vectors, `hnsw` from there on
     flat    exact inner product ("Flat")
     hnsw    an HNSW graph with 32 links per node; it cannot delete, so removed segments are tombstones,
             filtered out during the search, until `compact` or `rebuild` drops them. Over embeddings of
@@ -30,29 +32,53 @@ only the candidate set is approximate.
 
 from __future__ import annotations
 
+import importlib
 import logging
-import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import faiss
 import numpy as np
 
 from mmindex.atomic import atomic_write
-from mmindex.errors import IndexDamaged, VectorIndexError
+from mmindex.errors import IndexDamaged
+from mmindex.index.vector_settings import (  # noqa: F401  (re-exported: callers import them from here)
+    ALIASES,
+    DEFAULT_SETTING,
+    HNSW_PCA,
+    LEGACY_SETTING,
+    auto_outgrown,
+    check_matches,
+    check_setting,
+    factory_for,
+    normalise,
+    resolve,
+)
 
 if TYPE_CHECKING:
+    import faiss
+
     from mmindex.index.snapshot import Snapshot
     from mmindex.index.store import Store
 
 log = logging.getLogger(__name__)
 
+
+class _Faiss:
+    """FAISS, imported on first use: 0.1-0.3 s of every command's start-up, which a query by concept never needs."""
+
+    def __getattr__(self, name: str):
+        module = importlib.import_module("faiss")
+        globals()["faiss"] = module  # later uses in this module see the module itself
+        return getattr(module, name)
+
+
+if not TYPE_CHECKING:
+    faiss = _Faiss()
+
 FOLDER = "vectors"
-DEFAULT_SETTING = "flat"
-ALIASES = {"flat": "Flat", "hnsw": "HNSW32", "ivfpq": "IVF{nlist},PQ{m}np"}
 RERANK_FACTOR = 10  # candidates per hit fetched from an approximate index before exact re-ranking
 # ... and at least this many from an index of compressed codes (PQ, SQ), whose distances are coarse:
 # at 1M (bench/scale_1m.py), IVF-PQ gave recall@10 0.87 with 200 and 0.80 with 100. A graph over float
@@ -61,14 +87,6 @@ RERANK_FACTOR = 10  # candidates per hit fetched from an approximate index befor
 MIN_CANDIDATES = 200
 HNSW_EF_SEARCH = 256  # at least the candidates fetched; recall@10 at 1M (PCA128,HNSW64): 256 0.952, 320 0.973
 HNSW_EF_CONSTRUCTION = 120  # FAISS's default 40 gave recall@10 0.93 on bench/scale_1m.py's data at 100k
-# "hnsw" builds its graph over the first HNSW_PCA principal components of wider embeddings, with 64
-# links per node. The graph only proposes candidates (they are re-ranked with the full vectors), and a
-# 128-d distance costs a tenth of a 1280-d one. On bench/scale_1m.py's data at 200k: HNSW32 over 128-d
-# codes built in 133 s (instead of ~8 min over 1280-d) and gave recall@10 0.94 at efSearch 200;
-# efConstruction 400 instead of 200 changed nothing, but 64 links (built in 124 s at efConstruction
-# 120) gave 0.99. Compressing CNN features to 128-d by PCA keeps most of their retrieval quality
-# (Babenko et al., "Neural codes for image retrieval", 2014).
-HNSW_PCA = 128
 IVF_NPROBE = 64  # lists visited per query: at least this, or a quarter of the lists (recall vs time, same bench:
 #                 at 1M, 1024 lists, an eighth gave recall@10 0.78 and a quarter 0.87)
 MIN_TRAIN = 2048  # an index that needs training is built once there are this many vectors; exact until then
@@ -77,48 +95,6 @@ MERGE_FRACTION = 0.05  # fold the delta and tombstones into a new file once they
 _ADD_CHUNK = 16_384
 
 ProgressFn = Callable[[int, int], None]
-
-
-def normalise(setting: str) -> str:
-    """The canonical form of a setting: aliases lower case, factory strings as given (stripped)."""
-    s = setting.strip()
-    return s.lower() if s.lower() in ALIASES else s
-
-
-def factory_for(setting: str, n: int, dim: int) -> str:
-    """The FAISS factory string of a setting for `n` vectors of `dim` dimensions."""
-    s = normalise(setting)
-    if s == "ivfpq":
-        nlist = min(65_536, max(16, 2 ** round(math.log2(max(math.sqrt(n), 1)))))
-        m = max((d for d in range(1, min(256, dim // 8) + 1) if dim % d == 0), default=1)
-        return ALIASES[s].format(nlist=nlist, m=m)
-    if s == "hnsw" and dim > 2 * HNSW_PCA:
-        return f"PCA{HNSW_PCA},HNSW64"
-    return ALIASES.get(s, s)
-
-
-def check_setting(setting: str, dim: int) -> str:
-    """Validate a setting (VectorIndexError if FAISS cannot build it) and return its canonical form."""
-    s = normalise(setting)
-    try:
-        if not s:
-            raise RuntimeError("empty")
-        faiss.index_factory(dim, factory_for(s, 100_000, dim), faiss.METRIC_INNER_PRODUCT)
-    except RuntimeError as exc:
-        reason = str(exc).strip().splitlines()[-1][:120] if str(exc).strip() else ""
-        raise VectorIndexError(f"bad vector index {setting!r}: use flat, hnsw, ivfpq or a FAISS index factory "
-                               f"string ({reason})") from None
-    return s
-
-
-def check_matches(recorded: str | None, requested: str | None) -> None:
-    """VectorIndexError when a requested setting differs from the one the index was built with."""
-    if requested is None:
-        return
-    rec = normalise(recorded or DEFAULT_SETTING)
-    if normalise(requested) != rec:
-        raise VectorIndexError(f"the index was built with vector index {rec!r}, not {requested!r}; to change it, "
-                               f"run `mmindex rebuild --vector-index {requested}`")
 
 
 @dataclass
@@ -339,13 +315,18 @@ def update(store: Store, snap: Snapshot, setting: str | None = None, rebuild: bo
     from the stored embeddings; `setting` changes the index's setting (with `rebuild`). Returns
     {"action": "none" | "built" | "merged" | "rebuilt" | "untrained", "factory", "vectors"}.
     """
-    setting = normalise(setting or store.meta("vector_index") or DEFAULT_SETTING)
+    setting = normalise(setting or store.meta("vector_index") or LEGACY_SETTING)
     file, factory = store.meta("vector_file"), store.meta("vector_factory")
     try:
         base = None if rebuild else load_base(store.root, file, factory)  # mapped: most adds change nothing here
     except (IndexDamaged, FileNotFoundError) as exc:  # the writer holds the lock: nobody replaced it
         log.warning("%s; rebuilding it from the stored embeddings", exc)
         base, rebuild = None, True
+    if base is not None and auto_outgrown(setting, base.factory, len(snap.ids), snap.embeddings.shape[1]):
+        log.info("vector index: %s vectors, rebuilding %s as %s (auto)", len(snap.ids), base.factory,
+                 factory_for(setting, len(snap.ids), snap.embeddings.shape[1]))
+        base, rebuild = None, True
+    build_as = setting  # `auto` picks by size where it builds anew; it keeps a graph it rebuilds for tombstones
     if base is not None:
         new = np.setdiff1d(snap.ids, base.ids, assume_unique=True)
         dead = np.setdiff1d(base.ids, snap.ids, assume_unique=True)
@@ -353,6 +334,7 @@ def update(store: Store, snap: Snapshot, setting: str | None = None, rebuild: bo
         if not changed or not drop_dead and changed < MERGE_FRACTION * max(len(base.ids), 1):
             return {"action": "none", "factory": base.factory, "vectors": len(snap.ids)}
         if len(dead) and not base.removable and drop_dead:
+            build_as = "hnsw" if setting == "auto" else setting  # (only auto_outgrown changes its kind)
             base, action = None, "rebuilt"
         else:
             base = load_base(store.root, file, factory, mmap=False)  # read into memory, to modify
@@ -364,7 +346,7 @@ def update(store: Store, snap: Snapshot, setting: str | None = None, rebuild: bo
     else:
         action = "rebuilt" if rebuild else "built"
     if base is None:
-        base = build_base(snap.embeddings, snap.ids, setting, progress) if len(snap.ids) else None
+        base = build_base(snap.embeddings, snap.ids, build_as, progress) if len(snap.ids) else None
         if base is None:
             action = "untrained" if len(snap.ids) else "none"
             if not store.meta("vector_file") and store.meta("vector_index") == setting:

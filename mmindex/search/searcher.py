@@ -22,14 +22,15 @@ from mmindex.concepts import Concept, Vocabulary
 from mmindex.config import IngestConfig
 from mmindex.errors import IndexDamaged, MediaError, QueryError, StoreError
 from mmindex.extract.reader import read_media
-from mmindex.index import vectors
 from mmindex.index.snapshot import Snapshot
 from mmindex.index.store import Store
 from mmindex.index.vectors import Base, VectorIndex, check_matches, load_base
 from mmindex.models.loader import LazyModel
 from mmindex.search import active, fusion
 from mmindex.search.feedback import FeedbackParams, SavedQueries, refine
+from mmindex.search.fused import FusedColumns
 from mmindex.search.hits import Hit, Results
+from mmindex.search.info import describe
 from mmindex.search.query import Query
 from mmindex.search.rank import ConceptRanker, ExampleRanker, Ranker, TextRanker
 from mmindex.search.requests import QuerySpec
@@ -58,6 +59,7 @@ class Searcher:
         self._base: Base | None = None  # the mapped vector-index file, kept while the store still names it
         self._lock = threading.Lock()  # guards the cached arrays
         self._bank_lock = threading.Lock()  # guards building the text concept banks
+        self._fused = FusedColumns()  # fused queries with examples: the exact top k, fast (search/fused.py)
 
     def search(self, concepts: Sequence[str] = (), like: Sequence[int | str] = (), k: int = 10, explain: bool = False,
                normalise: str = "minmax", text: str | Sequence[str] = (), fusion_method: str = "combsum",
@@ -103,7 +105,8 @@ class Searcher:
             return Results(self._hits(reader, ids, sims, None), explanation)
         if not len(snap.ids):
             return Results([], explanation)
-        columns = [r.scores(snap) for r in rankers]
+        columns = ([r.scores(snap) for r in rankers] if judged  # feedback reads every fused score
+                   else self._fused.columns(rankers, snap, query.k, spec.fusion, spec.normalise))
         fused, parts = fusion.fuse(columns, [r.weight for r in rankers], spec.fusion, spec.normalise)
         part_labels = [r.label for r in rankers]
         if judged:
@@ -181,35 +184,12 @@ class Searcher:
         return self._run(spec, explain, judged=bool(spec.positive or spec.negative))
 
     def info(self) -> dict:
-        """Counts of media, segments and concepts, the model, batch files, the vector index, memory and disk
-        use, and every recorded error.
-
-        Loads the arrays and the vector index as a search would, so `memory` is what searching costs:
-        `rss_bytes` this process's resident memory, `mapped_bytes` the files mapped (shared with the page
-        cache), `resident_bytes` what the arrays and indexes hold in this process's own memory.
-        """
+        """Counts, the model, batch files, the vector index, memory and disk use, every recorded error: see
+        `search/info.py`. Loads the arrays and the vector index as a search would."""
         store = self.reader()
-        counts = store.counts()
         with self._lock:
             snap, index = self._arrays()
-        described = index.describe()
-        file_bytes = (self.index_dir / vectors.FOLDER / described["file"]).stat().st_size if described["file"] else 0
-        index_mapped = file_bytes if described["mapped"] else 0
-        return {
-            "index": str(self.index_dir),
-            **counts,
-            "models": [store.meta("model")],
-            "embed_dim": int(store.meta("embed_dim") or 0),
-            "batch_files": store.batch_files(),
-            "vector_index": {"setting": store.meta("vector_index") or "flat", **described, "file_bytes": file_bytes},
-            "memory": {"rss_bytes": _rss_bytes(), "mapped_bytes": snap.mapped_bytes() + index_mapped,
-                       "resident_bytes": snap.resident_bytes() + len(index.pending) * snap.embeddings.shape[1] * 4
-                       + (0 if described["mapped"] else file_bytes)},
-            "disk": store.disk_usage(),
-            "disk_bytes": store.disk_bytes(),
-            "errors": store.errors(),
-            "detectors": self.detectors(),
-        }
+        return describe(self.index_dir, store, snap, index, self.detectors())
 
     def health(self) -> str | None:
         """None when the index can be searched, else what is damaged. Cheap: it reads what every search reads
@@ -269,7 +249,7 @@ class Searcher:
                 reader.close()
             self._readers.clear()
             self._local = threading.local()
-            self._cache, self._base = None, None  # unmapped once nothing else holds them
+            self._cache, self._base, self._fused = None, None, FusedColumns()  # unmapped once nothing holds them
 
     @property
     def vocabulary(self) -> Vocabulary:
@@ -390,11 +370,3 @@ class Searcher:
             hits.append(Hit(int(sid), d["path"], d["start"], d["end"], float(score), d["kind"], d["media_id"], w, p))
         return hits
 
-
-def _rss_bytes() -> int:
-    """This process's resident memory (Linux /proc; 0 elsewhere)."""
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
