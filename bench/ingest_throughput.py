@@ -1,6 +1,6 @@
 """End-to-end `mmindex add` throughput against the naive loop and the machine's CPU bound.
 
-    python bench/ingest_throughput.py [--images 1000] [--batch 32]
+    python bench/ingest_throughput.py [--images 1000] [--batch 32] [--size 640x480 | --size 4000x3000]
 
 All in one run, on the same machine:
   (a) the naive loop a user would write: PIL decode + preprocess, timm eager PyTorch, batch 32;
@@ -8,6 +8,9 @@ All in one run, on the same machine:
       image), each part measured alone (CPU time of this process, so threads are counted);
   mmindex: `mmindex add` run as a fresh process on the folder (model loading included), and its peak RSS.
 The ONNX export is made (and cached) before timing; a first `add` always pays it once.
+The photos are crops of the sample photos resized to --size (4000x3000: 12 MP, upscaled, so smoother than a
+camera's and smaller files). Decoding is measured three ways: mmindex's decoder (libjpeg-turbo through simplejpeg,
+scaled by M/8 while decoding), the same with no scaling, and Pillow with its draft (mmindex before issue 20).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from mmindex.config import DEFAULT_MODEL
 from mmindex.media.images import open_image, preprocess
@@ -39,6 +42,32 @@ def cpu_time() -> float:
 def prep(path: Path, dc, draft: bool) -> np.ndarray:
     img = open_image(path.read_bytes(), 89_478_485, draft_size=dc.resize if draft else None)
     return preprocess(img, dc.input_size, dc.resize, dc.mean, dc.std, dc.interpolation)
+
+
+def prep_pillow(path: Path, dc) -> np.ndarray:
+    """mmindex's decoding before issue 20: Pillow, draft by 1/2, 1/4 or 1/8, exif_transpose."""
+    img = Image.open(path)
+    img.draft("RGB", (dc.resize, dc.resize))
+    img.load()
+    return preprocess(ImageOps.exif_transpose(img).convert("RGB"), dc.input_size, dc.resize, dc.mean, dc.std,
+                      dc.interpolation)
+
+
+def decode_costs(paths: list[Path], dc) -> tuple[list[np.ndarray], dict[str, float]]:
+    """Core-seconds per image of each decoder (two passes each, the faster kept), and mmindex's frames."""
+    decoders = {"mmindex (simplejpeg, M/8)": lambda p: prep(p, dc, draft=True),
+                "simplejpeg, no scaling": lambda p: prep(p, dc, draft=False),
+                "Pillow draft (before issue 20)": lambda p: prep_pillow(p, dc)}
+    costs, frames = {}, []
+    for name, fn in decoders.items():
+        passes = []
+        for _ in range(2):
+            c = cpu_time()
+            out = [fn(p) for p in paths]
+            passes.append((cpu_time() - c) / len(paths))
+        costs[name] = min(passes)
+        frames = frames or out  # the first decoder's: mmindex's
+    return frames, costs
 
 
 def naive_loop(paths: list[Path], backbone, batch: int) -> float:
@@ -61,29 +90,26 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=1000)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--model", default=DEFAULT_MODEL)
+    ap.add_argument("--size", default="640x480", help="WIDTHxHEIGHT of the photos (4000x3000: 12 MP)")
     args = ap.parse_args()
+    size = tuple(int(v) for v in args.size.lower().split("x"))
     cores = os.cpu_count() or 1
     torch.set_num_threads(cores)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        paths = write_variants(tmp / "photos", args.images)
+        paths = write_variants(tmp / "photos", args.images, size=size)
         backbone = create_model(args.model).eval()
         runtime = Runtime(backbone, backend="onnx")  # exports and caches the model once
         dc = backbone.data_config
 
         # (a) the naive loop, on a subset (it is slow)
-        sub = paths[: min(len(paths), 256)]
+        sub = paths[: min(len(paths), 256 if size[0] * size[1] < 4_000_000 else 64)]
         naive = naive_loop(sub, backbone, 32)
 
         # (b) the parts alone, in core-seconds per image
-        n_dec = min(len(paths), 300)
-        c = cpu_time()
-        frames = [prep(p, dc, draft=True) for p in paths[:n_dec]]
-        decode_cs = (cpu_time() - c) / n_dec
-        c = cpu_time()
-        for p in paths[:n_dec]:
-            prep(p, dc, draft=False)
-        decode_nodraft_cs = (cpu_time() - c) / n_dec
+        n_dec = min(len(paths), 300 if size[0] * size[1] < 4_000_000 else 64)
+        frames, decode = decode_costs(paths[:n_dec], dc)
+        decode_cs = decode["mmindex (simplejpeg, M/8)"]
         x = np.stack(frames[: args.batch])
         runtime.run(x)  # warm-up
         reps = max(1, 256 // args.batch)
@@ -110,20 +136,21 @@ def main() -> None:
         add_rate = len(paths) / wall
         peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
-    print(f"model {args.model}, {len(paths)} JPEGs 640x480, batch {args.batch}, {cores} cores, "
-          f"runtime {runtime.backend}")
+    mb = np.mean([p.stat().st_size for p in paths[:n_dec]]) / 1e6 if paths else 0.0
+    print(f"model {args.model}, {len(paths)} JPEGs {args.size} ({mb:.2f} MB each), batch {args.batch}, {cores} cores, "
+          f"runtime {runtime.backend}, load average {os.getloadavg()[0]:.1f}")
     print("| measure | value |")
     print("|---|---|")
     print(f"| (a) naive loop (PIL + timm eager, batch 32), {len(sub)} images | {naive:.1f} img/s |")
-    print(f"| decode+preprocess alone (draft mode) | {decode_cs * 1000:.1f} core-ms/img |")
-    print(f"| decode+preprocess alone (full decode) | {decode_nodraft_cs * 1000:.1f} core-ms/img |")
+    for name, cost in decode.items():
+        print(f"| decode+preprocess alone, {name} | {cost * 1000:.1f} core-ms/img |")
     print(f"| model alone ({runtime.backend}) | {model_cs * 1000:.1f} core-ms/img ({model_alone:.1f} img/s wall) |")
     print(f"| (b) CPU bound = cores / (decode + model) | {bound:.1f} img/s |")
     print(f"| **mmindex add, end to end** (fresh process, model load included) | **{add_rate:.1f} img/s** |")
     print(f"| ratio to (a) | {add_rate / naive:.2f}x |")
     print(f"| fraction of (b) | {add_rate / bound:.0%} |")
     print(f"| peak RSS of `mmindex add` | {peak_mb:.0f} MB |")
-    print(f"| draft vs full decode: top-1 agreement / top-5 overlap (64 images) | {agree1:.3f} / {overlap5:.3f} |")
+    print(f"| M/8 vs full decode: top-1 agreement / top-5 overlap (64 images) | {agree1:.3f} / {overlap5:.3f} |")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ docs/benchmarks.md ("Hardware speed (issue 20)"); bench/decode_jpeg.py measures 
 from __future__ import annotations
 
 import io
+import math
 import warnings
 
 import numpy as np
@@ -29,6 +30,10 @@ _UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4
             5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
             8: Image.Transpose.ROTATE_90}
 _SWAPS_SIDES = frozenset({5, 6, 7, 8})
+# libjpeg-turbo keeps both sides >= draft size x this margin, so that the bicubic resize after it still does some
+# of the reduction. On 1,000 ImageNet photos (about 500x375) against a full decode: top-1 agreement 98.2% with no
+# margin, 99.4% with 1.15; a 640x480 photo decodes at 5/8 either way, 12 MP at 1/8 (docs/benchmarks.md).
+DRAFT_MARGIN = 1.15
 
 
 def open_image(data: bytes, max_pixels: int, draft_size: int | None = None) -> Image.Image:
@@ -84,11 +89,11 @@ def open_image_sized(data: bytes, max_pixels: int, draft_size: int | None = None
 
 def _decode_jpeg(data: bytes, header: Image.Image, draft_size: int | None) -> Image.Image | None:
     """An RGB or grey JPEG decoded by libjpeg-turbo (simplejpeg), scaled by the smallest M/8 that keeps both
-    sides >= `draft_size`; None for anything else, and for any file it refuses, so that Pillow decodes it
-    (or says what is wrong with it) exactly as before."""
+    sides >= `draft_size` x `DRAFT_MARGIN`; None for anything else, and for any file it refuses, so that
+    Pillow decodes it (or says what is wrong with it) exactly as before."""
     if header.format not in ("JPEG", "MPO") or header.mode not in ("RGB", "L"):
         return None  # (an MPO is a phone's JPEG with more pictures after it: libjpeg reads the first, as Pillow does)
-    floor = draft_size or 0
+    floor = math.ceil(draft_size * DRAFT_MARGIN) if draft_size else 0
     try:
         # strict: a warning (truncated data, a corrupt segment) is an error here, and Pillow's to report.
         pixels = simplejpeg.decode_jpeg(data, "RGB", min_height=floor, min_width=floor, strict=True)
