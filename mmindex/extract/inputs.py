@@ -119,6 +119,14 @@ class ModelInput:
                     "`mmindex add --keyframe-embeddings`, and `--keyframe-rate` for more keyframes a shot)")
         return None
 
+    def is_preprocessing(self, data_config) -> bool:
+        """Whether these are pixels exactly as `data_config` (a backbone's) preprocesses them: a finetune detector
+        of the index's own backbone takes the frames `add` makes anyway."""
+        dc = data_config
+        return self.kind == "pixels" and self.fit == "crop" and dc is not None and (
+            self.size, self.resize, tuple(self.mean or ()), tuple(self.std or ()), self.interpolation) == (
+            dc.input_size, dc.resize, tuple(dc.mean), tuple(dc.std), dc.interpolation)
+
     # ---- making the input ----------------------------------------------------------------------------
     def pixels(self, img) -> np.ndarray:
         """A PIL image as this model's pixel input, float32 (C, S, S)."""

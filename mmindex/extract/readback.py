@@ -57,11 +57,15 @@ def check_unchanged(media: IndexedMedia) -> None:
         raise MediaError("the file changed since it was indexed (mmindex add it again)")
 
 
-def image_inputs(img, specs: Sequence[ModelInput]) -> dict[str, np.ndarray]:
-    """The inputs of one decoded image (a PIL image) for each pixel or clip input: {key: (1, C, S, S) or clip}."""
+def image_inputs(img, specs: Sequence[ModelInput], data_config=None, frame: np.ndarray | None = None
+                 ) -> dict[str, np.ndarray]:
+    """The inputs of one decoded image (a PIL image) for each pixel or clip input: {key: (1, C, S, S) or clip}.
+    `frame`, the image preprocessed as `data_config` says (`add`'s), is reused by a pixel input that is the same."""
     out = {}
     for spec in specs:
-        if spec.kind == "pixels":
+        if frame is not None and spec.is_preprocessing(data_config):
+            out[spec.key] = frame[None]
+        elif spec.kind == "pixels":
             out[spec.key] = spec.pixels(img)[None]
         elif spec.kind == "clip":
             frame = spec.clip_frame(np.asarray(img.convert("RGB").resize((spec.width, spec.size))))

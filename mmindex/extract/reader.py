@@ -58,7 +58,7 @@ def read_media(path: str, known_sha256: str | None, data_config, config: IngestC
     img, (width, height) = images.open_image_sized(data, config.max_pixels, draft_size=dc.resize)
     frame = images.preprocess(img, dc.input_size, dc.resize, dc.mean, dc.std, dc.interpolation)
     return Media(path, "image", digest, st.st_size, st.st_mtime_ns,
-                 [DecodedSegment(frames=[frame], inputs=readback.image_inputs(img, inputs))],
+                 [DecodedSegment(frames=[frame], inputs=readback.image_inputs(img, inputs, dc, frame))],
                  width=width, height=height)  # the file's size, not the draft-reduced decode's
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -25,7 +25,7 @@ import numpy as np
 from mmindex.errors import MediaError
 from mmindex.extract import readback
 from mmindex.extract.inputs import ModelInput, sample_sequence
-from mmindex.index.arrays import read_batch_file
+from mmindex.index.arrays import read_batch_file, to_float32
 
 if TYPE_CHECKING:
     from mmindex.index.store import Store
@@ -109,23 +109,24 @@ def score_records(scorer: Scorer, records: list[MediaRecord]) -> np.ndarray:
 # ---- gathering from the index ---------------------------------------------------------------------------------
 def score_batches(store: Store, scorer: Scorer, read: ReadOptions, progress: ProgressFn | None = None
                   ) -> Iterator[tuple[int, np.ndarray, list[tuple[str, str]]]]:
-    """At `apply`: (batch id, scores (rows, labels), [(path, why) of files not read back]) for every batch."""
+    """At `apply`: (batch id, scores (rows, labels), [(path, why) of files not read back]) for every batch; progress
+    in segments (per file read back, or per batch of stored inputs)."""
     files, sizes = store.batch_file_names(), store.batch_sizes()
-    total, done = sum(sizes.values()), 0  # rows of the batch files: a score file has one per row, dead ones too
     if scorer.takes in ("pixels", "clip"):
-        batches = _read_batches(store, sizes, scorer.input, read)
-        scored = ((b, score_inputs(scorer, inputs), errors) for b, inputs, errors in batches)
-    else:
-        scored = ((b, _from_store(store, scorer, b, files[b]), []) for b in files)
-    for batch_id, scores, errors in scored:
+        yield from _read_scored(store, scorer, sizes, read, progress)
+        return
+    total, done = sum(sizes.values()), 0  # rows of the batch files: a score file has one per row, dead ones too
+    for batch_id, file in files.items():
+        scores = _from_store(store, scorer, batch_id, file)
         done += len(scores)
         if progress:
             progress(done, total)
-        yield batch_id, scores, errors
+        yield batch_id, scores, []
 
 
 def _from_store(store: Store, scorer: Scorer, batch_id: int, file: str) -> np.ndarray:
-    emb = np.asarray(read_batch_file(store.root / "batches" / file).embeddings, dtype=np.float32)
+    emb = np.asarray(read_batch_file(store.root / "batches" / file).embeddings)
+    emb = to_float32(emb) if emb.dtype == np.float16 else emb.astype(np.float32)
     if scorer.takes == "embedding":
         return scorer.score(emb)
     keyframes = store.batch_keyframes(batch_id, embeddings=True)
@@ -138,19 +139,16 @@ def _from_store(store: Store, scorer: Scorer, batch_id: int, file: str) -> np.nd
     return score_sequences(scorer, sequences)
 
 
-def _media_jobs(store: Store, batch_id: int, spec: ModelInput, read: ReadOptions, pool: ThreadPoolExecutor
-                ) -> list[tuple[str, list[int], Future]]:
-    """Submit the reading back of every file of a batch: [(path, its segments' rows, future)]."""
-    rows = store.batch_media(batch_id)
+def _media_of(store: Store, batch_id: int) -> Iterator[tuple[str, list[int], readback.IndexedMedia]]:
+    """(path, its segments' rows, what the index knows of it) of every file of a batch."""
     keyframes = store.batch_keyframes(batch_id)
     files: dict[int, list] = {}
-    for row, segment_id, media_id, path, kind, sha256, size, mtime_ns, start, end in rows:
+    for row, segment_id, media_id, path, kind, sha256, size, mtime_ns, start, end in store.batch_media(batch_id):
         entry = files.setdefault(media_id, [(path, kind, sha256, size, mtime_ns), [], []])
         entry[1].append(row)
         entry[2].append((start, end, [t for t, _ in keyframes.get(segment_id, [])]))
-    jobs = [(facts[0], where, pool.submit(_read_back, readback.IndexedMedia(*facts, segments), spec, read))
-            for facts, where, segments in files.values()]
-    return jobs
+    for facts, rows, segments in files.values():
+        yield facts[0], rows, readback.IndexedMedia(*facts, segments)
 
 
 def _read_back(media: readback.IndexedMedia, spec: ModelInput, read: ReadOptions) -> list[np.ndarray]:
@@ -162,27 +160,51 @@ def _read_back(media: readback.IndexedMedia, spec: ModelInput, read: ReadOptions
         raise MediaError(f"unexpected error while decoding: {type(exc).__name__}: {exc}") from None
 
 
-def _read_batches(store: Store, sizes: dict[int, int], spec: ModelInput, read: ReadOptions
-                  ) -> Iterator[tuple[int, list[np.ndarray | None], list[tuple[str, str]]]]:
-    """(batch id, one input per row of its file or None, errors) per batch, reading two batches ahead in threads."""
+CHUNK = 256  # keyframes (or clips / 8) scored at once: a compacted batch of 65,536 rows is never all in memory
+
+
+def _read_scored(store: Store, scorer: Scorer, sizes: dict[int, int], read: ReadOptions,
+                 progress: ProgressFn | None) -> Iterator[tuple[int, np.ndarray, list[tuple[str, str]]]]:
+    """Pixels or clips read back file by file in a thread pool (a bounded window of files ahead, across batch
+    boundaries), scored in chunks as they arrive; (batch id, scores, errors) per batch."""
+    def files() -> Iterator[tuple[int, str | None, list[int], readback.IndexedMedia | None]]:
+        for batch_id in sizes:
+            yield from ((batch_id, path, rows, media) for path, rows, media in _media_of(store, batch_id))
+            yield batch_id, None, [], None  # the batch ends here
+
+    total, done = store.segment_count(), 0
+    clips = scorer.takes == "clip"
     with ThreadPoolExecutor(max_workers=max(1, read.workers), thread_name_prefix="mmindex-readback") as pool:
         ahead: deque = deque()
-        todo = iter(sizes)
-        for batch_id in todo:
-            ahead.append((batch_id, _media_jobs(store, batch_id, spec, read, pool)))
-            if len(ahead) >= 2:
-                break
+        todo = files()
+
+        def fill() -> None:
+            while len(ahead) < 8 * max(1, read.workers) and (job := next(todo, None)) is not None:
+                b, path, rows, media = job
+                ahead.append((b, path, rows, None if media is None else pool.submit(_read_back, media, scorer.input,
+                                                                                   read)))
+        fill()
+        out: dict[int, np.ndarray] = {}
+        chunk_rows: list[int] = []
+        chunk: list[np.ndarray] = []
+        errors: list[tuple[str, str]] = []
         while ahead:
-            batch_id, jobs = ahead.popleft()
-            following = next(todo, None)
-            if following is not None:
-                ahead.append((following, _media_jobs(store, following, spec, read, pool)))
-            inputs: list[np.ndarray | None] = [None] * sizes[batch_id]
-            errors = []
-            for path, where, job in jobs:
+            batch_id, path, rows, job = ahead.popleft()
+            fill()
+            scores = out.setdefault(batch_id, np.zeros((sizes[batch_id], scorer.labels), np.float16))
+            if job is not None:
                 try:
-                    for row, x in zip(where, job.result(), strict=True):
-                        inputs[row] = x
+                    for row, x in zip(rows, job.result(), strict=True):
+                        chunk_rows.append(row)
+                        chunk.append(x)
                 except MediaError as exc:
                     errors.append((path, str(exc)))
-            yield batch_id, inputs, errors
+                done += len(rows)
+            if chunk and (job is None or (len(chunk) * 8 if clips else sum(len(x) for x in chunk)) >= CHUNK):
+                scores[chunk_rows] = score_inputs(scorer, chunk)
+                chunk_rows, chunk = [], []
+            if progress and job is not None:
+                progress(done, total)
+            if job is None:
+                yield batch_id, out.pop(batch_id), errors
+                errors = []

@@ -27,8 +27,6 @@ import torch
 from mmindex.errors import DetectorError
 from mmindex.extract.inputs import ModelInput
 
-SCORE_BATCH = 256  # inputs per forward pass when scoring
-
 
 @dataclass
 class Applicable:
@@ -79,17 +77,34 @@ def load(path: str | os.PathLike) -> Applicable:
         return Applicable(path.stem, "clip", list(blob["labels"]), video3d.clip_input(blob, model),
                           _scorer(model.scores), str(path))
     bundle = checkpoint.load_bundle(path)  # refuses any other format, saying so
-    return Applicable(bundle.name, bundle.mode, bundle.labels, bundle.input, _scorer(bundle.detector.scores),
-                      str(path))
+    score = _linear_probe(bundle.detector) if bundle.mode == "probe" else None
+    return Applicable(bundle.name, bundle.mode, bundle.labels, bundle.input,
+                      score or _scorer(bundle.detector.scores), str(path))
+
+
+def _linear_probe(detector) -> Callable[[np.ndarray], np.ndarray] | None:
+    """A linear probe as one matrix product: the input normalisation folded into the head, W((x − μ)/σ) + b =
+    (W/σ)x + (b − (W/σ)μ), so that scoring an index reads each embedding once (None for an MLP head)."""
+    layers = [m for m in detector.head.net if not isinstance(m, torch.nn.Dropout)]
+    if len(layers) != 1 or not isinstance(layers[0], torch.nn.Linear):
+        return None
+    with torch.no_grad():
+        w = layers[0].weight / detector.std.view(1, -1)
+        b = layers[0].bias - (w * detector.mean.view(1, -1)).sum(1)
+    weights, bias = np.ascontiguousarray(w.T.numpy(), np.float32), b.numpy().astype(np.float32)
+
+    def score(x: np.ndarray) -> np.ndarray:
+        logits = torch.from_numpy(np.asarray(x, np.float32) @ weights + bias)
+        with torch.inference_mode():
+            return detector.probabilities(logits).numpy().astype(np.float16)
+    return score
 
 
 def _scorer(scores: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[np.ndarray], np.ndarray]:
-    """numpy batch → float16 scores, in forward passes of SCORE_BATCH inputs, without gradients."""
+    """numpy batch → float16 scores, without gradients (the models' `scores` run their own forward batches)."""
     def score(x: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            parts = [scores(torch.from_numpy(np.ascontiguousarray(x[i:i + SCORE_BATCH]))).numpy()
-                     for i in range(0, len(x), SCORE_BATCH)]
-        return np.concatenate(parts).astype(np.float16)
+            return scores(torch.from_numpy(np.ascontiguousarray(x))).numpy().astype(np.float16)
     return score
 
 
