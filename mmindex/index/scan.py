@@ -75,16 +75,17 @@ class EmbeddingScan:
 
     def __init__(self, parts: Sequence[Part], n: int, dim: int, limits: dict[int, np.ndarray]):
         self.views = [_FileView(p.arrays.embeddings) for p in parts]
-        self.row_of = []  # per part: the snapshot row of each row of its file, -1 for rows the snapshot lacks
-        for p in parts:
-            rows = np.full(p.arrays.embeddings.shape[0], -1, np.int64)
-            rows[p.take] = np.arange(n)[p.dest]
-            self.row_of.append(rows)
+        # the snapshot row of each row of each file (files end to end), -1 for rows the snapshot lacks
+        sizes = [p.arrays.embeddings.shape[0] for p in parts]
+        self.offsets = np.cumsum([0, *sizes])
+        self.row_of = np.full(int(self.offsets[-1]), -1, np.int64)
+        for p, start in zip(parts, self.offsets, strict=False):
+            self.row_of[start + np.arange(p.arrays.embeddings.shape[0])[p.take]] = np.arange(n)[p.dest]
         for p in parts:
             if p.batch_id not in limits:
                 limits[p.batch_id] = max_abs(p.arrays.embeddings)
         self.limit = np.max([limits[p.batch_id] for p in parts], axis=0) if parts else np.zeros(dim, np.float32)
-        self.rows_scanned = sum(len(r) for r in self.row_of)
+        self.rows_scanned = len(self.row_of)
 
     def error_bound(self, vectors: np.ndarray) -> np.ndarray:
         """(m,): how far a FAISS score of each vector can be from the exact one, for any stored row.
@@ -98,7 +99,8 @@ class EmbeddingScan:
         return (dim + 4) * _U * 1.01 * (np.abs(vectors.astype(np.float64)) @ self.limit.astype(np.float64))
 
     def top(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """For each query, its k best rows by approximate inner product: (rows (m, k), scores (m, k), tau (m,)).
+        """For each query, its k best rows by approximate inner product: (rows (m, k), scores (m, k), tau (m,)),
+        in no particular order.
 
         Rows are snapshot rows, -1 for a row of a file that the snapshot does not see (drop those). Every
         row not listed scores at most tau (the k-th score over all the files; -inf when every row is listed):
@@ -111,26 +113,25 @@ class EmbeddingScan:
         later = _pool().submit(self._scan, q[half:], k) if len(q) > 1 else None
         first = self._scan(q[:half], k)
         scores, rows = first if later is None else (np.concatenate(p) for p in zip(first, later.result(), strict=True))
-        best = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-        scores, rows = np.take_along_axis(scores, best, 1), np.take_along_axis(rows, best, 1)
-        if self.rows_scanned <= k:
-            tau = np.full(len(q), -np.inf)
-        else:
-            tau = scores[:, -1].astype(np.float64)
+        if scores.shape[1] > k:  # the k best of the files' lists (in no particular order)
+            best = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+            scores, rows = np.take_along_axis(scores, best, 1), np.take_along_axis(rows, best, 1)
+        tau = np.full(len(q), -np.inf) if self.rows_scanned <= k else scores.min(axis=1).astype(np.float64)
+        rows = np.where(rows >= 0, self.row_of[np.maximum(rows, 0)], -1)
         return rows, scores, tau
 
     def _scan(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, snapshot rows) of each file's k best rows for queries `q`, side by side, on this thread."""
+        """(scores, rows of the files end to end) of each file's k best rows for queries `q`, on this thread."""
         import faiss  # deferred: as above
 
         threads = faiss.omp_get_max_threads()
         faiss.omp_set_num_threads(1)  # per thread (an OpenMP setting of the calling thread)
         try:
             found_s, found_r = [], []
-            for view, row_of in zip(self.views, self.row_of, strict=True):
+            for view, start in zip(self.views, self.offsets, strict=False):
                 scores, idx = view.index.search(q, min(k, view.index.ntotal))
                 found_s.append(scores)
-                found_r.append(np.where(idx >= 0, row_of[np.maximum(idx, 0)], -1))
+                found_r.append(np.where(idx >= 0, idx + start, -1))
             return np.concatenate(found_s, axis=1), np.concatenate(found_r, axis=1)
         finally:
             faiss.omp_set_num_threads(threads)

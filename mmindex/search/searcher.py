@@ -93,8 +93,9 @@ class Searcher:
             raise QueryError(f"unknown fusion method {spec.fusion!r}; choose from {', '.join(fusion.FUSION_METHODS)}")
         # Only the cached arrays need the lock (a reload replaces them); the arrays are immutable and each
         # thread has its own SQLite reader, so the ranking itself runs in parallel (NumPy and FAISS free the GIL).
+        single = len(query.like) == 1 and not query.concepts and not query.text and not judged
         with self._lock:
-            snap, nearest = self._arrays()
+            snap, nearest = self._arrays(vectors=single)  # only one example's query reads the vector index
         reader = self.reader()
         rankers, no_hits = self._rankers(spec, query, snap, reader)
         explanation = self._explanation(spec, rankers, query)
@@ -144,7 +145,7 @@ class Searcher:
         if not ids:
             raise QueryError("feedback needs at least one --positive or --negative segment id")
         with self._lock:
-            snap, _ = self._arrays()
+            snap, _ = self._arrays(vectors=False)
         missing = [i for i in ids if snap.row_of(i) is None]
         if missing:
             raise QueryError(f"segment ids not in the index: {', '.join(map(str, missing))}")
@@ -225,7 +226,7 @@ class Searcher:
     def label(self, name: str, n: int = 20, strategy: str = "uncertain", seed: int = 0) -> dict:
         """See `Engine.label` (search/active.py chooses)."""
         with self._lock:
-            snap, _ = self._arrays()
+            snap, _ = self._arrays(vectors=False)
         return active.propose(self.reader(), snap, self.vocabulary, name, n, strategy, seed)
 
     def last_judgments(self) -> tuple[list[int], list[int]]:
@@ -281,17 +282,21 @@ class Searcher:
             self._readers.append(reader)  # list.append is atomic; not under _lock, which _arrays() holds
         return reader
 
-    def _arrays(self) -> tuple[Snapshot, VectorIndex]:
+    def _arrays(self, vectors: bool = True) -> tuple[Snapshot, VectorIndex]:
         """The committed arrays and vector index, reloaded only when the store's generation changed.
 
         The vector-index file is mapped once and kept while the store names it; segments committed since
-        it was written are searched exactly in memory, removed ones are filtered out (see vectors.py).
+        it was written are searched exactly in memory, removed ones are filtered out (see vectors.py). Without
+        `vectors` the index may be None: a query without a single example never loads it (nor FAISS).
         """
         store = self.reader()
-        if self._cache is None or self._cache[0].generation != store.generation:
+        cached = self._cache if self._cache is not None and self._cache[0].generation == store.generation else None
+        if cached is None or vectors and cached[1] is None:
             check_matches(store.meta("vector_index"), self.vector_index)
             for _attempt in range(5):
-                snap = store.snapshot()
+                snap = cached[0] if cached is not None else store.snapshot()
+                if not vectors:
+                    break
                 try:
                     if self._base is None or self._base.file != snap.vector_file:
                         self._base = load_base(self.index_dir, snap.vector_file, store.meta("vector_factory"))
@@ -300,14 +305,16 @@ class Searcher:
                     if store.generation == snap.generation:  # gone for good, not replaced by a writer
                         self._base = self._damaged_vectors(IndexDamaged(self.index_dir, f"{exc.filename} is missing"))
                         break
+                    cached = None
                     continue  # replaced by a writer since this snapshot: take a new one
                 except IndexDamaged as exc:
                     self._base = self._damaged_vectors(exc)
                     break
             else:
                 raise StoreError("index changed too often while reading; try again")
-            self._cache = (snap, VectorIndex(snap.embeddings, snap.ids, base=self._base, build=False))
-        return self._cache
+            self._cache = (snap, VectorIndex(snap.embeddings, snap.ids, base=self._base, build=False) if vectors
+                           else None)
+        return self._cache  # type: ignore[return-value]
 
     @staticmethod
     def _damaged_vectors(exc: IndexDamaged) -> None:
