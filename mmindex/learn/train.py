@@ -130,6 +130,14 @@ def _optimizer(model: Detector, config: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum)
 
 
+def _datasets(data_spec: str, val_spec: str | None, config: TrainConfig) -> tuple[data.Dataset, data.Dataset]:
+    """The training and validation sets: `val_spec`'s, or a seeded split of `data_spec`'s."""
+    ds = data.load_dataset(data_spec).check()
+    if val_spec:
+        return ds, data.load_dataset(val_spec, ds.labels).check()
+    return data.split(ds, config.val_fraction, config.seed)
+
+
 def train(data_spec: str, out: str | os.PathLike, config: TrainConfig | None = None, *, val_spec: str | None = None,
           name: str | None = None, resume: bool = False, progress: ProgressFn | None = None,
           feature_progress=None, curves: bool = True, device: str = "auto") -> TrainReport:
@@ -145,10 +153,7 @@ def train(data_spec: str, out: str | os.PathLike, config: TrainConfig | None = N
     out = Path(out).expanduser()
     name = name or out.stem
     seed_everything(config.seed)
-    ds = data.load_dataset(data_spec).check()
-    val = data.load_dataset(val_spec, ds.labels).check() if val_spec else None
-    if val is None:
-        ds, val = data.split(ds, config.val_fraction, config.seed)
+    ds, val = _datasets(data_spec, val_spec, config)
     loss_kind = resolve_loss(config, ds)
     dev = resolve_device(device)
     x, ds, wid = prepare_inputs(config, ds, feature_progress, device=dev)
