@@ -47,7 +47,7 @@ class Engine:
         `text_encoder` names the encoder of free-text queries (mmindex.text; default "minilm")."""
         self.index_dir = Path(index).expanduser() if index is not None else default_index_dir()
         self.config = config or IngestConfig()
-        model = LazyModel(self.config.model, self.config.backend, self.config.threads)
+        model = LazyModel(self.config.model, self.config.backend, self.config.threads, self.config.precision)
         self.indexer = Indexer(self.index_dir, self.config, model, vector_index)
         self.searcher = Searcher(self.index_dir, self.config, model, vector_index, text_encoder)
 

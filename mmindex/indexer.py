@@ -49,7 +49,8 @@ class Indexer:
         embed_dim = (self.model if self.model.name == self.config.model else LazyModel(self.config.model)).embed_dim
         setting = check_setting(self.vector_index or vectors.DEFAULT_SETTING, embed_dim)
         concepts = [(c.id, c.name, c.source) for c in Vocabulary.imagenet().classes]
-        return Store.create(self.index_dir, self.config.model, embed_dim, concepts, vector_index=setting)
+        return Store.create(self.index_dir, self.config.model, embed_dim, concepts, vector_index=setting,
+                            precision=self.config.precision)
 
     def add(self, paths: Iterable[str | os.PathLike], progress: ProgressFn | None = None,
             confine_to: Iterable[str] | None = None) -> AddReport:
@@ -61,6 +62,12 @@ class Indexer:
             if built_with != self.config.model:
                 raise StoreError(f"index {self.index_dir} was built with model {built_with!r}, "
                                  f"not {self.config.model!r}")
+            precision = store.meta("precision") or "fp32"  # indexes made before issue 20 are fp32
+            if precision != self.config.precision:
+                raise StoreError(f"index {self.index_dir} was built with --precision {precision}, not "
+                                 f"{self.config.precision}: add with --precision {precision}")
+            if self.config.precision != "fp32" and self.config.executor != "local":
+                raise ClusterError(f"--precision {self.config.precision} runs with --executor local only")
             check_matches(store.meta("vector_index"), self.vector_index)
             config = self._keyframe_settings(store)
             if progress:

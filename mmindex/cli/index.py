@@ -20,6 +20,9 @@ from mmindex.search.requests import AddRequest, RemoveRequest
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1, 4096))
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64), help="Decoding threads.")
 @click.option("--runtime", "backend", type=click.Choice(["auto", "onnx", "torch"]), default="auto", show_default=True)
+@click.option("--precision", type=click.Choice(["fp32", "int8"]), default="fp32", show_default=True,
+              help="The model's: int8 is about twice as fast on the CPU and agrees with fp32's top-1 on 97% of "
+                   "photos; built once (a minute; needs mmindex[samples]). An index keeps its precision.")
 @click.option("--pool", type=click.Choice(["max", "mean"]), default="max", show_default=True,
               help="How a segment's scores are pooled over its keyframes.")
 @click.option("--frame-step", default=1, show_default=True, type=click.IntRange(1, 100),
@@ -46,11 +49,12 @@ from mmindex.search.requests import AddRequest, RemoveRequest
               help="Also store each keyframe's embedding (float16), which temporal models applied to the index read "
                    "(docs/learning.md#apply). The index keeps doing so for later adds.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def add(index, model, batch_size, workers, backend, pool, frame_step, shots_dir, executor, ray_address,
+def add(index, model, batch_size, workers, backend, precision, pool, frame_step, shots_dir, executor, ray_address,
         ray_workers, vector_index, auto_compact, keyframe_rate, keyframe_embeddings, quiet, **options) -> None:
     """Index files and folders (recursively); unchanged files are skipped."""
     request = AddRequest(**request_values(AddRequest, options))
-    config = IngestConfig(model=model, batch_size=batch_size, workers=workers, backend=backend, pool=pool,
+    config = IngestConfig(model=model, batch_size=batch_size, workers=workers, backend=backend, precision=precision,
+                          pool=pool,
                           frame_step=frame_step, shots_dir=shots_dir, executor=executor, ray_address=ray_address,
                           ray_workers=ray_workers, auto_compact=auto_compact, keyframe_rate=keyframe_rate,
                           keyframe_embeddings=keyframe_embeddings)
@@ -85,7 +89,7 @@ def info(index, as_json) -> None:
     click.echo(f"segments:  {data['segments']}")
     click.echo(f"keyframes: {data['keyframes']}")
     click.echo(f"concepts:  {data['concepts']}")
-    click.echo(f"models:    {', '.join(data['models'])} ({data['embed_dim']}-d embeddings)")
+    click.echo(f"models:    {', '.join(data['models'])} ({data['precision']}, {data['embed_dim']}-d embeddings)")
     files = data["batch_files"]
     click.echo(f"segments on disk: {files['files']} batch files ({files['legacy_files']} in the old format), "
                f"{files['rows']} rows of which {files['dead_rows']} dead" +

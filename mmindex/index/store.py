@@ -77,10 +77,11 @@ class Store(BatchRows, DetectorRows, JudgmentRows, MediaRows):
     @classmethod
     def create(
         cls, root: str | os.PathLike, model: str, embed_dim: int, concepts: Sequence[tuple[str, str, str]],
-        vector_index: str = "flat",
+        vector_index: str = "flat", precision: str = "fp32",
     ) -> Store:
         """Create a new index for `model` and open it for writing; `concepts` are the score columns
-        as (id, name, source); `vector_index` the vector-index setting (see `mmindex.index.vectors`).
+        as (id, name, source); `vector_index` the vector-index setting (see `mmindex.index.vectors`);
+        `precision` the model's, "fp32" or "int8" (recorded; an index without it is fp32).
 
         Atomic: the database is built complete under a temporary name and renamed, so an interrupt leaves
         either no index or a whole one. An unfinished database left by an interrupted creation of an older
@@ -102,7 +103,7 @@ class Store(BatchRows, DetectorRows, JudgmentRows, MediaRows):
                     (root / (DB_FILE + suffix)).unlink(missing_ok=True)
             if not cls.exists(root):  # else a concurrent creator won the race: open what it made
                 meta = {"model": model, "embed_dim": str(embed_dim), "created": str(time.time()),
-                        "vector_index": vector_index, "generation": "1"}
+                        "vector_index": vector_index, "generation": "1", "precision": precision}
                 schema.build_database(root, meta, concepts)
         except BaseException:
             os.close(lock_fd)

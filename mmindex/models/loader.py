@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 
@@ -18,8 +19,8 @@ class LazyModel:
     from the cache and PyTorch is never imported; `backbone` always builds the network.
     """
 
-    def __init__(self, name: str, backend: str = "auto", threads: int | None = None):
-        self.name, self._backend, self._threads = name, backend, threads
+    def __init__(self, name: str, backend: str = "auto", threads: int | None = None, precision: str = "fp32"):
+        self.name, self._backend, self._threads, self.precision = name, backend, threads, precision
         self._backbone = None
         self._runtime = None
         self._export: exports.ExportInfo | None | bool = False  # False: not looked up yet
@@ -68,6 +69,9 @@ class LazyModel:
     def runtime(self):
         """`Runtime` (or, from a cached export, `CachedRuntime`, which runs the same graph the same way)."""
         info = self.export
+        if info is not None and self.precision == "int8":  # the quantized graph beside the export, if built
+            int8 = info.onnx.with_name(f"{info.onnx.stem}-int8.onnx")
+            info = dataclasses.replace(info, onnx=int8) if int8.is_file() else None
         if info is not None and self._runtime is None:
             with self._lock:
                 if self._runtime is None:
@@ -84,8 +88,8 @@ class LazyModel:
                 from mmindex.models.registry import get_entry
                 from mmindex.models.runtime import Runtime  # deferred: PyTorch and ONNX Runtime
 
-                runtime = Runtime(backbone, backend=self._backend, threads=self._threads)
-                if runtime.backend == "onnx" and runtime.onnx_path is not None:
+                runtime = Runtime(backbone, backend=self._backend, threads=self._threads, precision=self.precision)
+                if runtime.backend == "onnx" and runtime.onnx_path is not None and self.precision == "fp32":
                     exports.record(backbone, runtime.onnx_path, get_entry(self.name).default_weights)
                 self._runtime = runtime
             return self._runtime

@@ -139,14 +139,19 @@ def quantize(fp32: Path, out: Path, inputs: np.ndarray, method: str = "MinMax",
     return out
 
 
-def int8_model(backbone: Backbone, folder: Path) -> Path:
-    """The int8 model of `backbone` in `folder` (the ONNX cache): reused when there, else built (a minute)."""
-    path = folder / f"{backbone.name}-{backbone.weights_id}-int8.onnx"
-    if path.is_file():
-        return path
-    log.info("quantizing %s to int8 (once; cached in %s)", backbone.name, path)
+def write_int8(backbone: Backbone, path: Path) -> None:
+    """Build the int8 model of `backbone` into `path` (atomically): export with static padding, calibrate on the
+    bundled media, quantize. About a minute on two cores."""
+    log.info("quantizing %s to int8 (%s)", backbone.name, path)
     with tempfile.TemporaryDirectory(prefix="mmindex-int8-") as tmp:
         static = Path(tmp) / "static.onnx"
         export_static(backbone, static)
         quantize(static, path, calibration_inputs(backbone.data_config))
+
+
+def int8_model(backbone: Backbone, folder: Path) -> Path:
+    """The int8 model of `backbone` in `folder` (an ONNX cache): reused when there, else built."""
+    path = folder / f"{backbone.name}-{backbone.weights_id}-int8.onnx"
+    if not path.is_file():
+        write_int8(backbone, path)
     return path

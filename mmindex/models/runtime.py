@@ -26,6 +26,8 @@ from mmindex.models.weights import RANDOM_WEIGHTS
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "onnx", "torch")
+#: Model precisions (the CLI's `--precision`): "int8" is the statically quantized ONNX model of models/quantize.py.
+PRECISIONS = ("fp32", "int8")
 #: ONNX opset of the exported graphs (supported by onnxruntime >= 1.14).
 OPSET = 17
 
@@ -42,13 +44,21 @@ class Runtime:
     threads: intra-op threads (default: `os.cpu_count()`). For "torch" it sets `torch.set_num_threads`,
       which is process-wide, and only when given.
     cache_dir: default `$MMINDEX_CACHE` (else `~/.cache/mmindex`).
+    precision: "fp32", or "int8": the model quantized by models/quantize.py, built once (about a minute) and
+      cached as `cache_dir/onnx/<name>-<weights_id>-int8.onnx`; ONNX Runtime on the CPU only, never a fallback.
     `backend` holds the backend actually used after construction. The backbone is put in eval mode.
     """
 
     def __init__(self, backbone: Backbone, backend: str = "auto", threads: int | None = None,
-                 cache_dir: str | os.PathLike | None = None, device: str | torch.device | None = None):
+                 cache_dir: str | os.PathLike | None = None, device: str | torch.device | None = None,
+                 precision: str = "fp32"):
         if backend not in BACKENDS:
             raise ModelError(f"unknown runtime {backend!r}; choose one of {', '.join(BACKENDS)}")
+        if precision not in PRECISIONS:
+            raise ModelError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+        self.precision = precision
+        if precision == "int8" and (backend == "torch" or torch.device(device or "cpu").type != "cpu"):
+            raise ModelError("the int8 model runs on ONNX Runtime on the CPU: use --runtime onnx (or auto)")
         self.backbone = backbone.eval()
         self.threads = threads or os.cpu_count() or 1
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
@@ -62,7 +72,9 @@ class Runtime:
                 self.backend = "onnx"
                 return
             except Exception as e:  # export and onnxruntime raise many types; all mean "cannot use ONNX"
-                if backend == "onnx":
+                if isinstance(e, ModelError) and precision == "int8":
+                    raise  # says what is missing (the sample media to calibrate on)
+                if backend == "onnx" or precision == "int8":
                     raise ModelError(f"ONNX Runtime unavailable for {backbone.name}: {type(e).__name__}: {e}") from e
                 log.warning("ONNX Runtime unavailable for %s (%s: %s); falling back to PyTorch",
                             backbone.name, type(e).__name__, e)
@@ -135,7 +147,7 @@ class Runtime:
             except OSError as e:
                 log.warning("cannot create ONNX cache %s (%s); exporting to a temporary folder", folder, e)
                 folder = self._private_folder()
-        path = folder / f"{b.name}-{b.weights_id}.onnx"
+        path = folder / f"{b.name}-{b.weights_id}{'-int8' if self.precision == 'int8' else ''}.onnx"
         if path.is_file():
             log.info("using cached ONNX model %s", path)
         else:
@@ -153,6 +165,11 @@ class Runtime:
 
     def _export(self, path: Path) -> None:
         """Export to a temporary file beside `path`, then rename: a reader never sees half a file."""
+        if self.precision == "int8":
+            from mmindex.models.quantize import write_int8  # deferred: ONNX Runtime's quantization tools
+
+            write_int8(self.backbone, path)
+            return
         size = self.backbone.data_config.input_size
         # Batch 2, not 1: tracing at batch 1 can let an exporter fold the batch dimension into constants.
         dummy = torch.zeros(2, 3, size, size)

@@ -33,6 +33,7 @@ def describe(index_dir: Path, store: Store, snap: Snapshot, index: VectorIndex, 
         "index": str(index_dir),
         **store.counts(),
         "models": [store.meta("model")],
+        "precision": store.meta("precision") or "fp32",  # indexes made before issue 20 are fp32
         "embed_dim": embed_dim,
         "batch_files": store.batch_files(),
         "vector_index": vector_index,

