@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.special import expit, softmax
 
 from mmindex.errors import DetectorError
 from mmindex.extract.inputs import ModelInput
@@ -83,20 +84,27 @@ def load(path: str | os.PathLike) -> Applicable:
 
 
 def _linear_probe(detector) -> Callable[[np.ndarray], np.ndarray] | None:
-    """A linear probe as one matrix product: the input normalisation folded into the head, W((x − μ)/σ) + b =
-    (W/σ)x + (b − (W/σ)μ), so that scoring an index reads each embedding once (None for an MLP head)."""
+    """A linear probe as one matrix product: the input normalisation and the calibration folded into the head,
+    so that scoring an index reads each embedding once. W((x − μ)/σ) + b = (W/σ)x + (b − (W/σ)μ); softmax's
+    temperature divides, Platt's (a, b) per label scales and shifts, the logits. None for an MLP head."""
     layers = [m for m in detector.head.net if not isinstance(m, torch.nn.Dropout)]
     if len(layers) != 1 or not isinstance(layers[0], torch.nn.Linear):
         return None
     with torch.no_grad():
-        w = layers[0].weight / detector.std.view(1, -1)
-        b = layers[0].bias - (w * detector.mean.view(1, -1)).sum(1)
+        w = layers[0].weight.double() / detector.std.double().view(1, -1)
+        b = layers[0].bias.double() - (w * detector.mean.double().view(1, -1)).sum(1)
+        if detector.loss == "softmax":
+            w, b = w / detector.temperature.double(), b / detector.temperature.double()
+        elif detector.loss == "sigmoid":
+            a = detector.platt_a.double()
+            w, b = w * a.view(-1, 1), b * a + detector.platt_b.double()
     weights, bias = np.ascontiguousarray(w.T.numpy(), np.float32), b.numpy().astype(np.float32)
+    loss = detector.loss
 
     def score(x: np.ndarray) -> np.ndarray:
-        logits = torch.from_numpy(np.asarray(x, np.float32) @ weights + bias)
-        with torch.inference_mode():
-            return detector.probabilities(logits).numpy().astype(np.float16)
+        z = np.asarray(x, np.float32) @ weights + bias
+        p = softmax(z, axis=1) if loss == "softmax" else expit(z) if loss == "sigmoid" else np.clip(z, 0.0, 1.0)
+        return p.astype(np.float16)
     return score
 
 

@@ -136,3 +136,19 @@ def test_sequences_are_sampled_at_the_model_rate_and_clips_centred_in_the_shot()
     assert sample_sequence(times, emb, 3, 4.0)[:, 0].tolist() == [0, 0, 1]  # denser: the nearest keyframe
     assert clip_times(10.0, 12.0, 4, 2.0) == [10.25, 10.75, 11.25, 11.75]
     assert clip_times(0.0, 0.5, 4, 2.0) == [0.0, 0.0, 0.5 - 1e-6, 0.5 - 1e-6]  # a short shot repeats its ends
+
+
+@pytest.mark.parametrize("loss", ["softmax", "sigmoid", "mse"])
+def test_a_linear_probe_scores_as_its_network_with_normalisation_and_calibration_folded_in(tmp_path, loss):
+    torch.manual_seed(0)
+    det = Detector(TrainConfig(mode="probe", backbone="efficientnet_lite0"), ["a", "b", "c"], loss, in_dim=D)
+    det.set_normalisation(torch.randn(64, D) * 3 + 1)
+    det.head.net[-1].weight.data.mul_(5)  # scores spread over [0, 1]
+    det.temperature.fill_(1.7)
+    det.platt_a.copy_(torch.tensor([0.5, 2.0, 1.3]))
+    det.platt_b.copy_(torch.tensor([0.1, -1.0, 0.3]))
+    checkpoint.save_bundle(tmp_path / "p.mmdet", "p", det, "w1", D)
+    x = np.random.default_rng(1).standard_normal((500, D)).astype(np.float32)
+    folded = applicable.load(tmp_path / "p.mmdet").score(x).astype(np.float32)
+    network = checkpoint.load_bundle(tmp_path / "p.mmdet").score_embeddings(x).astype(np.float32)
+    assert np.abs(folded - network).max() <= 1e-3 and folded.std() > 0.05  # float16 rounding only
