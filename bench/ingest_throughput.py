@@ -134,9 +134,9 @@ def main() -> None:
                         "-q", "--batch-size", str(args.batch), "--model", args.model], check=True, env=env)
         wall = time.perf_counter() - t
         add_rate = len(paths) / wall
+        mb = np.mean([p.stat().st_size for p in paths[:n_dec]]) / 1e6
         peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
-    mb = np.mean([p.stat().st_size for p in paths[:n_dec]]) / 1e6 if paths else 0.0
     print(f"model {args.model}, {len(paths)} JPEGs {args.size} ({mb:.2f} MB each), batch {args.batch}, {cores} cores, "
           f"runtime {runtime.backend}, load average {os.getloadavg()[0]:.1f}")
     print("| measure | value |")
