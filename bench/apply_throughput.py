@@ -140,9 +140,14 @@ def pixels(tmp: Path, folder: Path, mode: str, runs: int, limit: int) -> dict:
     det = Detector(config, [f"l{i}" for i in range(10)], "softmax")
     checkpoint.save_bundle(tmp / f"{mode}.mmdet", mode, det, None, None)
     model = applicable.load(tmp / f"{mode}.mmdet")
-    rate, total = steady(runs, lambda progress: engine.apply(tmp / f"{mode}.mmdet", progress=progress))
-    return {"images": len(files), "apply_per_s": rate, "apply_whole_s": total,
-            "add_decode_model_per_s": add_rate(sub, model, runs)}
+    rates, totals, baseline = [], [], []
+    for _ in range(runs):  # interleaved, so that a change in the machine's load falls on both alike
+        rate, total = steady(1, lambda progress: engine.apply(tmp / f"{mode}.mmdet", progress=progress))
+        rates.append(rate)
+        totals.append(total)
+        baseline.append(add_rate(sub, model, 1))
+    return {"images": len(files), "apply_per_s": max(rates), "apply_whole_s": min(totals),
+            "add_decode_model_per_s": max(baseline)}
 
 
 def temporal(tmp: Path, runs: int) -> dict:

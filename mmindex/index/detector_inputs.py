@@ -160,7 +160,8 @@ def _read_back(media: readback.IndexedMedia, spec: ModelInput, read: ReadOptions
         raise MediaError(f"unexpected error while decoding: {type(exc).__name__}: {exc}") from None
 
 
-CHUNK = 256  # keyframes (or clips / 8) scored at once: a compacted batch of 65,536 rows is never all in memory
+CHUNK_BYTES = 16 << 20  # inputs scored at once: a compacted batch of 65,536 rows is never all in memory, and a
+# forward pass stays the size of `add`'s (26 keyframes of 224×224 for a finetuned backbone, thousands for scratch)
 
 
 def _read_scored(store: Store, scorer: Scorer, sizes: dict[int, int], read: ReadOptions,
@@ -172,8 +173,7 @@ def _read_scored(store: Store, scorer: Scorer, sizes: dict[int, int], read: Read
             yield from ((batch_id, path, rows, media) for path, rows, media in _media_of(store, batch_id))
             yield batch_id, None, [], None  # the batch ends here
 
-    total, done = store.segment_count(), 0
-    clips = scorer.takes == "clip"
+    total, done, held = store.segment_count(), 0, 0
     with ThreadPoolExecutor(max_workers=max(1, read.workers), thread_name_prefix="mmindex-readback") as pool:
         ahead: deque = deque()
         todo = files()
@@ -197,12 +197,13 @@ def _read_scored(store: Store, scorer: Scorer, sizes: dict[int, int], read: Read
                     for row, x in zip(rows, job.result(), strict=True):
                         chunk_rows.append(row)
                         chunk.append(x)
+                        held += x.nbytes
                 except MediaError as exc:
                     errors.append((path, str(exc)))
                 done += len(rows)
-            if chunk and (job is None or (len(chunk) * 8 if clips else sum(len(x) for x in chunk)) >= CHUNK):
+            if chunk and (job is None or held >= CHUNK_BYTES):
                 scores[chunk_rows] = score_inputs(scorer, chunk)
-                chunk_rows, chunk = [], []
+                chunk_rows, chunk, held = [], [], 0
             if progress and job is not None:
                 progress(done, total)
             if job is None:
