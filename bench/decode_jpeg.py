@@ -172,12 +172,14 @@ def sample_photo_classes(decs, runtime) -> None:
         print(f"| {name} | " + " | ".join(cells) + " |")
 
 
-def imagenet_accuracy(folder: str, decs, runtime) -> None:
+def imagenet_accuracy(folder: str, decs, runtime, size: tuple[int, int] | None = None) -> None:
+    """Top-1 accuracy per decoder on ImageNet-named photos, as they are or resized to `size` (quality 90)."""
     index = {c.id: i for i, c in enumerate(Vocabulary.imagenet().classes)}
     paths = sorted(p for p in Path(folder).iterdir() if p.name[:9] in index)
     labels = np.array([index[p.name[:9]] for p in paths])
-    data = [p.read_bytes() for p in paths]
-    print(f"\nImageNet top-1 accuracy on {len(paths)} labelled photos of {folder!r}:\n")
+    data = [p.read_bytes() if size is None else jpeg(open_image(p.read_bytes(), MAX_PIXELS), size) for p in paths]
+    shown = "as they are" if size is None else f"resized to {size[0]}x{size[1]}"
+    print(f"\nImageNet top-1 accuracy on {len(paths)} labelled photos, {shown}:\n")
     print("| decoder | top-1 accuracy | agreement with Pillow full |")
     print("|---|---|---|")
     ref = None
@@ -192,6 +194,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--photos", help="a folder of natural JPEG photos (the bigger the better); default: the samples")
     ap.add_argument("--imagenet", help="a folder of ImageNet photos named WNID_*.JPEG, for top-1 accuracy")
+    ap.add_argument("--imagenet-size", help="WIDTHxHEIGHT: also measure the --imagenet photos resized to it")
     ap.add_argument("--n", type=int, default=24, help="images per set")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--model", default=DEFAULT_MODEL)
@@ -207,6 +210,9 @@ def main() -> None:
     sample_photo_classes(decs, runtime)
     if args.imagenet:
         imagenet_accuracy(args.imagenet, decs, runtime)
+        if args.imagenet_size:
+            size = tuple(int(v) for v in args.imagenet_size.lower().split("x"))
+            imagenet_accuracy(args.imagenet, decs, runtime, size)
     print(f"\nload average at the end {os.getloadavg()[0]:.1f}")
 
 
