@@ -42,6 +42,7 @@ def export_static(backbone: Backbone, path: Path, opset: int = 17) -> None:
     try:
         with atomic_write(path) as tmp, torch.no_grad(), warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=DeprecationWarning)  # the TorchScript exporter's notices
+            warnings.filterwarnings("ignore", message="Constant folding")  # the constant pads' Slice: harmless
             torch.onnx.export(backbone, (dummy,), str(tmp), input_names=["images"],
                               output_names=["probs", "embeddings"],
                               dynamic_axes={"images": {0: "batch"}, "probs": {0: "batch"},
