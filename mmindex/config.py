@@ -32,8 +32,9 @@ class IngestConfig:
     backend: the inference runtime (the CLI's `--runtime`): "auto" (ONNX Runtime, falling back to PyTorch),
         "onnx" or "torch".
     precision: the model's (the CLI's `--precision`): "fp32", or "int8" (ONNX Runtime's static quantization,
-        models/quantize.py: about twice as fast on the CPU, top-1 the same as fp32's for 97% of photos). An index
-        records the precision it was built with, and adding in another is refused.
+        models/quantize.py: about twice as fast on the CPU, top-1 the same as fp32's for 97% of photos); None:
+        the index's own (fp32 for a new one). An index records the precision it was built with, and adding in
+        another is refused. The `Engine` resolves None, so that queries by example embed in the index's too.
     max_pixels: larger images are rejected as decompression bombs (Pillow's default limit).
     pool: how a segment's scores are pooled over its keyframes, "max" or "mean".
     frame_step: shot detection looks at every frame_step-th video frame (faster, but transitions
@@ -59,7 +60,7 @@ class IngestConfig:
     batch_size: int = 32
     workers: int = 2
     backend: str = "auto"
-    precision: str = "fp32"
+    precision: str | None = None
     threads: int | None = None
     max_pixels: int = 89_478_485
     pool: str = "max"

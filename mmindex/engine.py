@@ -12,7 +12,9 @@ share the index folder, the ingest configuration and one lazily loaded model. It
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -20,6 +22,7 @@ import numpy as np
 
 from mmindex.concepts import BUILTIN_PREFIX, Concept, Vocabulary
 from mmindex.config import IngestConfig, default_index_dir
+from mmindex.errors import MmindexError
 from mmindex.index.check import Problem
 from mmindex.index.ingest import AddReport, ProgressFn
 from mmindex.index.store import Store
@@ -47,6 +50,8 @@ class Engine:
         `text_encoder` names the encoder of free-text queries (mmindex.text; default "minilm")."""
         self.index_dir = Path(index).expanduser() if index is not None else default_index_dir()
         self.config = config or IngestConfig()
+        if self.config.precision is None:  # the index's own: an int8 index adds, and embeds query images, in int8
+            self.config = dataclasses.replace(self.config, precision=_stored_precision(self.index_dir))
         model = LazyModel(self.config.model, self.config.backend, self.config.threads, self.config.precision)
         self.indexer = Indexer(self.index_dir, self.config, model, vector_index)
         self.searcher = Searcher(self.index_dir, self.config, model, vector_index, text_encoder)
@@ -268,3 +273,14 @@ def _concept_names(cid: str, label: str, vocabulary: Vocabulary, builtin: Vocabu
     shadowed = builtin.shadowed(label)
     return {"id": cid, "name": label, "query": label if vocabulary.resolve(label).id == cid else cid,
             "shadows": {"id": shadowed.id, "query": f"{BUILTIN_PREFIX}{label}"} if shadowed else None}
+
+
+def _stored_precision(index_dir: Path) -> str:
+    """The model precision `index_dir` was built with: "fp32" for an index made before issue 20, or none yet."""
+    if not Store.exists(index_dir) or Store.unfinished(index_dir):
+        return "fp32"
+    try:
+        with Store.open(index_dir) as store:
+            return store.meta("precision") or "fp32"
+    except (MmindexError, sqlite3.Error, OSError):  # damaged or unreadable: the command itself says what is wrong
+        return "fp32"

@@ -65,7 +65,7 @@ class Indexer:
             precision = store.meta("precision") or "fp32"  # indexes made before issue 20 are fp32
             if precision != self.config.precision:
                 raise StoreError(f"index {self.index_dir} was built with --precision {precision}, not "
-                                 f"{self.config.precision}: add with --precision {precision}")
+                                 f"{self.config.precision}: add with --precision {precision} (or without it)")
             if self.config.precision != "fp32" and self.config.executor != "local":
                 raise ClusterError(f"--precision {self.config.precision} runs with --executor local only")
             check_matches(store.meta("vector_index"), self.vector_index)

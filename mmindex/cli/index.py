@@ -20,9 +20,10 @@ from mmindex.search.requests import AddRequest, RemoveRequest
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1, 4096))
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64), help="Decoding threads.")
 @click.option("--runtime", "backend", type=click.Choice(["auto", "onnx", "torch"]), default="auto", show_default=True)
-@click.option("--precision", type=click.Choice(["fp32", "int8"]), default="fp32", show_default=True,
-              help="The model's: int8 is about twice as fast on the CPU and agrees with fp32's top-1 on 97% of "
-                   "photos; built once (a minute; needs mmindex[samples]). An index keeps its precision.")
+@click.option("--precision", type=click.Choice(["fp32", "int8"]), default=None,
+              help="The model's (default: the index's own, fp32 for a new index): int8 is about twice as fast on "
+                   "the CPU and agrees with fp32's top-1 on 97% of photos; built once (a minute; needs "
+                   "mmindex[samples]). An index keeps its precision: adding in the other is refused.")
 @click.option("--pool", type=click.Choice(["max", "mean"]), default="max", show_default=True,
               help="How a segment's scores are pooled over its keyframes.")
 @click.option("--frame-step", default=1, show_default=True, type=click.IntRange(1, 100),

@@ -27,15 +27,23 @@ def test_the_index_records_its_precision_and_info_shows_it(int8_index, photo_ind
 
 
 def test_adding_in_the_other_precision_is_refused_with_what_to_do(int8_index, photo_index, sample_photos):
-    proc = run_cli("add", str(sample_photos), "--index", str(int8_index), "-q", check=False)
+    proc = run_cli("add", str(sample_photos), "--index", str(int8_index), "--precision", "fp32", "-q", check=False)
     assert proc.returncode != 0
-    assert "was built with --precision int8, not fp32: add with --precision int8" in proc.stderr
+    assert "was built with --precision int8, not fp32: add with --precision int8 (or without it)" in proc.stderr
     proc = run_cli("add", str(sample_photos), "--index", str(photo_index), "--precision", "int8", "-q", check=False)
     assert proc.returncode != 0 and "add with --precision fp32" in proc.stderr
     assert "Traceback" not in proc.stderr
-    # the same precision is welcome: nothing changed, nothing added
-    done = run_cli("add", str(sample_photos), "--index", str(int8_index), "--precision", "int8")
-    assert "added 0" in done.stdout + done.stderr
+    # the same precision is welcome, and so is none (the index's own): nothing changed, nothing added
+    for flags in (["--precision", "int8"], []):
+        done = run_cli("add", str(sample_photos), "--index", str(int8_index), *flags)
+        assert "added 0" in done.stdout + done.stderr
+
+
+def test_a_query_image_is_embedded_in_the_index_s_precision(int8_index, sample_photos):
+    doc = search_json(int8_index, "--like", str(sample_photos / "coffee.jpg"), "-k", "1")
+    assert names(doc) == ["coffee.jpg"]
+    # its own stored embedding, from the same decoding and the same int8 model: cosine 1 (an fp32 query, ~0.99)
+    assert doc["hits"][0]["score"] > 0.9999, doc
 
 
 @pytest.mark.parametrize("concept", ["espresso", "tabby", "daisy", "palace", "moped", "missile"])
