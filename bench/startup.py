@@ -6,7 +6,8 @@
 The cache (ONNX exports, text bank) is warmed first by one run of each kind, in a folder of its own unless
 --cache names one; every measured run is then a new process. `serve` is timed to its first answer to a
 search over HTTP. Each row is the median of --repeats runs (min and max beside it), next to
-`python -c "import mmindex"` measured in the same run; "torch" says whether the command imported PyTorch,
+`python -c "import mmindex"` measured in the same run, with the process's CPU time (user + system: on a machine
+shared with other jobs it varies less than the wall time); "torch" says whether the command imported PyTorch,
 timm or transformers (one more run under `python -X importtime`, not timed).
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import socket
 import statistics
@@ -40,12 +42,18 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "mmindex.cli", *args]
 
 
-def timed(cmd: list[str], env: dict, before=None) -> float:
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def timed(cmd: list[str], env: dict, before=None) -> tuple[float, float]:
+    """(wall s, CPU s) of one run of `cmd`; the CPU time (user + system) depends less on other jobs' load."""
     if before:
         before()
-    t = time.perf_counter()
+    c, t = _children_cpu(), time.perf_counter()
     subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=_CWD)
-    return time.perf_counter() - t
+    return time.perf_counter() - t, _children_cpu() - c
 
 
 def heavy_imports(cmd: list[str], env: dict, before=None) -> str:
@@ -58,13 +66,13 @@ def heavy_imports(cmd: list[str], env: dict, before=None) -> str:
     return ", ".join(m for m in HEAVY if m in found) or "no"
 
 
-def serve_seconds(index: Path, env: dict) -> float:
-    """From process start to the first answered search over HTTP."""
+def serve_seconds(index: Path, env: dict) -> tuple[float, float]:
+    """From process start to the first answered search over HTTP (and the CPU time of the whole process)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}/api/search?concept=espresso"
-    t = time.perf_counter()
+    c, t = _children_cpu(), time.perf_counter()
     proc = subprocess.Popen(_cli("serve", "--index", str(index), "--port", str(port), "--no-access-log"), env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=_CWD)
     try:
@@ -72,13 +80,16 @@ def serve_seconds(index: Path, env: dict) -> float:
             try:
                 with urllib.request.urlopen(url, timeout=5) as r:
                     if r.status == 200:
-                        return time.perf_counter() - t
+                        wall = time.perf_counter() - t
+                        break
             except OSError:
                 time.sleep(0.01)
-        raise RuntimeError("serve did not answer in 120 s")
+        else:
+            raise RuntimeError("serve did not answer in 120 s")
     finally:
         proc.terminate()
         proc.wait()
+    return wall, _children_cpu() - c
 
 
 def main() -> None:
@@ -139,10 +150,13 @@ def main() -> None:
     print(f"code: {Path(code).parent.parent.name}; {a.repeats} runs each; "
           f"load average {load[0]:.1f} before, {os.getloadavg()[0]:.1f} after; {os.cpu_count()} CPUs")
     print()
-    print("| command (fresh process, warm cache) | median s | min s | max s | imports torch/timm/transformers |")
-    print("|---|---:|---:|---:|---|")
-    for label, times, heavy in results:
-        print(f"| {label} | {statistics.median(times):.2f} | {min(times):.2f} | {max(times):.2f} | {heavy} |")
+    print("| command (fresh process, warm cache) | median s | min s | max s | CPU s (median) "
+          "| imports torch/timm/transformers |")
+    print("|---|---:|---:|---:|---:|---|")
+    for label, runs, heavy in results:
+        wall, cpu = [w for w, _ in runs], [c for _, c in runs]
+        print(f"| {label} | {statistics.median(wall):.2f} | {min(wall):.2f} | {max(wall):.2f} "
+              f"| {statistics.median(cpu):.2f} | {heavy} |")
 
 
 if __name__ == "__main__":

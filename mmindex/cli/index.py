@@ -38,8 +38,9 @@ from mmindex.search.requests import AddRequest, RemoveRequest
               help="With --executor ray: the cluster (auto, HOST:PORT or ray://HOST:10001); default a local one.")
 @click.option("--ray-workers", default=1, show_default=True, type=click.IntRange(1, 4096),
               help="With --executor ray: inference actors, one model each.")
-@click.option("--vector-index", default=None, metavar="flat|hnsw|ivfpq|FACTORY",
-              help="Vector index of a new index (default flat; a FAISS factory string is allowed). An existing "
+@click.option("--vector-index", default=None, metavar="auto|flat|hnsw|ivfpq|FACTORY",
+              help="Vector index of a new index (default auto: exact below 50,000 vectors, hnsw from there on; a "
+                   "FAISS factory string is allowed). An existing "
                    "index keeps its own: naming another is an error (change it with `mmindex rebuild`).")
 @click.option("--auto-compact", default=32, show_default=True, type=click.IntRange(0),
               help="Afterwards, compact when at least this many batch files would be merged (0: never).")
@@ -167,7 +168,7 @@ def compact(index, target_rows, as_json, quiet) -> None:
 
 @main.command()
 @index_option
-@click.option("--vector-index", default=None, metavar="flat|hnsw|ivfpq|FACTORY",
+@click.option("--vector-index", default=None, metavar="auto|flat|hnsw|ivfpq|FACTORY",
               help="Rebuild as this kind of vector index (recorded; queries then use it). Default: the index's own.")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")

@@ -14,9 +14,10 @@ the top k. Summing every stored float16 embedding in float64 (`ExampleRanker.sco
    is at most O_r + B, where O_r is the exact sum of the other criteria and B = Σ_j w_j·(τ_j + e_j − lo_j) /
    (hi_j − lo_j). Segments with O_r + B ≥ T, the k-th best fused score among those scored exactly, are
    scored exactly too.
-4. The example's column is exact on every segment scored exactly and lo on the others. Its min and max are
-   the exact ones, so fusion gives the segments scored exactly the very scores of the exact computation, and
-   all the others fuse below T: the top k, their scores and their order are the exact ones.
+4. Only those segments are fused, with the rows holding each other criterion's min and max (where the
+   example's column is lo): every column has the min and max of the whole collection, so fusion gives the
+   segments scored exactly the very scores of the exact computation, and the top k, their scores and their
+   order are the exact ones, at the cost of fusing a few thousand rows rather than all of them.
 5. CombSUM (wsum) with min-max normalisation and positive example weights only (the default); other fusions,
    a query refined by judgments (which reads every fused score), collections under `fast_from` segments, a
    list too short for step 2 and more than `max_extra` segments in step 3 all score every segment exactly.
@@ -53,9 +54,10 @@ class FusedColumns:
         self._scan: tuple[Snapshot, EmbeddingScan] | None = None
         self._limits: dict[int, np.ndarray] = {}
 
-    def columns(self, rankers: Sequence[Ranker], snap: Snapshot, k: int, method: str, normalise: str) -> list:
-        """The columns to fuse: what `[r.scores(snap) for r in rankers]` gives, or columns that fuse to the same
-        top k with the same scores (an example's column exact only where that depends on it)."""
+    def columns(self, rankers: Sequence[Ranker], snap: Snapshot, k: int, method: str,
+                normalise: str) -> tuple[list[np.ndarray], np.ndarray | None]:
+        """(columns, rows): what `[r.scores(snap) for r in rankers]` gives with rows None (every row), or the
+        columns at some snapshot rows only, which fuse to the same top k with the same scores."""
         likes = [i for i, r in enumerate(rankers) if isinstance(r, ExampleRanker)]
         columns = [None if i in likes else r.scores(snap) for i, r in enumerate(rankers)]
         if (likes and len(rankers) > 1 and method in ("combsum", "wsum") and normalise == "minmax"
@@ -65,7 +67,7 @@ class FusedColumns:
             if fast is not None:
                 self.fast += 1
                 return fast
-        return [c if c is not None else rankers[i].scores(snap) for i, c in enumerate(columns)]
+        return [c if c is not None else rankers[i].scores(snap) for i, c in enumerate(columns)], None
 
     def _scanner(self, snap: Snapshot) -> EmbeddingScan:
         with self._lock:
@@ -75,7 +77,7 @@ class FusedColumns:
                 self._scan = (snap, EmbeddingScan(snap.parts, len(snap.ids), snap.embeddings.shape[1], self._limits))
             return self._scan[1]
 
-    def _fast(self, rankers, likes: list[int], columns: list, snap: Snapshot, k: int) -> list | None:
+    def _fast(self, rankers, likes: list[int], columns: list, snap: Snapshot, k: int) -> tuple | None:
         scan = self._scanner(snap)
         vectors = np.stack([np.asarray(rankers[i].vector, dtype=np.float32) for i in likes])
         errors = scan.error_bound(vectors)
@@ -108,11 +110,17 @@ class FusedColumns:
         if len(extra):
             exact_rows = np.concatenate([exact_rows, extra])
             sims = np.concatenate([sims, _exact(snap, extra, rankers, likes)])
+        extremes = [r for c in columns if c is not None for r in (int(np.argmin(c)), int(np.argmax(c)))]
+        rows = np.unique(np.concatenate([exact_rows, np.array(extremes, dtype=np.int64)]))
+        at = np.searchsorted(rows, exact_rows)
+        for i, c in enumerate(columns):
+            if c is not None:
+                columns[i] = np.asarray(c)[rows]
         for j, i in enumerate(likes):
-            column = np.full(n, lo[j], dtype=np.float32)  # lo: 0 after normalisation, below any exact row's part
-            column[exact_rows] = sims[:, j]
+            column = np.full(len(rows), lo[j], dtype=np.float32)  # lo: 0 after normalisation, as low as it goes
+            column[at] = sims[:, j]
             columns[i] = column
-        return columns
+        return columns, rows
 
 
 def _extremes(top_rows, top, tau, bottom_rows, bottom, tau_low, error) -> np.ndarray | None:

@@ -106,8 +106,9 @@ class Searcher:
             return Results(self._hits(reader, ids, sims, None), explanation)
         if not len(snap.ids):
             return Results([], explanation)
-        columns = ([r.scores(snap) for r in rankers] if judged  # feedback reads every fused score
-                   else self._fused.columns(rankers, snap, query.k, spec.fusion, spec.normalise))
+        # `at`: the snapshot row of each row of the columns (fused.py may fuse only the rows the top k depends on)
+        columns, at = (([r.scores(snap) for r in rankers], None) if judged  # feedback reads every fused score
+                       else self._fused.columns(rankers, snap, query.k, spec.fusion, spec.normalise))
         fused, parts = fusion.fuse(columns, [r.weight for r in rankers], spec.fusion, spec.normalise)
         part_labels = [r.label for r in rankers]
         if judged:
@@ -115,12 +116,14 @@ class Searcher:
             fused = np.where(keep, fused, -np.inf)
         rows = fusion.top_k(fused, query.k)
         rows = rows[np.isfinite(fused[rows])]
+        found = rows if at is None else at[rows]
         why = None
         if explain:  # each criterion's raw score (and a text's concepts' w·p), and its share of the score
             why = [({**{r.label: float(c[row]) for r, c in zip(rankers, columns, strict=True)},
-                     **{k: v for r in rankers for k, v in r.why(snap, row).items()}},
-                    {lab: float(p[row]) for lab, p in zip(part_labels, parts, strict=True)}) for row in rows]
-        return Results(self._hits(reader, snap.ids[rows], fused[rows], why), explanation)
+                     **{k: v for r in rankers for k, v in r.why(snap, int(seg)).items()}},
+                    {lab: float(p[row]) for lab, p in zip(part_labels, parts, strict=True)})
+                   for row, seg in zip(rows, found, strict=True)]
+        return Results(self._hits(reader, snap.ids[found], fused[rows], why), explanation)
 
     def _explanation(self, spec: QuerySpec, rankers: list[Ranker], query: Query) -> dict:
         criteria = [r.explain() for r in rankers if not isinstance(r, ExampleRanker)]
