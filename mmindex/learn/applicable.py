@@ -25,7 +25,6 @@ import numpy as np
 import torch
 from scipy.special import expit, softmax
 
-from mmindex.errors import DetectorError
 from mmindex.extract.inputs import ModelInput
 
 
@@ -49,26 +48,12 @@ class Applicable:
         return self.input.weights_id
 
 
-def _format(path: Path) -> str:
-    """The `format` field of a saved model; `DetectorError` for a missing, unreadable or foreign file."""
-    if not path.is_file():
-        raise DetectorError(f"no detector file {path}")
-    try:
-        doc = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a corrupt or foreign file
-        raise DetectorError(f"{path} is not a readable mmindex detector (corrupt or truncated file?): "
-                            f"{type(exc).__name__}") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("format"), str):
-        raise DetectorError(f"{path} is not an mmindex detector bundle")
-    return doc["format"]
-
-
 def load(path: str | os.PathLike) -> Applicable:
     """Any trained model file as an `Applicable` (see the module docstring). Raises `DetectorError`."""
     from mmindex.learn import checkpoint, sequence, video3d  # deferred: the three model families
 
     path = Path(path).expanduser()
-    fmt = _format(path)
+    fmt = checkpoint.read_model_file(path)["format"]
     if fmt == sequence.FORMAT:
         model, blob = sequence.load_sequence_model(path)
         return Applicable(path.stem, "sequence", list(blob["labels"]), sequence.sequence_input(blob),

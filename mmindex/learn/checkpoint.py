@@ -105,7 +105,9 @@ def save_bundle(path: str | os.PathLike, name: str, detector: Detector, weights_
     }, path)
 
 
-def _read(path: Path) -> dict:
+def read_model_file(path: Path) -> dict:
+    """Any saved mmindex model (a bundle, a sequence or a clip model) as the dict it was saved as, whose
+    `format` says which; `DetectorError` for a missing, unreadable or foreign file."""
     if not path.is_file():
         raise DetectorError(f"no detector file {path}")
     try:
@@ -113,7 +115,14 @@ def _read(path: Path) -> dict:
     except Exception as exc:  # torch raises many types for a corrupt or foreign file
         raise DetectorError(f"{path} is not a readable mmindex detector (corrupt or truncated file?): "
                             f"{type(exc).__name__}") from None
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+    if not isinstance(doc, dict) or not isinstance(doc.get("format"), str):
+        raise DetectorError(f"{path} is not an mmindex detector bundle")
+    return doc
+
+
+def _read(path: Path) -> dict:
+    doc = read_model_file(path)
+    if doc["format"] != FORMAT:
         raise DetectorError(f"{path} is not an mmindex detector bundle")
     if int(doc.get("version", 0)) > VERSION:
         raise DetectorError(f"{path} is a detector of format version {doc['version']}; this mmindex reads "

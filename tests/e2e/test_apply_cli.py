@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import run_cli
+from tests.index.test_faults import KILL_POINTS
 from tests.learn.conftest import TEST_NPZ, TRAIN_NPZ, write_class_folders
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -124,25 +125,8 @@ def test_a_finetuned_detector_is_applied_from_the_backbone_preprocessing(train_f
 # The apply runs in a child that kills itself (SIGKILL) at its N-th commit point: a score file's rename, or just
 # before or after the transaction's COMMIT. After each kill the index holds the detector whole or not at all, and
 # running the apply again finishes it with nothing duplicated.
-_KILL_AT = """
-import os, signal, sys
-from pathlib import Path
-import mmindex.index.store as store_mod
-from mmindex import Engine
-
-kill_at, root, detector = int(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
-seen = 0
-def point():
-    global seen
-    seen += 1
-    if seen == kill_at:
-        os.kill(os.getpid(), signal.SIGKILL)
-real_exit, real_replace = store_mod._Transaction.__exit__, os.replace
-def exit_(self, *exc):
-    point(); out = real_exit(self, *exc); point(); return out
-def replace(*a, **k):
-    point(); out = real_replace(*a, **k); point(); return out
-store_mod._Transaction.__exit__, os.replace = exit_, replace
+_KILL_AT = KILL_POINTS + """
+root, detector = Path(sys.argv[2]), sys.argv[3]
 Engine(root).apply(detector)
 print("finished")
 """

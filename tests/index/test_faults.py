@@ -338,14 +338,15 @@ def test_a_full_disk_keeps_every_committed_batch_and_says_so(small_disk):
 # The operation runs in a child that kills itself (SIGKILL: no clean-up, as a power cut would) at the N-th
 # commit point it reaches: just before or just after an SQLite COMMIT, or a file rename. N runs 1, 2, ...
 # until the operation finishes; after every kill the index must be whole, and running it again must finish it.
-_KILL_AT = """
-import os, signal, sys, json
+#: The start of a child script that kills itself at its `int(sys.argv[1])`-th commit point (0: never); the
+#: test modules that kill an operation mid-way (apply, teach) start their scripts with it too.
+KILL_POINTS = """
+import os, signal, sys
 from pathlib import Path
 import mmindex.index.store as store_mod
 from mmindex import Engine
-from tests.index.test_faults import records, DIM
 
-kill_at, op, root = int(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+kill_at = int(sys.argv[1])
 seen = 0
 def point():
     global seen
@@ -358,6 +359,12 @@ def exit_(self, *exc):
 def replace(*a, **k):
     point(); out = real_replace(*a, **k); point(); return out
 store_mod._Transaction.__exit__, os.replace = exit_, replace
+"""
+
+_KILL_AT = KILL_POINTS + """
+from tests.index.test_faults import records, DIM
+
+op, root = sys.argv[2], Path(sys.argv[3])
 if op == "write":
     with store_mod.Store.open(root, write=True) as s:
         s.write_batch(records([f"/photos/new/{i}.jpg" for i in range(4)] + ["/photos/b0/0.jpg"], 9))

@@ -19,7 +19,7 @@ from mmindex import Engine
 from mmindex.errors import IndexLocked, QueryError, StoreError
 from mmindex.index.schema import MIGRATIONS, SCHEMA_VERSION
 from mmindex.index.store import Store
-from tests.index.test_faults import build, checked, records
+from tests.index.test_faults import KILL_POINTS, build, checked, records
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -116,25 +116,8 @@ def test_teach_checks_its_input_before_writing_and_waits_for_no_other_writer(tmp
 # As in test_faults.py: the child kills itself (SIGKILL) at the N-th commit point it reaches (before and after each
 # SQLite COMMIT and each file rename): the judgments, the bundle written in a temporary folder, the detector's
 # bundle copy and score files, and the transaction that makes it visible.
-_TEACH_KILLED_AT = """
-import os, signal, sys
-from pathlib import Path
-import mmindex.index.store as store_mod
-from mmindex import Engine
-
-kill_at, root = int(sys.argv[1]), Path(sys.argv[2])
-seen = 0
-def point():
-    global seen
-    seen += 1
-    if seen == kill_at:
-        os.kill(os.getpid(), signal.SIGKILL)
-real_exit, real_replace = store_mod._Transaction.__exit__, os.replace
-def exit_(self, *exc):
-    point(); out = real_exit(self, *exc); point(); return out
-def replace(*a, **k):
-    point(); out = real_replace(*a, **k); point(); return out
-store_mod._Transaction.__exit__, os.replace = exit_, replace
+_TEACH_KILLED_AT = KILL_POINTS + """
+root = Path(sys.argv[2])
 engine = Engine(root)
 report = engine.teach("thing", positive=[1, 2, 3, 5], negative=[4, 6, 7])
 print("finished", report["version"], seen)
