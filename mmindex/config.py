@@ -28,7 +28,11 @@ class IngestConfig:
     """How `add` runs.
 
     batch_size: images per inference batch, and per committed store batch.
-    workers: decoding threads; they overlap with inference (PIL releases the GIL while decoding).
+    workers: decoding threads; they overlap with inference (PIL releases the GIL while decoding). When the model
+        runs on a GPU, decoding runs in a process per core instead: one process's threads would not keep up.
+    device: where the model runs (the CLI's `--device`, models/devices.py): "auto" (a CUDA GPU when ONNX Runtime's
+        GPU build finds one, else the CPU), "cpu", "cuda" or "cuda:N". An index's scores agree whatever the device
+        (to float tolerance), so it is not recorded.
     backend: the inference runtime (the CLI's `--runtime`): "auto" (ONNX Runtime, falling back to PyTorch),
         "onnx" or "torch".
     precision: the model's (the CLI's `--precision`): "fp32", or "int8" (ONNX Runtime's static quantization,
@@ -60,6 +64,7 @@ class IngestConfig:
     batch_size: int = 32
     workers: int = 2
     backend: str = "auto"
+    device: str = "auto"
     precision: str | None = None
     threads: int | None = None
     max_pixels: int = 89_478_485

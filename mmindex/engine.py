@@ -52,7 +52,8 @@ class Engine:
         self.config = config or IngestConfig()
         if self.config.precision is None:  # the index's own: an int8 index adds, and embeds query images, in int8
             self.config = dataclasses.replace(self.config, precision=_stored_precision(self.index_dir))
-        model = LazyModel(self.config.model, self.config.backend, self.config.threads, self.config.precision)
+        model = LazyModel(self.config.model, self.config.backend, self.config.threads, self.config.precision,
+                          self.config.device)
         self.indexer = Indexer(self.index_dir, self.config, model, vector_index)
         self.searcher = Searcher(self.index_dir, self.config, model, vector_index, text_encoder)
 

@@ -28,11 +28,13 @@ from mmindex.config import IngestConfig
 from mmindex.errors import ClusterError, DataError, DetectorError, IndexDamaged, QueryError, StoreError
 from mmindex.evaluate import judgments as judgment_files
 from mmindex.extract.inputs import IndexFacts
+from mmindex.extract.reader import decoding_processes
 from mmindex.index import check, compact, detectors, vectors
 from mmindex.index.ingest import AddReport, ProgressFn, add_paths
 from mmindex.index.store import Store
 from mmindex.index.store_judgments import ORIGINS
 from mmindex.index.vectors import check_matches, check_setting
+from mmindex.models import devices
 from mmindex.models.loader import LazyModel
 
 
@@ -80,11 +82,16 @@ class Indexer:
                 report = add_paths_ray(store, paths, config, data_config, progress, confine_to, scorers)
             elif config.executor == "local":
                 report = add_paths(store, paths, config, lambda: self.model.runtime, data_config, progress,
-                                   confine_to, scorers)
+                                   confine_to, scorers, self._decoding_processes())
             else:
                 raise ClusterError(f"unknown executor {config.executor!r}; choose local or ray")
             self._upkeep(store, report)
             return report
+
+    def _decoding_processes(self) -> int:
+        """`reader.decoding_processes` of the model. Only a device that may be a GPU loads the model here, before
+        anything is known to be new, to learn where it runs."""
+        return decoding_processes(self.model.runtime) if devices.may_be_gpu(self.config.device) else 0
 
     def _upkeep(self, store: Store, report: AddReport) -> None:
         """After an add: compact when worth it (even when nothing was new: a run killed before its compaction

@@ -60,6 +60,22 @@ def index_option(f):
     )(f)
 
 
+def device_option(f):
+    """`--device`: where the model runs (models/devices.py)."""
+
+    def check(ctx, param, value):
+        from mmindex.models import devices  # deferred: `mmindex --help` stays fast
+
+        try:
+            return devices.check(value)
+        except MmindexError as exc:
+            raise click.BadParameter(str(exc)) from None
+
+    return click.option("--device", default="auto", show_default=True, callback=check, metavar="auto|cpu|cuda[:N]",
+                        help="Where the model runs: a CUDA GPU when one answers (ONNX Runtime's GPU build, "
+                             "onnxruntime-gpu, or --runtime torch), else the CPU.")(f)
+
+
 def open_engine(index, config=None, **options):
     from mmindex import Engine  # deferred: `mmindex --help` stays fast
 

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from mmindex.cli.common import ModelChoice, index_option, main, open_engine, printable
+from mmindex.cli.common import ModelChoice, device_option, index_option, main, open_engine, printable
 from mmindex.cli.options import request_options, request_values
 from mmindex.config import DEFAULT_MODEL, IngestConfig
 from mmindex.search.requests import AddRequest, RemoveRequest
@@ -18,8 +18,10 @@ from mmindex.search.requests import AddRequest, RemoveRequest
 @click.option("--model", type=ModelChoice(), default=DEFAULT_MODEL, show_default=True,
               metavar="NAME", help="Backbone (see `mmindex models list`).")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1, 4096))
-@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64), help="Decoding threads.")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64),
+              help="Decoding threads (on a GPU, decoding runs in a process per core instead).")
 @click.option("--runtime", "backend", type=click.Choice(["auto", "onnx", "torch"]), default="auto", show_default=True)
+@device_option
 @click.option("--precision", type=click.Choice(["fp32", "int8"]), default=None,
               help="The model's (default: the index's own, fp32 for a new index): int8 is about twice as fast on "
                    "the CPU and agrees with fp32's top-1 on 97% of photos; built once (a minute; needs "
@@ -51,12 +53,13 @@ from mmindex.search.requests import AddRequest, RemoveRequest
               help="Also store each keyframe's embedding (float16), which temporal models applied to the index read "
                    "(docs/learning.md#apply). The index keeps doing so for later adds.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def add(index, model, batch_size, workers, backend, precision, pool, frame_step, shots_dir, executor, ray_address,
-        ray_workers, vector_index, auto_compact, keyframe_rate, keyframe_embeddings, quiet, **options) -> None:
+def add(index, model, batch_size, workers, backend, device, precision, pool, frame_step, shots_dir, executor,
+        ray_address, ray_workers, vector_index, auto_compact, keyframe_rate, keyframe_embeddings, quiet,
+        **options) -> None:
     """Index files and folders (recursively); unchanged files are skipped."""
     request = AddRequest(**request_values(AddRequest, options))
-    config = IngestConfig(model=model, batch_size=batch_size, workers=workers, backend=backend, precision=precision,
-                          pool=pool,
+    config = IngestConfig(model=model, batch_size=batch_size, workers=workers, backend=backend, device=device,
+                          precision=precision, pool=pool,
                           frame_step=frame_step, shots_dir=shots_dir, executor=executor, ray_address=ray_address,
                           ray_workers=ray_workers, auto_compact=auto_compact, keyframe_rate=keyframe_rate,
                           keyframe_embeddings=keyframe_embeddings)

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from mmindex.cli.common import ModelChoice, main
+from mmindex.cli.common import ModelChoice, device_option, main
 from mmindex.config import DEFAULT_MODEL
 from mmindex.errors import MediaError
 
@@ -45,16 +45,18 @@ def _report_errors(errors: list[tuple[str, str]]) -> None:
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1, 4096))
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64), help="Decoding threads.")
 @click.option("--runtime", "backend", type=click.Choice(["auto", "onnx", "torch"]), default="auto", show_default=True)
+@device_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def classify(paths, model, weights, top, batch_size, workers, backend, as_json, quiet) -> None:
+def classify(paths, model, weights, top, batch_size, workers, backend, device, as_json, quiet) -> None:
     """The ILSVRC task: rank the 1000 ImageNet categories of each image (each shot of a video), best first.
 
     PATHS are files and folders (scanned recursively). Files that cannot be read are reported and skipped.
     """
     from mmindex.extract.classify import classify_paths, make_runtime  # deferred: `mmindex --help` stays fast
 
-    runtime = make_runtime(model, _weights(weights), backend)  # a bad model or weights fails before the bar shows
+    # A bad model, weights or device fails before the bar shows.
+    runtime = make_runtime(model, _weights(weights), backend, device=device)
     with _progress("classifying", quiet or as_json) as bar:
         task = bar.add_task("classify", total=None)
         report = classify_paths(paths, top=top, batch_size=batch_size, workers=workers, backend=backend,

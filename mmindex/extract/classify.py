@@ -20,7 +20,7 @@ from mmindex.concepts import Vocabulary
 from mmindex.config import DEFAULT_MODEL, IngestConfig
 from mmindex.errors import MediaError
 from mmindex.extract.mapper import infer
-from mmindex.extract.reader import read_all
+from mmindex.extract.reader import decoding_processes, read_all
 from mmindex.media.scan import scan
 from mmindex.records import Media, Segment
 
@@ -73,11 +73,12 @@ class ClassifyReport:
 
 
 def make_runtime(model: str = DEFAULT_MODEL, weights: str | None = "default", backend: str = "auto",
-                 threads: int | None = None):
-    """The backbone `model` with `weights` ("default", None for random, a file or URL) in a `Runtime`."""
+                 threads: int | None = None, device: str = "cpu"):
+    """The backbone `model` with `weights` ("default", None for random, a file or URL) in a `Runtime` on `device`
+    ("cpu", "cuda[:N]" or "auto", see models/devices.py)."""
     from mmindex.models.loader import load_runtime  # deferred: ONNX Runtime (PyTorch unless the export is cached)
 
-    return load_runtime(model, weights, backend, threads)
+    return load_runtime(model, weights, backend, threads, device)
 
 
 def score_files(paths: Iterable[str | os.PathLike], runtime, config: IngestConfig,
@@ -99,7 +100,8 @@ def score_files(paths: Iterable[str | os.PathLike], runtime, config: IngestConfi
         for path, d in pending:
             yield path, d if isinstance(d, MediaError) else next(records)
 
-    for done, (item, result) in enumerate(read_all(items, {}, data_config, config), 1):
+    for done, (item, result) in enumerate(read_all(items, {}, data_config, config,
+                                                   processes=decoding_processes(runtime)), 1):
         pending.append((item.path, result))
         if not isinstance(result, MediaError):
             frames += sum(len(s.frames) for s in result.segments)

@@ -7,10 +7,11 @@ input: a file that cannot be used becomes the `MediaError` that says why, so one
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 from mmindex.config import IngestConfig
 from mmindex.errors import MediaError
@@ -83,24 +84,37 @@ def read_item(item: ScanItem, known: dict[str, str], data_config, config: Ingest
         return MediaError(f"unexpected error while decoding: {type(exc).__name__}: {exc}")
 
 
-def read_all(items: Iterable[ScanItem], known: dict[str, str], data_config,
-             config: IngestConfig, inputs: Sequence[ModelInput] = ()) -> Iterator[tuple[object, object]]:
-    """Yield (item, Decoded | UNCHANGED | MediaError) in scan order, decoding ahead in threads."""
+def decoding_processes(runtime) -> int:
+    """How many processes decode for `runtime`: none (threads) when the model runs on the CPU, where decoding shares
+    the cores with it; one per core when it runs on a GPU, which outruns what one process's threads decode."""
+    return (os.cpu_count() or 1) if runtime.device.startswith("cuda") else 0
 
-    def job(item):
-        return read_item(item, known, data_config, config, inputs)
 
-    window = max(4, 2 * config.batch_size)
-    with ThreadPoolExecutor(max_workers=max(1, config.workers), thread_name_prefix="mmindex-read") as pool:
+def read_all(items: Iterable[ScanItem], known: dict[str, str], data_config, config: IngestConfig,
+             inputs: Sequence[ModelInput] = (), processes: int = 0) -> Iterator[tuple[object, object]]:
+    """Yield (item, Decoded | UNCHANGED | MediaError) in scan order, decoding ahead in `config.workers` threads,
+    or, with `processes`, in that many processes: a model on a GPU outruns what one process's threads decode."""
+    if processes:
+        # spawn, not fork: this process may already run ONNX Runtime's or CUDA's threads, which fork does not copy.
+        pool = ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("spawn"))
+    else:
+        pool = ThreadPoolExecutor(max_workers=max(1, config.workers), thread_name_prefix="mmindex-read")
+
+    def submit(item):  # only this file's known hash travels to a process, not the whole index's
+        return item, pool.submit(read_item, item, {item.path: known[item.path]} if item.path in known else {},
+                                 data_config, config, inputs)
+
+    window = max(4, 2 * config.batch_size, 2 * processes)
+    with pool:
         futures: deque = deque()
         it = iter(items)
         for item in it:
-            futures.append((item, pool.submit(job, item)))
+            futures.append(submit(item))
             if len(futures) >= window:
                 break
         while futures:
             item, fut = futures.popleft()
             nxt = next(it, None)
             if nxt is not None:
-                futures.append((nxt, pool.submit(job, nxt)))
+                futures.append(submit(nxt))
             yield item, fut.result()

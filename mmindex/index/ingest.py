@@ -51,12 +51,14 @@ def add_paths(
     progress: ProgressFn | None = None,
     confine_to: Iterable[str] | None = None,
     scorers: dict[int, detectors.Scorer] | None = None,
+    processes: int = 0,
 ) -> AddReport:
     """Index `paths` into `store` (opened for writing). The model is created only if something is new.
 
     `confine_to`: folders outside which no symbolic link is followed (see `scan`). `scorers`: the applied
     detectors' scorers, {detector id: `detectors.Scorer`}: the reader also makes the pixels and clips they take, and
-    each scores every batch of new media (see `mmindex.index.detector_inputs`)."""
+    each scores every batch of new media (see `mmindex.index.detector_inputs`). `processes`: decode in that many
+    processes rather than threads (see `read_all`)."""
     t0 = time.perf_counter()
     items = list(scan(paths, confine_to))
     runtime = None
@@ -68,7 +70,7 @@ def add_paths(
 
     writer = BatchWriter(store, config.batch_size, mapper, scorers)
     inputs = detectors.inputs_taken(writer.scorers)  # what applied detectors take besides embeddings
-    for done, (item, result) in enumerate(read_all(items, writer.known, data_config, config, inputs), 1):
+    for done, (item, result) in enumerate(read_all(items, writer.known, data_config, config, inputs, processes), 1):
         writer.take(item.path, result)
         if progress:
             progress(done, len(items))

@@ -158,7 +158,9 @@ def _run(items: list[ScanItem], known: dict[str, str], data_config, config: Inge
                                 num_cpus=1, max_retries=MAX_RETRIES)
             ds = ds.map_batches(_InferWorker, batch_size=config.batch_size, fn_constructor_args=(config,),
                                 compute=ray.data.ActorPoolStrategy(size=config.ray_workers),
-                                num_cpus=_threads(config), max_restarts=MAX_RETRIES, max_task_retries=MAX_RETRIES)
+                                num_cpus=_threads(config), max_restarts=MAX_RETRIES, max_task_retries=MAX_RETRIES,
+                                # Ray hides the GPUs from an actor that reserves none: "auto" then runs on the CPU.
+                                num_gpus=1 if config.device.startswith("cuda") else 0)
         yield from ds.iter_batches(batch_size=None, batch_format="numpy")
     finally:
         ctx.execution_options.preserve_order, ctx.enable_progress_bars, ctx.print_on_execution_start = saved
@@ -236,7 +238,7 @@ class _InferWorker:
             from mmindex.models import Runtime, create_model  # deferred: PyTorch, in the Ray actor
 
             self.runtime = Runtime(create_model(self.config.model), backend=self.config.backend,
-                                   threads=_threads(self.config))
+                                   threads=_threads(self.config), device=self.config.device)
         decoded = [pickle.loads(out["payload"][i]) for i in todo]
         records = infer(decoded, self.runtime, self.config.batch_size, self.config.pool)
         for i, record in zip(todo, records, strict=True):

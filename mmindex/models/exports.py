@@ -28,6 +28,7 @@ import numpy as np
 from mmindex.atomic import write_bytes
 from mmindex.config import cache_dir as default_cache_dir
 from mmindex.errors import ModelError
+from mmindex.models import devices
 from mmindex.models.weights import RANDOM_WEIGHTS, DataConfig, WeightsSource, weights_file
 
 log = logging.getLogger(__name__)
@@ -35,8 +36,9 @@ log = logging.getLogger(__name__)
 FORMAT = 1  # of the sidecar: a sidecar of another format is ignored (the model is built and it is rewritten)
 #: How every ONNX Runtime session over a backbone is made (`Runtime` and `CachedRuntime` alike); threads
 #: are per run. Decoding threads share the cores with inference: spinning workers would steal their time.
+#: The execution providers are not among them: they follow `--device` (models/devices.py) and change no file.
 SESSION = {"graph_optimization_level": "ORT_ENABLE_ALL", "inter_op_num_threads": 1,
-           "config": {"session.intra_op.allow_spinning": "0"}, "providers": ["CPUExecutionProvider"]}
+           "config": {"session.intra_op.allow_spinning": "0"}}
 
 
 def session_options(threads: int):
@@ -124,17 +126,15 @@ def record(backbone, onnx_path: Path, source: WeightsSource | None, cache_dir: s
 
 class CachedRuntime:
     """`Runtime`'s ONNX backend over a cached export, without PyTorch: `run`, `backend`, `backbone` (the
-    `ExportInfo`), `threads`, `onnx_path`. Raises what ONNX Runtime raises if the file cannot be loaded."""
+    `ExportInfo`), `threads`, `onnx_path`, `device` (where it runs, see models/devices.py). Raises `ModelError`
+    when the GPU asked for cannot be used, and what ONNX Runtime raises if the file cannot be loaded."""
 
     backend = "onnx"
 
-    def __init__(self, info: ExportInfo, threads: int | None = None):
-        import onnxruntime as ort  # deferred: see session_options
-
+    def __init__(self, info: ExportInfo, threads: int | None = None, device: str = "cpu"):
         self.backbone, self.onnx_path = info, info.onnx
         self.threads = threads or os.cpu_count() or 1
-        self._session = ort.InferenceSession(str(info.onnx), sess_options=session_options(self.threads),
-                                             providers=SESSION["providers"])
+        self._session, self.device = devices.onnx_session(info.onnx, session_options(self.threads), device)
 
     def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(B, 3, S, S) float32 -> (probabilities (B, num_classes), L2-normalised embeddings (B, embed_dim))."""

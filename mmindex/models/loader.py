@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import threading
 
+from mmindex.errors import ModelError
 from mmindex.models import exports
 
 log = logging.getLogger(__name__)
@@ -19,8 +20,10 @@ class LazyModel:
     from the cache and PyTorch is never imported; `backbone` always builds the network.
     """
 
-    def __init__(self, name: str, backend: str = "auto", threads: int | None = None, precision: str = "fp32"):
+    def __init__(self, name: str, backend: str = "auto", threads: int | None = None, precision: str = "fp32",
+                 device: str = "cpu"):
         self.name, self._backend, self._threads, self.precision = name, backend, threads, precision
+        self.device = device  # asked for (models/devices.py); the runtime's `device` says where it runs
         self._backbone = None
         self._runtime = None
         self._export: exports.ExportInfo | None | bool = False  # False: not looked up yet
@@ -76,7 +79,9 @@ class LazyModel:
             with self._lock:
                 if self._runtime is None:
                     try:
-                        self._runtime = exports.CachedRuntime(info, self._threads)
+                        self._runtime = exports.CachedRuntime(info, self._threads, self._device())
+                    except ModelError:
+                        raise  # the GPU asked for cannot be used: building the model would not change that
                     except Exception as exc:  # onnxruntime raises many types: build and export as without cache
                         log.warning("cached ONNX model %s cannot be used (%s); building the model", info.onnx, exc)
                         self._export = None
@@ -88,19 +93,26 @@ class LazyModel:
                 from mmindex.models.registry import get_entry
                 from mmindex.models.runtime import Runtime  # deferred: PyTorch and ONNX Runtime
 
-                runtime = Runtime(backbone, backend=self._backend, threads=self._threads, precision=self.precision)
+                runtime = Runtime(backbone, backend=self._backend, threads=self._threads, precision=self.precision,
+                                  device=self._device())
                 if runtime.backend == "onnx" and runtime.onnx_path is not None and self.precision == "fp32":
                     exports.record(backbone, runtime.onnx_path, get_entry(self.name).default_weights)
                 self._runtime = runtime
             return self._runtime
 
 
-def load_runtime(name: str, weights: str | None = "default", backend: str = "auto", threads: int | None = None):
-    """A runtime of the model `name` with `weights` ("default", None for random, a file or URL): from the cached
-    export when there is one for the default weights (no PyTorch), else `Runtime(create_model(...))`."""
+    def _device(self) -> str:
+        # The int8 model runs on the CPU only: "auto" means the CPU for it, and "cuda" is refused by `Runtime`.
+        return "cpu" if self.precision == "int8" and self.device == "auto" else self.device
+
+
+def load_runtime(name: str, weights: str | None = "default", backend: str = "auto", threads: int | None = None,
+                 device: str = "cpu"):
+    """A runtime of the model `name` with `weights` ("default", None for random, a file or URL) on `device`: from
+    the cached export when there is one for the default weights (no PyTorch), else `Runtime(create_model(...))`."""
     if weights == "default":
-        return LazyModel(name, backend, threads).runtime
+        return LazyModel(name, backend, threads, device=device).runtime
     from mmindex.models.registry import create_model
     from mmindex.models.runtime import Runtime  # deferred: PyTorch
 
-    return Runtime(create_model(name, weights), backend=backend, threads=threads)
+    return Runtime(create_model(name, weights), backend=backend, threads=threads, device=device)

@@ -19,6 +19,7 @@ import torch
 from mmindex.atomic import atomic_write
 from mmindex.config import cache_dir as default_cache_dir
 from mmindex.errors import ModelError
+from mmindex.models import devices
 from mmindex.models.backbones import Backbone
 from mmindex.models.exports import session_options
 from mmindex.models.weights import RANDOM_WEIGHTS
@@ -40,7 +41,8 @@ class Runtime:
         to `cache_dir/onnx/<name>-<weights_id>.onnx` and run it with onnxruntime's CPUExecutionProvider;
       "torch": eager PyTorch, channels_last, under inference_mode;
       "auto": "onnx", falling back to "torch" with a logged warning if export or session creation fails.
-    device: where the "torch" backend runs (default the CPU; "cuda" for a GPU). ONNX runs on the CPU.
+    device: "cpu" (default), "cuda[:N]" or "auto" (models/devices.py): ONNX Runtime runs on a GPU through its CUDA
+      provider (onnxruntime-gpu), PyTorch through its CUDA build; `device` holds where it runs ("cpu", "cuda:N").
     threads: intra-op threads (default: `os.cpu_count()`). For "torch" it sets `torch.set_num_threads`,
       which is process-wide, and only when given.
     cache_dir: default `$MMINDEX_CACHE` (else `~/.cache/mmindex`).
@@ -57,30 +59,34 @@ class Runtime:
         if precision not in PRECISIONS:
             raise ModelError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
         self.precision = precision
-        if precision == "int8" and (backend == "torch" or torch.device(device or "cpu").type != "cpu"):
-            raise ModelError("the int8 model runs on ONNX Runtime on the CPU: use --runtime onnx (or auto)")
+        device = devices.check(str(device or "cpu"))
+        if precision == "int8":
+            if backend == "torch" or device.startswith("cuda"):
+                raise ModelError("the int8 model runs on ONNX Runtime on the CPU: use --runtime onnx (or auto) "
+                                 "and --device cpu (or auto)")
+            device = "cpu"
         self.backbone = backbone.eval()
         self.threads = threads or os.cpu_count() or 1
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
         self.onnx_path: Path | None = None
         self._session = None
         self._tmpdir: tempfile.TemporaryDirectory | None = None
-        self.device = torch.device(device or "cpu")
-        if backend in ("onnx", "auto") and self.device.type == "cpu":
+        if backend in ("onnx", "auto"):
             try:
-                self._session = self._onnx_session()
+                self._session, self.device = self._onnx_session(device)
                 self.backend = "onnx"
                 return
             except Exception as e:  # export and onnxruntime raise many types; all mean "cannot use ONNX"
-                if isinstance(e, ModelError) and precision == "int8":
-                    raise  # says what is missing (the sample media to calibrate on)
+                if isinstance(e, ModelError) and (precision == "int8" or backend == "onnx"):
+                    raise  # says what is missing (the sample media to calibrate on, a GPU build)
                 if backend == "onnx" or precision == "int8":
                     raise ModelError(f"ONNX Runtime unavailable for {backbone.name}: {type(e).__name__}: {e}") from e
-                log.warning("ONNX Runtime unavailable for %s (%s: %s); falling back to PyTorch",
-                            backbone.name, type(e).__name__, e)
+                log.warning("ONNX Runtime unavailable for %s on %s (%s: %s); falling back to PyTorch",
+                            backbone.name, device, type(e).__name__, e)
+        self.device = _torch_device(device)
         if threads:
             torch.set_num_threads(threads)
-        if self.device.type == "cuda":
+        if self.device.startswith("cuda"):
             torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
         self.backbone.to(self.device)
         # channels_last lets oneDNN pick its fast convolution kernels (about 1.7x for lite0 on this CPU).
@@ -109,13 +115,14 @@ class Runtime:
         return probs.astype(np.float32, copy=False), emb.astype(np.float32, copy=False)
 
     # ---- ONNX ------------------------------------------------------------------------------------
-    def _onnx_session(self):
-        import onnxruntime as ort
-
+    def _onnx_session(self, device: str):
+        """(session, the device it runs on) over the exported model, exported first if not cached."""
         path = self._onnx_file()
         opts = session_options(self.threads)  # one definition, shared with cached exports (exports.py)
         try:
-            return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+            return devices.onnx_session(path, opts, device)
+        except ModelError:
+            raise  # no GPU build or no GPU: exporting again would not help
         except Exception:
             if path.parent != self._cache_folder():
                 raise
@@ -129,7 +136,7 @@ class Runtime:
                 path = self._private_folder() / path.name
                 self._export(path)
                 self.onnx_path = path
-            return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+            return devices.onnx_session(path, opts, device)
 
     def _cache_folder(self) -> Path:
         return self.cache_dir / "onnx"
@@ -185,3 +192,14 @@ class Runtime:
                 dynamic_axes={"images": {0: "batch"}, "probs": {0: "batch"}, "embeddings": {0: "batch"}},
                 opset_version=OPSET, dynamo=False,
             )
+
+
+def _torch_device(device: str) -> str:
+    """The PyTorch device for `device`: "auto" is CUDA when PyTorch sees a GPU; `ModelError` for a GPU it lacks."""
+    has_gpu = device != "cpu" and torch.cuda.is_available()
+    if device == "auto":
+        return "cuda:0" if has_gpu else "cpu"
+    if device.startswith("cuda") and not has_gpu:
+        raise ModelError(f"--device {device}: neither ONNX Runtime (its GPU build: {devices.GPU_INSTALL}) nor "
+                         "PyTorch can use a CUDA GPU here; use --device cpu or auto")
+    return "cuda:0" if device == "cuda" else device
