@@ -68,8 +68,6 @@ class Indexer:
             if precision != self.config.precision:
                 raise StoreError(f"index {self.index_dir} was built with --precision {precision}, not "
                                  f"{self.config.precision}: add with --precision {precision} (or without it)")
-            if self.config.precision != "fp32" and self.config.executor != "local":
-                raise ClusterError(f"--precision {self.config.precision} runs with --executor local only")
             check_matches(store.meta("vector_index"), self.vector_index)
             config = self._keyframe_settings(store)
             if progress:

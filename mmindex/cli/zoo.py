@@ -46,9 +46,11 @@ def _report_errors(errors: list[tuple[str, str]]) -> None:
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64), help="Decoding threads.")
 @click.option("--runtime", "backend", type=click.Choice(["auto", "onnx", "torch"]), default="auto", show_default=True)
 @device_option
+@click.option("--precision", type=click.Choice(["fp32", "int8"]), default="fp32", show_default=True,
+              help="int8: the statically quantized model `add --precision int8` runs (default weights only).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def classify(paths, model, weights, top, batch_size, workers, backend, device, as_json, quiet) -> None:
+def classify(paths, model, weights, top, batch_size, workers, backend, device, precision, as_json, quiet) -> None:
     """The ILSVRC task: rank the 1000 ImageNet categories of each image (each shot of a video), best first.
 
     PATHS are files and folders (scanned recursively). Files that cannot be read are reported and skipped.
@@ -56,7 +58,7 @@ def classify(paths, model, weights, top, batch_size, workers, backend, device, a
     from mmindex.extract.classify import classify_paths, make_runtime  # deferred: `mmindex --help` stays fast
 
     # A bad model, weights or device fails before the bar shows.
-    runtime = make_runtime(model, _weights(weights), backend, device=device)
+    runtime = make_runtime(model, _weights(weights), backend, device=device, precision=precision)
     with _progress("classifying", quiet or as_json) as bar:
         task = bar.add_task("classify", total=None)
         report = classify_paths(paths, top=top, batch_size=batch_size, workers=workers, backend=backend,

@@ -73,12 +73,12 @@ class ClassifyReport:
 
 
 def make_runtime(model: str = DEFAULT_MODEL, weights: str | None = "default", backend: str = "auto",
-                 threads: int | None = None, device: str = "cpu"):
+                 threads: int | None = None, device: str = "cpu", precision: str = "fp32"):
     """The backbone `model` with `weights` ("default", None for random, a file or URL) in a `Runtime` on `device`
-    ("cpu", "cuda[:N]" or "auto", see models/devices.py)."""
+    ("cpu", "cuda[:N]" or "auto", see models/devices.py), in `precision` ("int8": default weights only)."""
     from mmindex.models.loader import load_runtime  # deferred: ONNX Runtime (PyTorch unless the export is cached)
 
-    return load_runtime(model, weights, backend, threads, device)
+    return load_runtime(model, weights, backend, threads, device, precision)
 
 
 def score_files(paths: Iterable[str | os.PathLike], runtime, config: IngestConfig,

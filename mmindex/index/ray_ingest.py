@@ -235,10 +235,10 @@ class _InferWorker:
         if not todo:
             return _columns(out)
         if self.runtime is None:
-            from mmindex.models import Runtime, create_model  # deferred: PyTorch, in the Ray actor
+            from mmindex.models.loader import LazyModel  # deferred: ONNX Runtime (or PyTorch), in the Ray actor
 
-            self.runtime = Runtime(create_model(self.config.model), backend=self.config.backend,
-                                   threads=_threads(self.config), device=self.config.device)
+            c = self.config  # the model `add` runs locally: cached export, precision and device alike
+            self.runtime = LazyModel(c.model, c.backend, _threads(c), c.precision or "fp32", c.device).runtime
         decoded = [pickle.loads(out["payload"][i]) for i in todo]
         records = infer(decoded, self.runtime, self.config.batch_size, self.config.pool)
         for i, record in zip(todo, records, strict=True):

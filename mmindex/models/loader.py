@@ -107,11 +107,14 @@ class LazyModel:
 
 
 def load_runtime(name: str, weights: str | None = "default", backend: str = "auto", threads: int | None = None,
-                 device: str = "cpu"):
+                 device: str = "cpu", precision: str = "fp32"):
     """A runtime of the model `name` with `weights` ("default", None for random, a file or URL) on `device`: from
-    the cached export when there is one for the default weights (no PyTorch), else `Runtime(create_model(...))`."""
+    the cached export when there is one for the default weights (no PyTorch), else `Runtime(create_model(...))`.
+    `precision` "int8" (models/quantize.py) is for the default weights only: `ModelError` for others."""
     if weights == "default":
-        return LazyModel(name, backend, threads, device=device).runtime
+        return LazyModel(name, backend, threads, precision, device).runtime
+    if precision != "fp32":
+        raise ModelError(f"--precision {precision} quantizes the default weights only, not {weights or 'random'} ones")
     from mmindex.models.registry import create_model
     from mmindex.models.runtime import Runtime  # deferred: PyTorch
 

@@ -51,3 +51,28 @@ def test_concept_searches_rank_the_photos_as_the_fp32_index_does(int8_index, pho
     int8 = names(search_json(int8_index, "--concept", concept, "-k", "3"))
     fp32 = names(search_json(photo_index, "--concept", concept, "-k", "3"))
     assert int8[0] == fp32[0]
+
+
+def test_classify_runs_the_int8_model_and_refuses_it_for_other_weights(int8_index, sample_photos):
+    top = {}
+    for precision in ("fp32", "int8"):
+        doc = json.loads(run_cli("classify", str(sample_photos / "coffee.jpg"), "--precision", precision,
+                                 "--json", "-q").stdout)
+        top[precision] = doc["results"][0]["segments"][0]["top"][0]
+    assert top["int8"]["name"] == top["fp32"]["name"] == "espresso"
+    assert top["int8"]["probability"] != top["fp32"]["probability"]  # another model did run
+    proc = run_cli("classify", str(sample_photos / "coffee.jpg"), "--precision", "int8", "--weights", "random",
+                   check=False)
+    assert proc.returncode == 1 and "quantizes the default weights only" in proc.stderr
+
+
+def test_the_ray_executor_adds_in_int8_as_the_local_one_does(int8_index, sample_photos, tmp_path):
+    pytest.importorskip("ray")
+    index = tmp_path / "ray-int8"
+    run_cli("add", str(sample_photos), "--index", str(index), "--precision", "int8", "--executor", "ray", "-q")
+    assert json.loads(run_cli("info", "--index", str(index), "--json").stdout)["precision"] == "int8"
+    for concept in ("espresso", "tabby", "daisy"):
+        ray_hits = search_json(index, "--concept", concept, "-k", "3")["hits"]
+        local_hits = search_json(int8_index, "--concept", concept, "-k", "3")["hits"]
+        assert [h["path"].rsplit("/", 1)[1] for h in ray_hits] == [h["path"].rsplit("/", 1)[1] for h in local_hits]
+        assert [h["score"] for h in ray_hits] == pytest.approx([h["score"] for h in local_hits], abs=1e-4)
