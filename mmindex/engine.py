@@ -24,8 +24,10 @@ from mmindex.concepts import BUILTIN_PREFIX, Concept, Vocabulary
 from mmindex.config import IngestConfig, default_index_dir
 from mmindex.errors import MmindexError
 from mmindex.index.check import Problem
+from mmindex.index.export import export as export_table
 from mmindex.index.ingest import AddReport, ProgressFn
 from mmindex.index.store import Store
+from mmindex.index.tables import DEFAULT_BATCH, SegmentTable
 from mmindex.indexer import Indexer
 from mmindex.models.loader import LazyModel
 from mmindex.search.hits import Hit, Results
@@ -249,9 +251,32 @@ class Engine:
         """Bumped by every committed change (a cache of anything read from the index is stale when it moves)."""
         return self.reader().generation
 
-    def segments(self, ids: Iterable[int]) -> dict[int, dict]:
+    def segment_details(self, ids: Iterable[int]) -> dict[int, dict]:
         """Details of segments by id: path, kind, start, end, media_id (removed ones are left out)."""
         return self.reader().segments(ids)
+
+    def segments(self, what: str | Sequence[str] = "segments", batch_size: int = DEFAULT_BATCH) -> SegmentTable:
+        """The index's segments as a lazy table (mmindex/index/tables.py): iterate it for `pyarrow.RecordBatch`es
+        of `batch_size` rows, or call `to_reader()`, `to_arrow()`, `to_pandas()`. `what` is a comma-separated
+        list of parts: "segments" (ids, path, kind, start, end), "embeddings", "scores" ("scores:K": the top K
+        concepts of each) and "detectors" (your concepts' scores). Needs pyarrow (`pip install 'mmindex[data]'`)."""
+        store = Store.open(self.index_dir)
+        try:
+            return SegmentTable(store, what, batch_size=batch_size, info=_table_info(store, self.searcher.model))
+        except BaseException:
+            store.close()
+            raise
+
+    def export(self, path: str | os.PathLike, fmt: str = "parquet", what: str | Sequence[str] = "segments",
+               progress: ProgressFn | None = None) -> dict:
+        """Write `segments(what)` to `path` as "parquet" or "npz", one batch at a time (mmindex/index/export.py),
+        under a temporary name renamed when complete. `progress(segments written, in all)`. Returns {path,
+        format, segments, columns}. `DataError` for an unknown format or part, or a folder that does not exist."""
+        table = self.segments(what)
+        try:
+            return export_table(table, path, fmt, progress)
+        finally:
+            table.store.close()
 
     def media_paths(self) -> list[str]:
         """The path of every indexed media file."""
@@ -274,6 +299,21 @@ def _concept_names(cid: str, label: str, vocabulary: Vocabulary, builtin: Vocabu
     shadowed = builtin.shadowed(label)
     return {"id": cid, "name": label, "query": label if vocabulary.resolve(label).id == cid else cid,
             "shadows": {"id": shadowed.id, "query": f"{BUILTIN_PREFIX}{label}"} if shadowed else None}
+
+
+def _table_info(store: Store, model: LazyModel) -> dict:
+    """What a table of segments says of how it was made: the model, its precision and preprocessing."""
+    name = store.meta("model")
+    if name != model.name:
+        model = LazyModel(name)
+    try:
+        preprocessing = dataclasses.asdict(model.data_config)
+    except MmindexError:  # a model this installation cannot build: the table is still the index's
+        preprocessing = None
+    from mmindex import __version__
+
+    return {"model": name, "precision": store.meta("precision") or "fp32", "preprocessing": preprocessing,
+            "mmindex": __version__}
 
 
 def _stored_precision(index_dir: Path) -> str:

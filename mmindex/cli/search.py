@@ -16,16 +16,60 @@ from mmindex.search.requests import ConceptsRequest, FeedbackRequest, SearchRequ
 @index_option
 @request_options(SearchRequest)  # --concept, --like, --text, -k, --normalise, --fusion, --explain: GET /api/search's
 @click.option("--text-encoder", default=None, help="minilm (default), word2vec:PATH or clip:ARCH@WEIGHTS.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object {\"hits\": [...]}.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object {\"hits\": [...]} (--format json).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "trec"]), default=None,
+              help="table (default), json, or trec: trec_eval run lines `TOPIC Q0 DOC RANK SCORE RUN`.")
+@click.option("--run-name", default="mmindex", show_default=True, help="--format trec: the run's name (last field).")
+@click.option("--topic", default=None, help="--format trec: the topic id (first field; default: the name of the "
+              "one --concept, as `judgments export --format qrels` writes it).")
 @click.option("--vector-index", default=None, metavar="flat|hnsw|ivfpq|FACTORY",
               help="Fail unless the index was built with this vector index.")
-def search(index, text_encoder, as_json, vector_index, **options) -> None:
+def search(index, text_encoder, as_json, fmt, run_name, topic, vector_index, **options) -> None:
     """Search by concept, free text and/or example; criteria are fused."""
     from mmindex import Engine  # deferred: `mmindex --help` stays fast
 
     request = SearchRequest(**request_values(SearchRequest, options))
+    fmt = _output_format(fmt, as_json)
+    if fmt == "trec":
+        topic = _trec_topic(topic, request)
+        if not run_name or any(c.isspace() for c in run_name):
+            raise click.UsageError(f"--run-name must be one word, not {run_name!r}")
     results = Engine(index, text_encoder=text_encoder, vector_index=vector_index).search(**request.engine_arguments())
-    emit_hits(results, as_json, request.explain)
+    if fmt == "trec":
+        emit_trec(results, topic, run_name)
+    else:
+        emit_hits(results, fmt == "json", request.explain)
+
+
+def _output_format(fmt: str | None, as_json: bool) -> str:
+    if as_json and fmt not in (None, "json"):
+        raise click.UsageError(f"--json and --format {fmt} ask for two formats; give one")
+    return "json" if as_json else fmt or "table"
+
+
+def _trec_topic(topic: str | None, request: SearchRequest) -> str:
+    """The topic id of a run: the one given, else the single concept's name as a qrels query id."""
+    from mmindex.evaluate.judgments import qrels_query  # deferred: `mmindex --help` stays fast
+
+    if topic is None:
+        if len(request.concept) != 1 or request.like or request.text:
+            raise click.UsageError("--format trec needs --topic ID unless the query is one --concept")
+        topic = qrels_query(request.concept[0])
+    if not topic or any(c.isspace() for c in topic):
+        raise click.UsageError(f"--topic must be one word (a topic id of the qrels), not {topic!r}")
+    return topic
+
+
+def emit_trec(hits, topic: str, run_name: str) -> None:
+    """trec_eval run lines, best first; each document named as qrels name it (`judgments.doc_id`: the path, and a
+    video segment's time span), so that `mmindex evaluate-run` and trec_eval match them with judgments."""
+    from mmindex.evaluate.judgments import doc_id
+
+    message = getattr(hits, "message", None)
+    if message:
+        click.echo(f"no hits: {message}", err=True)
+    for rank, h in enumerate(hits, 1):
+        click.echo(f"{topic} Q0 {doc_id(h.path, h.start, h.end)} {rank} {h.score:.8g} {run_name}")
 
 
 @main.command()

@@ -105,6 +105,11 @@ def judgments_import(file, index, fmt, as_json) -> None:
     if as_json:
         click.echo(json.dumps(r))
         return
+    echo_import(r)
+
+
+def echo_import(r: dict) -> None:
+    """What an import of judgments did (`judgments import`, `import-labels`)."""
     for line in r["unknown"][:20]:
         click.echo(f"  skipped: {printable(line)}", err=True)
     if len(r["unknown"]) > 20:

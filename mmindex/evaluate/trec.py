@@ -65,3 +65,20 @@ def _lines(path: str | os.PathLike):
     for n, line in enumerate(text.splitlines(), 1):
         if line.strip():
             yield n, line.split()
+
+
+def evaluate_files(qrels_path: str | os.PathLike, run_path: str | os.PathLike, ks: tuple[int, ...] = (5, 10)) -> dict:
+    """`mmindex evaluate-run`: a run file scored against a qrels file by trec_eval (pytrec_eval; see
+    `metrics.evaluate_run`). Returns {"topics": {topic: {map, infAP, P_k, ndcg_cut_k}}, "all": the means over the
+    qrels' topics (a topic the run lacks scores 0, as `trec_eval -c` counts it), "measures", "run_topics_unjudged":
+    the run's topics that the qrels do not have (not scored)}. `DataError` names a malformed line or an empty qrels."""
+    from mmindex.evaluate.metrics import evaluate_run
+
+    qrels, run = read_qrels(qrels_path), read_run(run_path)
+    if not qrels:
+        raise DataError(f"{qrels_path} holds no judgment")
+    topics = evaluate_run(run, qrels, ks)
+    measures = list(next(iter(topics.values())))
+    mean = {m: sum(t[m] for t in topics.values()) / len(topics) for m in measures}
+    return {"topics": topics, "all": mean, "measures": measures,
+            "run_topics_unjudged": sorted(set(run) - set(qrels))}

@@ -76,3 +76,16 @@ class MediaRows:
         next `add` of a changed file, or `remove`, clears them."""
         self.db.executemany("INSERT OR REPLACE INTO errors (path, error, at) VALUES (?, ?, ?)",
                             [(schema.path_to_db(p), e, time.time()) for p, e in errors])
+
+    # ---- tables of segments (index/tables.py) -------------------------------------------------------
+    def segment_rows(self, first_id: int, last_id: int) -> list[tuple]:
+        """(segment id, media id, path, kind, start, end) of the segments with ids in [first_id, last_id], by id:
+        one chunk of a table of segments, read by id range so that a million segments are never all in memory."""
+        rows = self.db.execute(
+            'SELECT s.id, m.id, m.path, m.kind, s.start, s."end" FROM segments s JOIN media m ON m.id = s.media_id'
+            " WHERE s.id BETWEEN ? AND ? ORDER BY s.id", (int(first_id), int(last_id))).fetchall()
+        return [(r[0], r[1], schema.path_from_db(r[2]), *r[3:]) for r in rows]
+
+    def longest_path(self) -> int:
+        """An upper bound of the length of every media path, in characters (a fixed-width column's width)."""
+        return int(self.db.execute("SELECT coalesce(max(length(path)), 0) FROM media").fetchone()[0])

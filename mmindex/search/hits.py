@@ -39,3 +39,20 @@ class Results(list):
         super().__init__(hits)
         self.explanation = explanation or {}
         self.message = message
+
+    def to_arrow(self):
+        """A `pyarrow.Table`, one row per hit (search/display.py: rank, segment_id, path, kind, start, end, score,
+        media_id, and with `explain` each criterion's `why:` score and `share:`). Needs pyarrow."""
+        from mmindex.search.display import hits_table  # deferred: pyarrow is an extra
+
+        return hits_table(self)
+
+    def to_pandas(self):
+        """`to_arrow()` as a pandas DataFrame. Needs pyarrow and pandas (`pip install 'mmindex[data]'`)."""
+        return self.to_arrow().to_pandas()
+
+    def _repr_html_(self) -> str:
+        """What Jupyter shows: a grid of thumbnails (inline JPEGs) with rank, score, segment id and time span."""
+        from mmindex.search.display import results_html  # deferred: decoding thumbnails only when displayed
+
+        return results_html(self, self.explanation, self.message)

@@ -9,18 +9,14 @@ folders that hold the indexed media.
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from PIL import Image
-
 from mmindex.atomic import write_bytes
-from mmindex.errors import MediaError
-from mmindex.media.images import open_image
+from mmindex.media.thumbnails import thumbnail_jpeg
 
 log = logging.getLogger(__name__)
 
@@ -113,16 +109,7 @@ class Thumbnails:
                 return cached.read_bytes()
             except FileNotFoundError:
                 pass
-        if kind == "video":
-            middle = 0.0 if start is None else (start + (end if end is not None else start)) / 2
-            img = video_frame(real_path, middle)
-        else:
-            with open(real_path, "rb") as f:
-                img = open_image(f.read(), self.max_pixels, draft_size=self.size)
-        img.thumbnail((self.size, self.size), Image.Resampling.BICUBIC)
-        buf = io.BytesIO()
-        img.save(buf, "JPEG", quality=82, optimize=True)
-        data = buf.getvalue()
+        data = thumbnail_jpeg(real_path, kind, start, end, self.size, self.max_pixels)
         if cached is not None:
             self._write(cached, data)
         return data
@@ -132,33 +119,3 @@ class Thumbnails:
             write_bytes(target, data)  # concurrent writers of the same thumbnail both succeed
         except OSError as exc:
             log.warning("cannot cache thumbnail %s: %s", target, exc)
-
-
-def video_frame(path: str, seconds: float, max_frames: int = 3000) -> Image.Image:
-    """The first frame at or after `seconds` from the video's first frame, as an RGB image.
-
-    Times in the index count from the stream's first frame, so the seek target adds its start_time.
-    """
-    import av  # noqa: PLC0415 (PyAV only when a video thumbnail is asked for)
-
-    try:
-        with av.open(path, "r") as container:
-            if not container.streams.video:
-                raise MediaError("no video stream")
-            stream = container.streams.video[0]
-            base = float(stream.time_base or 0) or 1 / 90000
-            first = (stream.start_time or 0) * base
-            if seconds > 0:
-                container.seek(int((first + seconds) / base), stream=stream, backward=True, any_frame=False)
-            last = None
-            for i, frame in enumerate(container.decode(stream)):
-                last = frame
-                if frame.time is None or frame.time - first >= seconds - 1e-3 or i >= max_frames:
-                    break
-            if last is None:
-                raise MediaError("no frames")
-            return last.to_image().convert("RGB")
-    except av.error.FFmpegError as exc:
-        raise MediaError(f"cannot decode video: {exc.strerror}") from None
-    except OSError as exc:
-        raise MediaError(f"cannot read video: {exc.strerror or exc}") from None

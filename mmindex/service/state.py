@@ -51,7 +51,7 @@ class Service:
         return self.engine.generation()
 
     def segment(self, segment_id: int) -> dict:
-        found = self.engine.segments([segment_id]).get(segment_id)
+        found = self.engine.segment_details([segment_id]).get(segment_id)
         if found is None:
             raise HTTPException(404, f"no segment with id {segment_id}")
         return found
@@ -121,7 +121,7 @@ class Service:
     def _check_ids(self, ids) -> None:
         """404 for example or judged segment ids that are not in the index."""
         ids = list(ids)
-        known = self.engine.segments(ids)
+        known = self.engine.segment_details(ids)
         missing = sorted({i for i in ids if i not in known})
         if missing:
             raise HTTPException(404, f"no segment with id {', '.join(map(str, missing))} in the index")
