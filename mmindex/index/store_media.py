@@ -1,4 +1,5 @@
-"""The store's statements for detectors that read the media back or read keyframe embeddings (issue 18).
+"""The store's statements for detectors that read the media back or read keyframe embeddings (issue 18), and for
+tables of segments (issue 22: segments by id range).
 
 `MediaRows` is a part of `Store` (store.py), kept apart to keep each module small: `index.detector_inputs` calls
 these methods and writes no SQL. Schema v6 (`schema.MIGRATIONS[6]`) adds an `embedding` column to `keyframes`:

@@ -76,7 +76,7 @@ def test_runs_evaluated_by_trec_eval_match_the_library_ap(labelled, index, tmp_p
         assert r["topics"][c]["infAP"] == pytest.approx(ours[c], abs=1e-4)  # everything judged: infAP is AP
         assert 0 < r["topics"][c]["ndcg_cut_10"] <= 1
     assert r["all"]["map"] == pytest.approx(np.mean(list(ours.values())), abs=1e-4)
-    assert 0.3 < r["all"]["map"] < 1  # a real ranking: better than chance (1/3), not perfect
+    assert r["all"]["map"] > 0.5  # a real ranking: far better than chance (about 1/3); 0.988 when written
 
     text = run_cli("evaluate-run", str(qrels), str(run)).stdout
     assert "MAP" in text and "nDCG@10" in text and f"{r['all']['map']:.4f}" in text.splitlines()[-1]
