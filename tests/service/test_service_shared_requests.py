@@ -39,7 +39,8 @@ _ADD_CONFIG = {"model", "batch_size", "workers", "backend", "device", "precision
 # request: its command, its endpoint, what only the CLI takes (where the index is, how to print; `add`'s
 # IngestConfig; feedback's saved queries) and what only the HTTP API takes (paging; the query feedback refines)
 REQUESTS = {
-    SearchRequest: ("search", ("get", "/api/search"), {"index", "text_encoder", "vector_index", "as_json"},
+    SearchRequest: ("search", ("get", "/api/search"), {"index", "text_encoder", "vector_index", "as_json",
+                                                          "fmt", "run_name", "topic"},
                     {"offset"}),
     FeedbackRequest: ("feedback", ("post", "/api/feedback"), {"index", "name", "save_as", "as_json"},
                       {"concept", "like", "text"}),
