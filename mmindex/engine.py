@@ -259,7 +259,8 @@ class Engine:
         """The index's segments as a lazy table (mmindex/index/tables.py): iterate it for `pyarrow.RecordBatch`es
         of `batch_size` rows, or call `to_reader()`, `to_arrow()`, `to_pandas()`. `what` is a comma-separated
         list of parts: "segments" (ids, path, kind, start, end), "embeddings", "scores" ("scores:K": the top K
-        concepts of each) and "detectors" (your concepts' scores). Needs pyarrow (`pip install 'mmindex[data]'`)."""
+        concepts of each) and "detectors" (your concepts' scores). Needs pyarrow (`pip install 'mmindex[data]'`).
+        The table keeps a connection to the index: `close()` it, or use it as a context manager."""
         store = Store.open(self.index_dir)
         try:
             return SegmentTable(store, what, batch_size=batch_size, info=_table_info(store, self.searcher.model))
@@ -272,11 +273,8 @@ class Engine:
         """Write `segments(what)` to `path` as "parquet" or "npz", one batch at a time (mmindex/index/export.py),
         under a temporary name renamed when complete. `progress(segments written, in all)`. Returns {path,
         format, segments, columns}. `DataError` for an unknown format or part, or a folder that does not exist."""
-        table = self.segments(what)
-        try:
+        with self.segments(what) as table:
             return export_table(table, path, fmt, progress)
-        finally:
-            table.store.close()
 
     def media_paths(self) -> list[str]:
         """The path of every indexed media file."""

@@ -121,6 +121,16 @@ class SegmentTable:
         """The whole table as a pandas DataFrame (list columns hold NumPy arrays)."""
         return self.to_arrow().to_pandas()
 
+    def close(self) -> None:
+        """Close the table's connection to the index (the table cannot be read afterwards)."""
+        self.store.close()
+
+    def __enter__(self) -> SegmentTable:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def __repr__(self) -> str:
         return f"<SegmentTable {len(self)} segments: {', '.join(self.schema.names)}>"
 
@@ -163,8 +173,9 @@ class SegmentTable:
             trained = self.snapshot.scores.trained
             for col, cid in self.detector_columns:
                 columns[f"{_DETECTOR_PREFIX}{cid}"] = trained[col][rows].astype(np.float32)
-        return pa.RecordBatch.from_arrays([pa.array(columns[f.name], type=f.type) if not isinstance(
-            columns[f.name], pa.Array) else columns[f.name] for f in self.schema], schema=self.schema)
+        arrays = [columns[f.name] if isinstance(columns[f.name], pa.Array) else pa.array(columns[f.name], type=f.type)
+                  for f in self.schema]  # plain lists and NumPy columns typed as the schema says
+        return pa.RecordBatch.from_arrays(arrays, schema=self.schema)
 
     def _scores(self, pa, rows: np.ndarray) -> dict[str, Any]:
         cols = np.array([col for col, _cid in self.builtin], dtype=np.int64)

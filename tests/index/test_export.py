@@ -107,3 +107,30 @@ def test_bad_exports_say_what_is_wrong(taught, tmp_path):
         engine.export(tmp_path / "nowhere" / "x.parquet")
     proc = run_cli("export", "--index", str(taught), "--format", "csv", "--out", str(tmp_path / "x"), check=False)
     assert proc.returncode == 2 and "csv" in proc.stderr
+
+
+def test_video_shots_keep_their_times_in_tables_runs_and_the_grid(tmp_path):
+    """bikes.mp4's shots: start and end in the exported parquet as the store has them, a trec run naming each
+    shot by its time span, and a thumbnail of each shot's middle frame in the notebook grid."""
+    from mmindex.samples import write_sample_videos
+
+    bikes = next(p for p in write_sample_videos(tmp_path / "videos") if p.name == "bikes.mp4")
+    for other in (tmp_path / "videos").iterdir():
+        if other != bikes:
+            other.unlink()
+    index = tmp_path / "idx"
+    engine = Engine(index)
+    engine.add([bikes])
+    out = tmp_path / "shots.parquet"
+    engine.export(out, "parquet", "segments")
+    table = pq.read_table(out)
+    with Store.open(index) as store:
+        details = store.segments(table["segment_id"].to_pylist())
+    assert table.num_rows == len(details) >= 5 and set(table["kind"].to_pylist()) == {"video"}
+    for sid, start, end in zip(*(table[c].to_pylist() for c in ("segment_id", "start", "end")), strict=True):
+        assert (start, end) == (details[sid]["start"], details[sid]["end"]) and end > start
+    lines = run_cli("search", "--index", str(index), "-c", "bicycle", "-k", "3", "--format", "trec",
+                    "--topic", "bikes").stdout.splitlines()
+    assert len(lines) == 3 and all(line.split()[2].startswith(f"{bikes}#t=") for line in lines)
+    page = engine.search(concepts=["bicycle"], k=2, remember=False)._repr_html_()
+    assert page.count("data:image/jpeg;base64,") == 2 and " s<br>" in page  # a frame and a time span each
