@@ -130,6 +130,18 @@ class Engine:
         nothing. Returns {lines, added, changed, unchanged, skipped, unknown: [message], concepts}."""
         return self.indexer.import_judgments(path, fmt)
 
+    def import_labels(self, path: str | os.PathLike, fmt: str | None = None, teach: bool = False) -> dict:
+        """`import_judgments`, then with `teach` each concept of the file that has a positive judgment taught from
+        all its judgments (`mmindex import-labels`). Adds to the import's report `taught` (each `teach` report)
+        and `not_taught` (the file's concepts without a positive judgment)."""
+        report = self.import_judgments(path, fmt)
+        if teach:
+            judged = self.reader().judged_concepts()
+            ready = [name for name in report["concepts"] if judged.get(name, (0, 0))[0] > 0]
+            report["taught"] = [self.teach(name, origin="import") for name in ready]
+            report["not_taught"] = [name for name in report["concepts"] if name not in ready]
+        return report
+
     def detectors(self) -> list[dict]:
         """The detectors applied to or taught in the index: {id, name, labels, version, kind ("applied" or
         "taught"), details, applied, judgments: {positive, negative}}."""

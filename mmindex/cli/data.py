@@ -7,7 +7,7 @@ import json
 
 import click
 
-from mmindex.cli.common import index_option, main, open_engine, printable
+from mmindex.cli.common import echo_concept_names, index_option, main, open_engine, printable
 from mmindex.cli.index import with_progress
 from mmindex.cli.teach import echo_import
 
@@ -46,37 +46,18 @@ def import_labels(file, index, fmt, teach, as_json) -> None:
     `segment_path,start,end,concept,label` or qrels `concept 0 doc relevance`); with --teach, train each concept's
     detector on them. The judgments are then what `teach` trains on and what `judgments export --format qrels`
     hands to `evaluate-run`."""
-    eng = open_engine(index)
-    r = eng.import_judgments(file, fmt)
-    if teach:
-        judged = {c: (p, n) for c, p, n in _judged(eng)}
-        r["taught"] = [_teach(eng, name) for name in r["concepts"] if judged.get(name, (0, 0))[0] > 0]
-        r["not_taught"] = [name for name in r["concepts"] if judged.get(name, (0, 0))[0] == 0]
+    r = open_engine(index).import_labels(file, fmt, teach)
     if as_json:
         click.echo(json.dumps(r))
         return
     echo_import(r)
     for t in r.get("taught", []):
-        click.echo(f"taught {t['name']!r} version {t['version']} from {t['positive']} positive and {t['negative']} "
-                   f"negative judgments; --concept {t['query']!r}")
+        c = t["training"]
+        click.echo(f"taught {t['name']!r} version {t['version']} from {c['judged_positive']} positive and "
+                   f"{c['judged_negative']} negative judgments")
+        echo_concept_names(t)
     for name in r.get("not_taught", []):
         click.echo(f"not taught {name!r}: no positive judgment", err=True)
-
-
-def _judged(eng) -> list[tuple[str, int, int]]:
-    """(concept, positive, negative) of every judged concept."""
-    counts: dict[str, list[int]] = {}
-    for j in eng.judgments():
-        counts.setdefault(j["concept"], [0, 0])[0 if j["label"] else 1] += 1
-    return [(c, p, n) for c, (p, n) in counts.items()]
-
-
-def _teach(eng, name: str) -> dict:
-    r = eng.teach(name)
-    t = r["training"]
-    query = next((c["query"] for c in r["concepts"]), name)
-    return {"name": name, "version": r["version"], "positive": t["judged_positive"],
-            "negative": t["judged_negative"], "query": query}
 
 
 @main.command("evaluate-run")

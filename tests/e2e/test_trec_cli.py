@@ -103,8 +103,8 @@ def test_import_labels_csv_and_qrels_feed_teaching_and_evaluation(labelled, inde
                    "".join(f"{p},,,my bag,{int(labels[p] == 'bag')}\n" for p in sorted(labels)[::2]))
     r = json.loads(run_cli("import-labels", str(csv), "--index", str(index), "--teach", "--json").stdout)
     assert (r["added"], r["unknown"], r["concepts"]) == (15, [], ["my bag"])
-    assert r["taught"][0]["name"] == "my bag" and r["taught"][0]["positive"] == sum(
-        labels[p] == "bag" for p in sorted(labels)[::2])
+    assert r["taught"][0]["name"] == "my bag" and r["taught"][0]["training"]["judged_positive"] == sum(
+        labels[p] == "bag" for p in sorted(labels)[::2]) and r["not_taught"] == []
     again = json.loads(run_cli("import-labels", str(csv), "--index", str(index), "--json").stdout)
     assert (again["added"], again["unchanged"]) == (0, 15)  # the same judgments: nothing duplicated
 
