@@ -43,6 +43,8 @@ class IngestConfig:
     pool: how a segment's scores are pooled over its keyframes, "max" or "mean".
     frame_step: shot detection looks at every frame_step-th video frame (faster, but transitions
         are placed only to within frame_step frames and short ones may be missed).
+    shots: the shot detector (the CLI's `--shots`), a name of `mmindex.media.shots.DETECTORS`: "builtin" or
+        "transnetv2" (the optional mmindex[shots]); see docs/video.md for how they compare.
     shots_dir: a folder of TRECVID master shot reference files, <video stem>.msb, used instead of
         shot detection (a sidecar <video>.msb next to a video is used without this setting).
     executor: where decoding and inference run (the CLI's `--executor`): "local" (threads in this process)
@@ -70,6 +72,7 @@ class IngestConfig:
     max_pixels: int = 89_478_485
     pool: str = "max"
     frame_step: int = 1
+    shots: str = "builtin"
     shots_dir: str | None = None
     executor: str = "local"
     ray_address: str | None = None

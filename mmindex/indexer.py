@@ -34,6 +34,7 @@ from mmindex.index.ingest import AddReport, ProgressFn, add_paths
 from mmindex.index.store import Store
 from mmindex.index.store_judgments import ORIGINS
 from mmindex.index.vectors import check_matches, check_setting
+from mmindex.media.shots import require_detector
 from mmindex.models import devices
 from mmindex.models.loader import LazyModel
 
@@ -58,6 +59,7 @@ class Indexer:
             confine_to: Iterable[str] | None = None) -> AddReport:
         """See `Engine.add`."""
         paths = [os.path.expanduser(os.fspath(p)) for p in paths]  # "~/Pictures" from Python, as in a shell
+        require_detector(self.config.shots)  # a shot detector that cannot run fails the add, not every video
         # The writer lock comes first: a locked index is reported at once, not after importing the model.
         with self._open_for_add() as store:
             built_with = store.meta("model")

@@ -6,6 +6,7 @@ import json
 
 import click
 
+from mmindex.cli.choices import RegistryChoice
 from mmindex.cli.common import ModelChoice, device_option, index_option, main, open_engine, printable
 from mmindex.cli.options import request_options, request_values
 from mmindex.config import DEFAULT_MODEL, IngestConfig
@@ -30,6 +31,9 @@ from mmindex.search.requests import AddRequest, RemoveRequest
               help="How a segment's scores are pooled over its keyframes.")
 @click.option("--frame-step", default=1, show_default=True, type=click.IntRange(1, 100),
               help="Shot detection looks at every N-th video frame (faster; may miss short transitions).")
+@click.option("--shots", default="builtin", show_default=True, type=RegistryChoice("mmindex.media.shots:DETECTORS"),
+              help="Shot detector: builtin, or transnetv2 (learned; needs mmindex[shots]). docs/video.md compares "
+                   "them.")
 @click.option("--shots-dir", type=click.Path(file_okay=False, exists=True), default=None,
               help="Folder of TRECVID master shot reference files <video stem>.msb, used instead of shot "
                    "detection (a sidecar clip.mp4.msb or clip.msb beside a video is always used).")
@@ -53,14 +57,14 @@ from mmindex.search.requests import AddRequest, RemoveRequest
               help="Also store each keyframe's embedding (float16), which temporal models applied to the index read "
                    "(docs/learning.md#apply). The index keeps doing so for later adds.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def add(index, model, batch_size, workers, backend, device, precision, pool, frame_step, shots_dir, executor,
+def add(index, model, batch_size, workers, backend, device, precision, pool, frame_step, shots, shots_dir, executor,
         ray_address, ray_workers, vector_index, auto_compact, keyframe_rate, keyframe_embeddings, quiet,
         **options) -> None:
     """Index files and folders (recursively); unchanged files are skipped."""
     request = AddRequest(**request_values(AddRequest, options))
     config = IngestConfig(model=model, batch_size=batch_size, workers=workers, backend=backend, device=device,
-                          precision=precision, pool=pool,
-                          frame_step=frame_step, shots_dir=shots_dir, executor=executor, ray_address=ray_address,
+                          precision=precision, pool=pool, frame_step=frame_step, shots=shots, shots_dir=shots_dir,
+                          executor=executor, ray_address=ray_address,
                           ray_workers=ray_workers, auto_compact=auto_compact, keyframe_rate=keyframe_rate,
                           keyframe_embeddings=keyframe_embeddings)
     eng = open_engine(index, config, vector_index=vector_index)

@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from mmindex.cli.choices import RegistryChoice
 from mmindex.cli.common import ModelChoice, device_option, main
 from mmindex.config import DEFAULT_MODEL
 from mmindex.errors import MediaError
@@ -48,9 +49,12 @@ def _report_errors(errors: list[tuple[str, str]]) -> None:
 @device_option
 @click.option("--precision", type=click.Choice(["fp32", "int8"]), default="fp32", show_default=True,
               help="int8: the statically quantized model `add --precision int8` runs (default weights only).")
+@click.option("--shots", default="builtin", show_default=True, type=RegistryChoice("mmindex.media.shots:DETECTORS"),
+              help="Shot detector that cuts a video into shots: builtin, or transnetv2 (needs mmindex[shots]).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def classify(paths, model, weights, top, batch_size, workers, backend, device, precision, as_json, quiet) -> None:
+def classify(paths, model, weights, top, batch_size, workers, backend, device, precision, shots, as_json,
+             quiet) -> None:
     """The ILSVRC task: rank the 1000 ImageNet categories of each image (each shot of a video), best first.
 
     PATHS are files and folders (scanned recursively). Files that cannot be read are reported and skipped.
@@ -62,7 +66,7 @@ def classify(paths, model, weights, top, batch_size, workers, backend, device, p
     with _progress("classifying", quiet or as_json) as bar:
         task = bar.add_task("classify", total=None)
         report = classify_paths(paths, top=top, batch_size=batch_size, workers=workers, backend=backend,
-                                runtime=runtime,
+                                runtime=runtime, shots=shots,
                                 progress=lambda done, total: bar.update(task, completed=done, total=total))
     if not report.results and not report.errors:
         raise MediaError(f"no image or video under {', '.join(paths)}")

@@ -22,6 +22,7 @@ from mmindex.errors import MediaError
 from mmindex.extract.mapper import infer
 from mmindex.extract.reader import decoding_processes, read_all
 from mmindex.media.scan import scan
+from mmindex.media.shots import require_detector
 from mmindex.records import Media, Segment
 
 ProgressFn = Callable[[int, int], None]  # (files done, files total)
@@ -123,16 +124,19 @@ def top_categories(probs: np.ndarray, k: int) -> list[Category]:
 
 def classify_paths(paths: Iterable[str | os.PathLike], model: str = DEFAULT_MODEL, *, weights: str | None = "default",
                    top: int = 5, batch_size: int = 32, workers: int = 2, backend: str = "auto",
-                   progress: ProgressFn | None = None, runtime=None) -> ClassifyReport:
+                   progress: ProgressFn | None = None, runtime=None, shots: str = "builtin") -> ClassifyReport:
     """Classify every image and video shot under `paths` (files and folders, recursively) into the ILSVRC classes.
 
     Returns the `top` categories of each image / shot with their probabilities, WordNet ids and names.
     Bad files are reported in `errors` and skipped. `ModelError` if the model or its weights cannot be
-    loaded; pass `runtime` to reuse a model already loaded.
+    loaded; pass `runtime` to reuse a model already loaded. `shots` names the shot detector that cuts videos
+    (`mmindex.media.shots.DETECTORS`); `MediaError` if it cannot run here.
     """
     t0 = time.perf_counter()
+    require_detector(shots)  # before the model loads: a missing package is said at once, not per video
     runtime = runtime or make_runtime(model, weights, backend)
-    config = IngestConfig(model=runtime.backbone.name, batch_size=batch_size, workers=workers, backend=backend)
+    config = IngestConfig(model=runtime.backbone.name, batch_size=batch_size, workers=workers, backend=backend,
+                          shots=shots)
     report = ClassifyReport(runtime.backbone.name, runtime.backend)
     for path, rec in score_files(paths, runtime, config, progress):
         if isinstance(rec, MediaError):

@@ -165,15 +165,44 @@ class StreamingShotDetector(Protocol):
     def finish(self) -> list[Transition]: ...
 
 
-#: shot detectors by name: a factory fn(fps of the pushed frames) -> a `StreamingShotDetector`
+def _transnetv2(fps: float) -> StreamingShotDetector:
+    from mmindex.media.transnet import TransNetV2Detector  # noqa: PLC0415 (ONNX Runtime, and only when chosen)
+
+    return TransNetV2Detector(fps)
+
+
+def _transnetv2_require() -> None:
+    from mmindex.media.transnet import require  # noqa: PLC0415
+
+    require()
+
+
+#: shot detectors by name: a factory fn(fps of the pushed frames) -> a `StreamingShotDetector`. Metadata: `size`,
+#: the (width, height) the frames are pushed at; `interpolation`, PyAV's scaler for them; `require`, a check
+#: that raises MediaError (saying what to install) when the detector cannot run here.
 DETECTORS: Registry[Callable[[float], StreamingShotDetector]] = Registry("shot detector", MediaError)
-DETECTORS.add("builtin", ShotDetector, description="HSV-histogram cuts and thumbnail-blend gradual transitions")
-DEFAULT_DETECTOR = "builtin"
+DETECTORS.add("builtin", ShotDetector, description="HSV-histogram cuts and thumbnail-blend gradual transitions",
+              size=ANALYSIS_SIZE, interpolation=None, require=None)
+DETECTORS.add("transnetv2", _transnetv2, description="TransNetV2, a learned 3D-CNN (optional: mmindex[shots])",
+              size=(48, 27), interpolation="BICUBIC", require=_transnetv2_require)  # bicubic: ffmpeg's, as trained
+DEFAULT_DETECTOR = "builtin"  # chosen from bench/shot_detectors.py's table (docs/video.md)
 
 
 def create_shot_detector(name: str, fps: float) -> StreamingShotDetector:
     """A new detector of the registered kind `name` for frames pushed at `fps`; `MediaError` if unknown."""
     return DETECTORS.get(name)(fps)
+
+
+def analysis_size(name: str) -> tuple[int, int]:
+    """(width, height) of the frames the detector `name` reads."""
+    return DETECTORS.entry(name).metadata["size"]
+
+
+def require_detector(name: str) -> None:
+    """Raise MediaError if `name` is no shot detector, or one that cannot run here (its package is missing)."""
+    check = DETECTORS.entry(name).metadata.get("require")
+    if check is not None:
+        check()
 
 
 def _adaptive(x: np.ndarray, window: int, k: float, floor: float, q: float = 0.5) -> np.ndarray:

@@ -4,9 +4,11 @@
 
 1. **Analysis** (skipped when a TRECVID msb file gives the shots): decode every frame, note its
    timestamp (pts × time_base, in seconds from the first frame) and whether it is a decoder key
-   frame, and push every ``frame_step``-th frame, scaled down to ``shots.ANALYSIS_SIZE``, into the
-   streaming shot detector (one of `shots.DETECTORS`, the built-in `ShotDetector` by default). Memory:
-   the detector's ring buffer plus 8 bytes per frame of timestamps.
+   frame, and push every ``frame_step``-th frame, scaled down to the size the detector reads
+   (`shots.analysis_size`), into the streaming shot detector (one of `shots.DETECTORS`, chosen by
+   `IngestConfig.shots`: the built-in `ShotDetector` by default, or TransNetV2). Memory: the detector's
+   buffer (a ring of a few frames' features, or one window of TransNetV2's) plus 8 bytes per frame of
+   timestamps.
 2. **Keyframes**: for each shot, `shots.keyframes` picks the frames to index; they are decoded in
    order at full size and preprocessed for the model.
 
@@ -112,13 +114,14 @@ def analyse(path: str, frame_step: int = 1, detector: str = DEFAULT_DETECTOR) ->
     with container:
         finder = shots.create_shot_detector(detector, _fps(stream) / frame_step)
         pts, key_pts = array("q"), []
-        width, height = shots.ANALYSIS_SIZE
+        width, height = shots.analysis_size(detector)
+        scaler = shots.DETECTORS.entry(detector).metadata.get("interpolation")
         for k, frame in enumerate(_frames(container, stream, path)):
             pts.append(frame.pts)
             if frame.key_frame:
                 key_pts.append(frame.pts)
             if k % frame_step == 0:
-                finder.push(k, frame.to_ndarray(width=width, height=height, format="rgb24"))
+                finder.push(k, frame.to_ndarray(width=width, height=height, format="rgb24", interpolation=scaler))
     if not pts:
         raise MediaError("video has no decodable frames (zero-length, truncated or corrupt)")
     return Analysis(pts, key_pts, finder.finish())
@@ -180,7 +183,7 @@ def decode(path: str, sha256: str, st: os.stat_result, data_config, config: Inge
         n_frames = n_known or shot_list[-1].end + 1
         key_pts, pts_of = None, (lambda f: start_pts + round(f / fps / tb))
     else:
-        info = analyse(path, config.frame_step)
+        info = analyse(path, config.frame_step, config.shots)
         n_frames = len(info.pts)
         shot_list = shots.shots_from_transitions(info.transitions, n_frames)
         key_pts, pts_of = info.key_pts, info.pts.__getitem__
@@ -248,7 +251,7 @@ def detect_transitions(path: str, frame_step: int = 1, detector: str = DEFAULT_D
     return analyse(path, frame_step, detector).transitions
 
 
-def shots_of(path: str, frame_step: int = 1) -> list[Shot]:
+def shots_of(path: str, frame_step: int = 1, detector: str = DEFAULT_DETECTOR) -> list[Shot]:
     """The detected shots of a video file."""
-    info = analyse(path, frame_step)
+    info = analyse(path, frame_step, detector)
     return shots.shots_from_transitions(info.transitions, len(info.pts))

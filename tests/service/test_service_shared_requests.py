@@ -33,7 +33,8 @@ from tests.service.conftest import make_store, segments_by_kind, write_jpeg
 
 TOKEN = "shared-requests-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-_ADD_CONFIG = {"model", "batch_size", "workers", "backend", "device", "precision", "pool", "frame_step", "shots_dir",
+_ADD_CONFIG = {"model", "batch_size", "workers", "backend", "device", "precision", "pool", "frame_step", "shots",
+               "shots_dir",
                "executor", "ray_address", "ray_workers", "vector_index", "auto_compact", "keyframe_embeddings",
                "keyframe_rate", "quiet"}
 # request: its command, its endpoint, what only the CLI takes (where the index is, how to print; `add`'s
