@@ -239,7 +239,8 @@ class TransNetV2Detector:
         while len(self.single) < n:  # the frames after the last full window
             self._window += [self._window[-1]] * (WINDOW - len(self._window))
             self._run()
-        return transitions(np.frombuffer(self.single, np.float32)[:n], np.frombuffer(self.many, np.float32)[:n],
+        del self.single[n:], self.many[n:]  # the predictions of the padding frames
+        return transitions(np.frombuffer(self.single, np.float32), np.frombuffer(self.many, np.float32),
                            np.frombuffer(self.frame_no, np.int64))
 
 
