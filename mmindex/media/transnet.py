@@ -21,6 +21,8 @@ check that both give the same probabilities. A later run reads the cached export
 form runs, one transition each. The "many" probabilities above 0.5 around a run give its extent: a run
 whose extent is at most `CUT_FRAMES` frames is a cut (its first frame after the run is the new shot's first
 frame, as the network marks the last frame of the old shot), a longer one a gradual transition over that extent.
+The network sees a fade out to black and the fade in after it as two transitions; as the built-in detector
+does (`shots.DARK_LUMA`), transitions with only dark frames between them are merged into one gradual transition.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ import numpy as np
 from mmindex.atomic import atomic_write
 from mmindex.config import cache_dir
 from mmindex.errors import MediaError
+from mmindex.media.shots import DARK_LUMA, DARK_STD, Transition
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +216,7 @@ class TransNetV2Detector:
     def __init__(self, fps: float, net: Net | None = None):
         self._net = net or load_net()
         self._window: list[np.ndarray] = []
-        self.frame_no, self.single, self.many = array("q"), array("f"), array("f")
+        self.frame_no, self.single, self.many, self.dark = array("q"), array("f"), array("f"), array("b")
 
     def push(self, frame_no: int, rgb: np.ndarray) -> None:
         """Add the next frame (uint8, 27×48×3) with its frame number in the video."""
@@ -222,6 +225,8 @@ class TransNetV2Detector:
         if not self._window:
             self._window = [rgb] * CONTEXT  # the first frame stands in for the context before the video
         self.frame_no.append(frame_no)
+        grey = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32) / 255.0
+        self.dark.append(bool(grey.mean() < DARK_LUMA and grey.std() < DARK_STD))
         self._window.append(rgb)
         if len(self._window) == WINDOW:
             self._run()
@@ -241,14 +246,12 @@ class TransNetV2Detector:
             self._run()
         del self.single[n:], self.many[n:]  # the predictions of the padding frames
         return transitions(np.frombuffer(self.single, np.float32), np.frombuffer(self.many, np.float32),
-                           np.frombuffer(self.frame_no, np.int64))
+                           np.frombuffer(self.dark, np.int8).astype(bool), np.frombuffer(self.frame_no, np.int64))
 
 
-def transitions(single: np.ndarray, many: np.ndarray, frame_no: np.ndarray) -> list:
-    """The rule of the module docstring, from the per-frame probabilities."""
-    from mmindex.media.shots import Transition  # noqa: PLC0415 (shots registers this module's detector)
-
-    n, out = len(single), []
+def transitions(single: np.ndarray, many: np.ndarray, dark: np.ndarray, frame_no: np.ndarray) -> list[Transition]:
+    """The rule of the module docstring, from the per-frame probabilities and darkness (by sample index)."""
+    n, spans = len(single), []
     above, inside = single > THRESHOLD, many > THRESHOLD
     i = 0
     while i < n:
@@ -263,10 +266,15 @@ def transitions(single: np.ndarray, many: np.ndarray, frame_no: np.ndarray) -> l
             a -= 1
         while b + 1 < n and inside[b + 1]:
             b += 1
-        if b - a + 1 <= CUT_FRAMES:
-            if b + 1 < n:  # a cut after the last frame is no transition
-                out.append(Transition(int(frame_no[b + 1]), int(frame_no[b + 1]), "cut"))
-        else:
-            out.append(Transition(int(frame_no[a]), int(frame_no[b]), "gradual"))
+        if b - a + 1 > CUT_FRAMES:
+            spans.append([a, b, "gradual"])
+        elif b + 1 < n:  # a cut after the last frame is no transition
+            spans.append([b + 1, b + 1, "cut"])
         i = max(i, b + 1)
-    return out
+    merged: list[list] = []
+    for span in spans:
+        if merged and dark[merged[-1][1] + 1: span[0]].all():  # only dark frames (or none) between
+            merged[-1][1:] = [span[1], "gradual"]
+        else:
+            merged.append(span)
+    return [Transition(int(frame_no[a]), int(frame_no[b]), kind) for a, b, kind in merged]
