@@ -64,6 +64,7 @@ def test_streamed_onnx_windows_agree_with_the_packages_pytorch_inference(bikes):
     detector = transnet.TransNetV2Detector(BIKES_FPS, transnet.load_net("onnx"))
     for k, rgb in enumerate(frames):
         detector.push(k, rgb)
+        assert len(detector._window) < transnet.WINDOW  # one window at most, whatever the video's length
     found = detector.finish()
     with transnet._Preserved(), torch.no_grad():
         single, many = TransNetV2(device="cpu").predict_frames(torch.from_numpy(frames), quiet=True)
@@ -102,6 +103,9 @@ def test_a_missing_package_says_how_to_install_it(short_bikes, tmp_path):
     assert "Traceback" not in proc.stderr and not index.exists()  # refused before an index is made
 
 
-def test_an_unknown_shot_detector_is_a_usage_error(short_bikes, tmp_path):
-    proc = run_cli("add", "--index", str(tmp_path / "index"), "--shots", "bogus", str(short_bikes), check=False)
+@pytest.mark.parametrize("command", [["add", "--index", "INDEX"], ["classify"]])
+def test_an_unknown_shot_detector_is_a_usage_error(command, short_bikes, tmp_path):
+    args = [str(tmp_path / "index") if a == "INDEX" else a for a in command]
+    proc = run_cli(*args, "--shots", "bogus", str(short_bikes), check=False)
     assert proc.returncode == 2 and "Invalid value for '--shots'" in proc.stderr and "transnetv2" in proc.stderr
+    assert not (tmp_path / "index").exists()
