@@ -31,6 +31,7 @@ import functools
 import hashlib
 import importlib.util
 import logging
+import multiprocessing
 import os
 import threading
 import warnings
@@ -167,7 +168,8 @@ def _onnx_net() -> Net:
         _export(path)
     # As mmindex/models/exports.py's sessions: no spinning threads, which would steal the decoders' time.
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = os.cpu_count() or 1
+    # In a decoding process of a GPU run (extract/reader.py), one process per core already fills the cores.
+    opts.intra_op_num_threads = 1 if multiprocessing.parent_process() else os.cpu_count() or 1
     opts.inter_op_num_threads = 1
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
