@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # torch and torchvision lie on this machine's disk at these versions; pip takes them from there.
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: demo test lint docs bench clean system
+.PHONY: demo test lint docs man bench clean system
 
 $(STAMP): pyproject.toml
 	$(MAKE) system
@@ -37,9 +37,16 @@ lint: $(STAMP)
 	$(BIN)/deptry mmindex
 	$(BIN)/lint-imports
 
-# The layers picture in docs/architecture.md, drawn from the import-linter contract and the code's imports.
+# The layers picture in docs/architecture.md, drawn from the import-linter contract and the code's imports;
+# then the HTML documentation, offline, into site/ (open site/index.html): the pages of docs/ and the API
+# reference that mkdocstrings renders from the docstrings (mkdocs.yml; strict: a broken link or reference fails).
 docs: $(STAMP)
 	$(BIN)/python tools/layers.py
+	$(BIN)/mkdocs build --strict --site-dir site
+
+# A man page per command into man/ (click-man): `man -l man/mmindex-add.1`, or put man/ on MANPATH.
+man: $(STAMP)
+	$(BIN)/click-man --target man mmindex
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache site man

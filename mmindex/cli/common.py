@@ -10,7 +10,7 @@ import sys
 import click
 
 from mmindex.cli.choices import RegistryChoice
-from mmindex.errors import MmindexError
+from mmindex.errors import MmindexError, missing_extra
 
 
 class _Group(click.Group):
@@ -24,6 +24,11 @@ class _Group(click.Group):
             sys.exit(1)
         except sqlite3.DatabaseError as exc:  # one the store did not name: damage it did not expect
             click.echo(f"error: the index database failed ({exc}); run `mmindex check`", err=True)
+            sys.exit(1)
+        except ImportError as exc:  # an optional extra that is not installed (PyTorch, MiniLM): say which
+            if missing_extra(exc) is None:
+                raise
+            click.echo(f"error: {missing_extra(exc)}", err=True)
             sys.exit(1)
 
 
@@ -40,15 +45,20 @@ def printable(text: str) -> str:
 class ModelChoice(RegistryChoice):
     """`--model NAME`: a registered backbone. A name whose ONNX export is cached with its sidecar
     (models/exports.py) is accepted as it is: listing the registry imports PyTorch and timm (the backbones
-    register themselves when their module is imported), which a run from the cache never needs."""
+    register themselves when their module is imported), which a run from the cache never needs. So is an
+    EfficientNet-Lite where PyTorch is not installed: its graph is built without it (models/lite_graph.py)."""
 
     def __init__(self):
         super().__init__("mmindex.models:list_models")
 
     def convert(self, value, param, ctx):
-        from mmindex.models.exports import find  # deferred: `mmindex --help` stays fast
+        import importlib.util
 
-        if isinstance(value, str) and find(value) is not None:
+        from mmindex.models import lite_graph  # deferred: `mmindex --help` stays fast
+        from mmindex.models.exports import find
+
+        if isinstance(value, str) and (find(value) is not None or (
+                value in lite_graph.SIZES and importlib.util.find_spec("torch") is None)):
             return value
         return super().convert(value, param, ctx)
 

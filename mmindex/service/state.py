@@ -23,6 +23,7 @@ from mmindex.service import schemas
 from mmindex.service.auth import Auth
 from mmindex.service.media import Forbidden, MediaRoots, Missing, Thumbnails
 from mmindex.service.metrics import Metrics
+from mmindex.text import DEFAULT_TEXT_ENCODER, text_encoder_installed
 
 
 class Service:
@@ -39,7 +40,9 @@ class Service:
         self.thumbnails = Thumbnails(engine.index_dir / "thumbnails", config.thumbnail_size)
         params = inspect.signature(engine.search).parameters
         self.features = schemas.Features(
-            text="text" in params, feedback=callable(getattr(engine, "run_spec", None)),
+            # the web UI offers free text only where its encoder is installed (MiniLM: mmindex[text])
+            text="text" in params and text_encoder_installed(getattr(engine, "text_encoder", DEFAULT_TEXT_ENCODER)),
+            feedback=callable(getattr(engine, "run_spec", None)),
             upload=True, write=self.auth.enabled)
         # A server has many users: no shared "last query" written into the index on every search.
         self._search_options = {"remember": False} if "remember" in params else {}

@@ -6,7 +6,8 @@ from mmindex.text.encoders import (
     create_text_encoder,
     list_text_encoders,
     register_text_encoder,
+    text_encoder_installed,
 )
 
 __all__ = ["DEFAULT_TEXT_ENCODER", "TextEncoder", "create_text_encoder", "list_text_encoders",
-           "register_text_encoder"]
+           "register_text_encoder", "text_encoder_installed"]

