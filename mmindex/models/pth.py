@@ -105,7 +105,7 @@ def _read_zip(path: Path) -> tuple[object, dict[str, np.ndarray]]:
     with zipfile.ZipFile(path) as z:
         pkl = next((n for n in z.namelist() if n.endswith("/data.pkl") or n == "data.pkl"), None)
         if pkl is None:
-            raise ModelError(f"{path}: a zip file without data.pkl is not a PyTorch file")
+            raise ModelError("a zip file without data.pkl is not a PyTorch file")
         root = pkl[: -len("data.pkl")]
         storages: dict[str, tuple[type, int]] = {}
         obj = _Unpickler(io.BytesIO(z.read(pkl)), storages).load()
@@ -129,7 +129,8 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
         if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
             obj = obj["state_dict"]
         if not isinstance(obj, dict) or not all(isinstance(v, _Tensor) for v in obj.values()):
-            raise ModelError(f"{path} holds no plain state_dict of tensors")
+            raise ModelError("it holds no plain state_dict of tensors")
         return {str(k): _view(buffers[t.key], t) for k, t in obj.items()}
-    except (OSError, EOFError, KeyError, ValueError, struct.error, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
+    except (ModelError, OSError, EOFError, KeyError, ValueError, struct.error, pickle.UnpicklingError,
+            zipfile.BadZipFile) as exc:
         raise ModelError(f"cannot read the weights file {path} without PyTorch: {exc}") from None
