@@ -34,12 +34,12 @@ def du_mb(path: Path) -> float:
     return int(out.stdout.split()[0]) / 1024
 
 
-def install(venv: Path, *requirements: str) -> float:
-    """A fresh venv with `requirements` installed; the pip command's wall time."""
+def install(venv: Path, source: Path, *requirements: str) -> float:
+    """A fresh venv with `requirements` installed (`.` is `source`); the pip command's wall time."""
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     start = time.perf_counter()
     subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", *requirements],
-                   check=True, cwd=ROOT)
+                   check=True, cwd=source)
     return time.perf_counter() - start
 
 
@@ -83,8 +83,12 @@ def main() -> None:
     work = args.workdir or Path(tempfile.mkdtemp(prefix="mmindex-light-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        light_s = install(work / "light", ".")
-        full_s = install(work / "full", *TORCH, ".[text]")
+        # A copy of the tree: pip's in-tree build leaves build/ and *.egg-info behind, which would shadow the checkout
+        source = work / "src"
+        shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".venv", ".git", "build", "*.egg-info", "site",
+                                                                    "man", "__pycache__", ".*_cache"))
+        light_s = install(work / "light", source, ".")
+        full_s = install(work / "full", source, *TORCH, ".[text]")
         light_mb, full_mb = du_mb(work / "light"), du_mb(work / "full")
         torch_free = subprocess.run([str(work / "light" / "bin" / "python"), "-c", "import torch"],
                                     capture_output=True).returncode != 0

@@ -117,9 +117,11 @@ def test_without_torch_add_and_search_give_the_torch_index_results(photo_index, 
         assert np.allclose([h["score"] for h in ours], [h["score"] for h in theirs], atol=2e-3)  # float16 storage
 
 
-def test_without_torch_a_command_that_needs_it_names_the_extra(tmp_path):
+def test_without_torch_a_command_that_needs_it_names_the_extra(index_copy, tmp_path):
     proc = without_torch("train", str(tmp_path / "data.npz"), "--out", str(tmp_path / "d.pt"), cache=tmp_path)
     assert proc.returncode == 1
     assert "pip install 'mmindex[train]'" in proc.stderr and "Traceback" not in proc.stderr
     proc = without_torch("add", str(tmp_path), "--index", str(tmp_path / "i"), "--model", "resnet50", cache=tmp_path)
     assert proc.returncode == 1 and "mmindex[train]" in proc.stderr and "Traceback" not in proc.stderr
+    proc = without_torch("search", "--index", str(index_copy), "--text", "a cup of coffee", cache=tmp_path)
+    assert proc.returncode == 1 and "pip install 'mmindex[text]'" in proc.stderr and "Traceback" not in proc.stderr
