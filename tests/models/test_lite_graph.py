@@ -34,9 +34,24 @@ main()
 """
 
 
-def without_torch(*args: str, cache: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", _WITHOUT_TORCH, *args], capture_output=True, text=True,
+def without_torch(*args: str, cache: Path, script: str = _WITHOUT_TORCH) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True,
                           env={**os.environ, "MMINDEX_CACHE": str(cache)}, timeout=600)
+
+
+# `mmindex serve` without PyTorch: the app it builds (nothing listens) answers a few requests in this process.
+_SERVE_WITHOUT_TORCH = _WITHOUT_TORCH.replace("from mmindex.cli import main", r"""import json, uvicorn
+served = []
+uvicorn.run = lambda app, **options: served.append(app)
+from mmindex.cli import main""").replace("main()", r"""main(standalone_mode=False)
+from fastapi.testclient import TestClient
+with TestClient(served[-1]) as client:
+    answers = {"health": client.get("/api/health").json(),
+               "search": client.get("/api/search", params={"concept": "espresso", "k": 1}).json(),
+               "teach": client.post("/api/concepts", json={"name": "my cup", "positive": [1], "negative": [2]},
+                                    headers={"Authorization": "Bearer t0ken"})}
+answers["teach"] = [answers["teach"].status_code, answers["teach"].json()]
+print("ANSWERS " + json.dumps(answers))""")
 
 
 def test_the_packaged_weights_read_as_torch_load_reads_them():
@@ -125,3 +140,14 @@ def test_without_torch_a_command_that_needs_it_names_the_extra(index_copy, tmp_p
     assert proc.returncode == 1 and "mmindex[train]" in proc.stderr and "Traceback" not in proc.stderr
     proc = without_torch("search", "--index", str(index_copy), "--text", "a cup of coffee", cache=tmp_path)
     assert proc.returncode == 1 and "pip install 'mmindex[text]'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_without_torch_serve_searches_and_says_what_teaching_needs(index_copy, tmp_path):
+    proc = without_torch("serve", "--index", str(index_copy), "--token", "t0ken", cache=tmp_path,
+                         script=_SERVE_WITHOUT_TORCH)
+    assert proc.returncode == 0, proc.stderr
+    answers = json.loads(proc.stdout.split("ANSWERS ", 1)[1])
+    assert answers["health"]["features"]["text"] is False  # the web UI hides its text box
+    assert Path(answers["search"]["hits"][0]["path"]).name == "coffee.jpg"
+    assert answers["teach"] == [501, {"error": "this needs the Python package 'torch', part of mmindex's 'train' "
+                                               "extra: pip install 'mmindex[train]'"}]
