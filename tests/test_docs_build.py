@@ -4,6 +4,7 @@ mkdocstrings renders from the docstrings (mkdocs.yml). A broken link or a refere
 from __future__ import annotations
 
 import importlib.util
+import re
 import shutil
 import subprocess
 import sys
@@ -35,6 +36,8 @@ def test_the_docs_build_with_the_api_reference(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     pages = {p.name for p in (tmp_path / "site").glob("*.html")}
     assert {p.stem + ".html" for p in (ROOT / "docs").glob("*.md")} <= pages  # every page of docs/
+    for page in (tmp_path / "site").glob("*.html"):  # offline: no script or stylesheet from the network
+        assert not re.search(r'<(script|link)[^>]+(src|href)="https?://', page.read_text()), page.name
     api = (tmp_path / "site" / "api.html").read_text()
     # the facade's methods with their docstrings, rendered from the code
     from mmindex.engine import Engine
