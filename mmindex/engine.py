@@ -186,14 +186,20 @@ class Engine:
     # ---- reading -------------------------------------------------------------------------------
     def search(self, concepts: Sequence[str] = (), like: Sequence[int | str] = (), k: int = 10,
                explain: bool = False, normalise: str = "minmax", text: str | Sequence[str] = (),
-               fusion_method: str = "combsum", remember: bool = True) -> Results:
+               fusion_method: str = "combsum", remember: bool = True, then: Sequence[str] = (),
+               within: float = 10.0, group: str = "segment") -> Results:
         """Rank segments by concept expressions, free texts and/or examples (segment ids or image paths),
         fused by `fusion_method` ("combsum", "wsum", "combmnz", "rrf"; see search/fusion.py).
 
+        `then`: later steps of a temporal query, in order, each a concept expression, "text:WORDS" or "like:ID":
+        the hits are video shots matching the first criteria that are followed in the same video, each within
+        `within` seconds of the step before, by a shot matching each step; each hit's `then` holds its chain
+        (search/temporal.py). `group="video"`: one hit per media file, its best segment, with its `matches`.
         Raises QueryError or UnknownConcept for malformed queries. `remember` keeps the query as the
         index's last query, which `feedback` refines.
         """
-        return self.searcher.search(concepts, like, k, explain, normalise, text, fusion_method, remember)
+        return self.searcher.search(concepts, like, k, explain, normalise, text, fusion_method, remember, then,
+                                    within, group)
 
     def feedback(self, positive: Sequence[int] = (), negative: Sequence[int] = (), k: int | None = None,
                  explain: bool = False, name: str | None = None) -> Results:

@@ -73,3 +73,29 @@ def photo_index(shared_tmp, sample_photos) -> Path:
     index = shared_tmp / "photo-index"
     run_cli("add", str(sample_photos), "--index", str(index), "-q")
     return index
+
+
+# Videos with a known order of shots, made of the sample photos (a slow pan over each, hard cuts), for temporal
+# queries: "espresso, then a cat within 10 s" is in forward.mp4 only (reverse.mp4 has them the other way round,
+# gap.mp4 has 12 s of temple between them). name -> (photos, seconds each)
+TEMPORAL_VIDEOS = {
+    "forward.mp4": (("coffee", "chelsea", "flower"), (2, 2, 2)),
+    "reverse.mp4": (("chelsea", "coffee"), (2, 2)),
+    "gap.mp4": (("coffee", "china", "chelsea"), (2, 12, 2)),
+}
+
+
+@pytest.fixture(scope="session")
+def temporal_index(shared_tmp, sample_photos) -> Path:
+    """An index of TEMPORAL_VIDEOS and the coffee photo (an image is never part of a chain), built through the CLI."""
+    from mmindex.evaluate.shots import ClipSpec, make_clip
+
+    folder = shared_tmp / "temporal-media"
+    folder.mkdir()
+    for name, (photos, seconds) in TEMPORAL_VIDEOS.items():
+        make_clip(folder / name, ClipSpec(photos, tuple(10 * s for s in seconds), (("cut", 0),) * (len(photos) - 1),
+                                          size=(224, 168), fps=10))
+    shutil.copy(sample_photos / "coffee.jpg", folder / "coffee.jpg")
+    index = shared_tmp / "temporal-index"
+    run_cli("add", str(folder), "--index", str(index), "-q")
+    return index

@@ -138,4 +138,9 @@ def emit_hits(hits, as_json: bool, explain: bool) -> None:
             table.add_row("", "", "", "", "  " + ", ".join(f"{k} = {v:.4f}" for k, v in h.why.items()))
         if h.parts and len(h.parts) > 1:
             table.add_row("", "", "", "", "  share: " + ", ".join(f"{k} {v:+.4f}" for k, v in h.parts.items()))
+        if h.then:  # a temporal query's chain: each later step's shot
+            table.add_row("", "", "", "", "  then " + " → ".join(
+                f"#{c['segment_id']} {c['start']:.2f}–{c['end']:.2f} s ({c['score']:.3f})" for c in h.then))
+        if h.matches is not None:
+            table.add_row("", "", "", "", f"  {h.matches} matching segment{'s' * (h.matches != 1)} in this file")
     Console().print(table if hits else "no hits")

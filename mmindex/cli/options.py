@@ -64,5 +64,7 @@ def _click_type(meta: typing.Mapping[str, Any], kind: Any) -> Any:
     if meta.get("path"):
         return click.Path()
     if "min" in meta or "max" in meta:
-        return (click.IntRange if kind is int else click.FloatRange)(meta.get("min"), meta.get("max"))
+        if kind is int:
+            return click.IntRange(meta.get("min"), meta.get("max"))
+        return click.FloatRange(meta.get("min"), meta.get("max"), min_open=meta.get("min_open", False))
     return kind

@@ -9,12 +9,38 @@ import click
 
 from mmindex.cli.common import emit_hits, index_option, main, open_engine
 from mmindex.cli.options import request_options, request_values
+from mmindex.errors import QueryError
 from mmindex.search.requests import ConceptsRequest, FeedbackRequest, SearchRequest
 
 
-@main.command()
+class _StepsInOrder(click.Command):
+    """`--then-text WORDS` is `--then text:WORDS` and `--then-like ID` is `--then like:ID`, rewritten before
+    parsing: click collects each option's values apart, and a temporal query's steps keep their order."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        out, it = [], iter(args)
+        for arg in it:
+            if arg == "--":
+                out += [arg, *it]
+                break
+            flag, eq, value = arg.partition("=")
+            if flag in ("--then-text", "--then-like"):
+                if not eq:
+                    value = next(it, None)
+                    if value is None:
+                        raise click.UsageError(f"Option '{flag}' requires an argument.", ctx)
+                arg = f"--then={flag.rsplit('-', 1)[1]}:{value}"
+            out.append(arg)
+        return super().parse_args(ctx, out)
+
+
+@main.command(cls=_StepsInOrder)
 @index_option
-@request_options(SearchRequest)  # --concept, --like, --text, -k, --normalise, --fusion, --explain: GET /api/search's
+@request_options(SearchRequest)  # --concept, --like, --text, -k, ..., --then, --within, --group: GET /api/search's
+@click.option("--then-text", multiple=True, expose_value=False, metavar="WORDS",
+              help='A step that follows, by free text: --then "text:WORDS".')
+@click.option("--then-like", multiple=True, expose_value=False, metavar="ID",
+              help='A step that follows, by example: --then "like:ID".')
 @click.option("--text-encoder", default=None, help="minilm (default), word2vec:PATH or clip:ARCH@WEIGHTS.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object {\"hits\": [...]} (--format json).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "trec"]), default=None,
@@ -25,10 +51,14 @@ from mmindex.search.requests import ConceptsRequest, FeedbackRequest, SearchRequ
 @click.option("--vector-index", default=None, metavar="flat|hnsw|ivfpq|FACTORY",
               help="Fail unless the index was built with this vector index.")
 def search(index, text_encoder, as_json, fmt, run_name, topic, vector_index, **options) -> None:
-    """Search by concept, free text and/or example; criteria are fused."""
+    """Search by concept, free text and/or example; criteria are fused. With --then, shots followed in the same
+    video by shots matching each step, in order, each within --within seconds."""
     from mmindex import Engine  # deferred: `mmindex --help` stays fast
 
-    request = SearchRequest(**request_values(SearchRequest, options))
+    try:
+        request = SearchRequest(**request_values(SearchRequest, options))
+    except QueryError as exc:  # --then without a first criterion, a --within that is not a positive number
+        raise click.UsageError(str(exc)) from None
     fmt = _output_format(fmt, as_json)
     if fmt == "trec":
         topic = _trec_topic(topic, request)

@@ -7,7 +7,7 @@ Layout: `index.sqlite` (schema: schema.py), `batches/NNNNNNNN.arrays` (one per c
 The store writes every SQL statement on the index's rows (the schema and the database file are schema.py's);
 the statements that compaction, `check` and `repair` need live in `BatchRows` (store_batches.py), those on
 applied detectors in `DetectorRows` (store_detectors.py), judgments in `JudgmentRows` (store_judgments.py),
-media read back and keyframe embeddings in `MediaRows` (store_media.py).
+media read back and keyframe embeddings in `MediaRows` (store_media.py), shot times in `TimelineRows`.
 
 Crash safety: a batch's array file is written to a temporary name, fsynced and renamed *inside* the
 SQLite transaction that inserts its rows, so it becomes visible only when that transaction commits.
@@ -38,12 +38,13 @@ from mmindex.index.store_batches import BatchRows
 from mmindex.index.store_detectors import DetectorRows
 from mmindex.index.store_judgments import JudgmentRows
 from mmindex.index.store_media import MediaRows
+from mmindex.index.store_timeline import TimelineRows
 from mmindex.records import MediaRecord
 
 __all__ = ["Snapshot", "Store"]
 
 
-class Store(BatchRows, DetectorRows, JudgmentRows, MediaRows):
+class Store(BatchRows, DetectorRows, JudgmentRows, MediaRows, TimelineRows):
     """An index directory. Open it with `Store.open` (read) or `Store.open(..., write=True)`."""
 
     def __init__(self, root: Path, db: sqlite3.Connection, lock_fd: int | None):

@@ -1,4 +1,5 @@
-"""Search results: `Hit` (one segment, its score and why) and `Results` (hits, best first, with an explanation)."""
+"""Search results: `Hit` (one segment, its score and why) and `Results` (hits, best first, with an explanation);
+`make_hits` reads the hits' details from the store."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from dataclasses import dataclass, field, fields
 
 @dataclass
 class Hit:
-    """One result. `why` (on request) gives each criterion's raw score for this segment."""
+    """One result. `why` (on request) gives each criterion's raw score for this segment. A temporal query's hit
+    carries its chain, `then`: the shot of each later step ({"segment_id", "start", "end", "score"}, the score
+    being that step's normalised score); a video-level hit (`group="video"`) its file's number of `matches`."""
 
     segment_id: int
     path: str
@@ -19,12 +22,14 @@ class Hit:
     media_id: int | None = None
     why: dict[str, float] | None = field(default=None)
     parts: dict[str, float] | None = field(default=None)  # on request: each criterion's share of `score`
+    then: list[dict] | None = field(default=None)
+    matches: int | None = field(default=None)
 
     def to_dict(self) -> dict:
-        """The JSON form (`search --json`, the HTTP API); `why` and `parts` only when set."""
+        """The JSON form (`search --json`, the HTTP API); `why`, `parts`, `then` and `matches` only when set."""
         # Not dataclasses.asdict: it deep-copies every field, and the service calls this for every hit.
         d = {f.name: getattr(self, f.name) for f in fields(self)}
-        for key in ("why", "parts"):
+        for key in ("why", "parts", "then", "matches"):
             if d[key] is None:
                 del d[key]
         return d
@@ -56,3 +61,21 @@ class Results(list):
         from mmindex.search.display import results_html  # deferred: decoding thumbnails only when displayed
 
         return results_html(self, self.explanation, self.message)
+
+
+def make_hits(store, ids, scores, why=None, then=None, matches=None) -> list[Hit]:
+    """Hits of segment `ids` with their `scores`, details read from `store` (a `Store`); `why[i]` is (raw scores,
+    shares), `then[i]` a list of (segment id, score) of the chain, `matches[i]` a count. A segment removed since
+    the snapshot was taken is left out."""
+    details = store.segments([*map(int, ids), *(sid for chain in then or () for sid, _ in chain)])
+    hits = []
+    for i, (sid, score) in enumerate(zip(ids, scores, strict=True)):
+        d = details.get(int(sid))
+        if d is None or then and any(s not in details for s, _ in then[i]):
+            continue
+        w, p = why[i] if why else (None, None)
+        chain = [{"segment_id": s, "start": details[s]["start"], "end": details[s]["end"], "score": v}
+                 for s, v in then[i]] if then else None
+        hits.append(Hit(int(sid), d["path"], d["start"], d["end"], float(score), d["kind"], d["media_id"], w, p,
+                        chain, None if matches is None else int(matches[i])))
+    return hits

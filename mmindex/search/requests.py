@@ -12,7 +12,8 @@ is a new option and a new parameter):
 | `LabelRequest` | `mmindex label` | `GET /api/concepts/{name}/proposals` |
 | `JudgmentsRequest` | `mmindex judgments export` | `GET /api/judgments` |
 
-Each field's metadata says what both need: the help text, limits (`min`, `max`; of each item for a tuple), the
+Each field's metadata says what both need: the help text, limits (`min`, `max`; of each item for a tuple; with
+`min_open` the lower limit is excluded), the
 registry whose names are the choices (`registry`, "module:attribute", read lazily so that the CLI does not
 import NumPy to start), the command-line flags (`flags`, default `--kebab-name`; `argument`: a positional
 argument instead), and what differs on the HTTP side (`http`: another default, the parameter's name
@@ -88,11 +89,26 @@ class SearchRequest(_Request):
     fusion: str = _field("combsum", "How several criteria are fused.", registry="mmindex.search.fusion:METHODS")
     explain: bool = _field(False, "Show each criterion's score for each hit, and what text mapped to.",
                            http={"help": "each criterion's score for each hit, and what a text mapped to"})
+    then: tuple[str, ...] = _field((), 'A step that follows in the same video (repeatable, in order): a concept '
+                                   'expression, "text:WORDS" or "like:ID".', flags=("--then",),
+                                   http={"min_length": 1, "max_length": 500, "max_items": 8,
+                                         "help": 'a later step, in order: a concept expression, "text:WORDS" or '
+                                         '"like:ID" (repeatable)'})
+    within: float = _field(10.0, "Seconds from the end of a step's shot to the start of the next step's shot, at "
+                           "most (> 0).", min=0.0, min_open=True, max=86_400.0)
+    group: str = _field("segment", "segment: one hit per shot or image; video: one hit per file (its best shot, "
+                        "with its number of matching shots).", registry="mmindex.search.temporal:GROUPS")
+
+    def __post_init__(self) -> None:
+        from mmindex.search.temporal import check_steps  # deferred: NumPy; the CLI imports this module to start
+
+        check_steps(self.then, bool(self.concept or self.like or self.text), self.within)
 
     def engine_arguments(self) -> dict[str, Any]:
         """The keyword arguments of `Engine.search` for this request."""
         return {"concepts": list(self.concept), "like": list(self.like), "text": list(self.text), "k": self.k,
-                "explain": self.explain, "normalise": self.normalise, "fusion_method": self.fusion}
+                "explain": self.explain, "normalise": self.normalise, "fusion_method": self.fusion,
+                "then": list(self.then), "within": self.within, "group": self.group}
 
 
 @dataclass(frozen=True)
@@ -216,6 +232,9 @@ class QuerySpec:
     text_encoder: str | None = None
     positive: list[int] = field(default_factory=list)
     negative: list[int] = field(default_factory=list)
+    then: list[str] = field(default_factory=list)  # a temporal query's later steps (search/temporal.py)
+    within: float = 10.0
+    group: str = "segment"
 
     @classmethod
     def from_dict(cls, d: dict) -> QuerySpec:

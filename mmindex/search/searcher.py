@@ -26,10 +26,10 @@ from mmindex.index.snapshot import Snapshot
 from mmindex.index.store import Store
 from mmindex.index.vectors import Base, VectorIndex, check_matches, load_base
 from mmindex.models.loader import LazyModel
-from mmindex.search import active, fusion
+from mmindex.search import active, fusion, temporal
 from mmindex.search.feedback import FeedbackParams, SavedQueries, refine
 from mmindex.search.fused import FusedColumns
-from mmindex.search.hits import Hit, Results
+from mmindex.search.hits import Results, make_hits
 from mmindex.search.info import describe
 from mmindex.search.query import Query
 from mmindex.search.rank import ConceptRanker, ExampleRanker, Ranker, TextRanker
@@ -60,14 +60,16 @@ class Searcher:
         self._lock = threading.Lock()  # guards the cached arrays
         self._bank_lock = threading.Lock()  # guards building the text concept banks
         self._fused = FusedColumns()  # fused queries with examples: the exact top k, fast (search/fused.py)
+        self._timelines = temporal.Timelines()  # shot times by video, for temporal queries and --group video
 
     def search(self, concepts: Sequence[str] = (), like: Sequence[int | str] = (), k: int = 10, explain: bool = False,
                normalise: str = "minmax", text: str | Sequence[str] = (), fusion_method: str = "combsum",
-               remember: bool = True) -> Results:
+               remember: bool = True, then: Sequence[str] = (), within: float = temporal.DEFAULT_WITHIN,
+               group: str = "segment") -> Results:
         """See `Engine.search`."""
         texts = [text] if isinstance(text, str) else list(text)
         spec = QuerySpec([str(c) for c in concepts], [str(r) for r in like], texts, k, normalise, fusion_method,
-                         self.text_encoder)
+                         self.text_encoder, then=[str(s) for s in then], within=within, group=group)
         result = self._run(spec, explain)
         if remember:
             SavedQueries(self.index_dir).set_last(spec)
@@ -86,36 +88,52 @@ class Searcher:
         rankers += [ExampleRanker(ref, self._example_vector(ref, snap, reader), w) for ref, w in query.like]
         return rankers, None
 
+    def _steps(self, spec: QuerySpec, snap: Snapshot, reader: Store) -> tuple[list[Ranker], str | None]:
+        """A temporal query's later steps: one ranker each (a query of one criterion), and why there can be no hits."""
+        steps: list[Ranker] = []
+        for kind, value in map(temporal.parse_step, spec.then):
+            one = {"concept": ([value], [], []), "like": ([], [value], []), "text": ([], [], [value])}[kind]
+            rankers, no_hits = self._rankers(QuerySpec(text_encoder=spec.text_encoder),
+                                             Query.build(one[0], one[1], 1, one[2]), snap, reader)
+            steps += rankers
+            if no_hits:
+                return steps, no_hits
+        return steps, None
+
     def _run(self, spec: QuerySpec, explain: bool, judged: bool = False) -> Results:
         """Run a query spec; with `judged`, refine it by its relevance judgments (see feedback.py)."""
         query = Query.build(spec.concepts, spec.like, spec.k, spec.text)
-        if spec.fusion not in fusion.FUSION_METHODS:
-            raise QueryError(f"unknown fusion method {spec.fusion!r}; choose from {', '.join(fusion.FUSION_METHODS)}")
+        temporal.check_steps(spec.then, True, spec.within)
+        for name, value, known in (("fusion method", spec.fusion, fusion.FUSION_METHODS),
+                                   ("group", spec.group, temporal.GROUPS)):
+            if value not in known:
+                raise QueryError(f"unknown {name} {value!r}; choose from {', '.join(known)}")
         # Only the cached arrays need the lock (a reload replaces them); the arrays are immutable and each
         # thread has its own SQLite reader, so the ranking itself runs in parallel (NumPy and FAISS free the GIL).
-        single = len(query.like) == 1 and not query.concepts and not query.text and not judged
+        whole = judged or bool(spec.then) or spec.group != "segment"  # every segment's fused score is needed
+        single = len(query.like) == 1 and not query.concepts and not query.text and not whole
         with self._lock:
             snap, nearest = self._arrays(vectors=single)  # only one example's query reads the vector index
         reader = self.reader()
         rankers, no_hits = self._rankers(spec, query, snap, reader)
-        explanation = self._explanation(spec, rankers, query)
+        steps, no_hits = self._steps(spec, snap, reader) if not no_hits else ([], no_hits)
+        explanation = self._explanation(spec, rankers, query, steps)
         if no_hits:
             return Results([], explanation, no_hits)
-        if len(rankers) == 1 and isinstance(rankers[0], ExampleRanker) and not judged:
+        if single and len(rankers) == 1 and isinstance(rankers[0], ExampleRanker):
             ids, sims = rankers[0].nearest(nearest, query.k)  # one example: the vector index's top k is enough
-            return Results(self._hits(reader, ids, sims, None), explanation)
+            return Results(make_hits(reader, ids, sims), explanation)
         if not len(snap.ids):
             return Results([], explanation)
         # `at`: the snapshot row of each row of the columns (fused.py may fuse only the rows the top k depends on)
-        columns, at = (([r.scores(snap) for r in rankers], None) if judged  # feedback reads every fused score
+        columns, at = (([r.scores(snap) for r in rankers], None) if whole  # feedback reads every fused score
                        else self._fused.columns(rankers, snap, query.k, spec.fusion, spec.normalise))
         fused, parts = fusion.fuse(columns, [r.weight for r in rankers], spec.fusion, spec.normalise)
         part_labels = [r.label for r in rankers]
         if judged:
             fused, parts, part_labels, keep = self._refine(spec, snap, fused)
             fused = np.where(keep, fused, -np.inf)
-        rows = fusion.top_k(fused, query.k)
-        rows = rows[np.isfinite(fused[rows])]
+        rows, scores, then, matches = temporal.ranking(self._timelines, spec, snap, reader, fused, steps)
         found = rows if at is None else at[rows]
         why = None
         if explain:  # each criterion's raw score (and a text's concepts' w·p), and its share of the score
@@ -123,12 +141,16 @@ class Searcher:
                      **{k: v for r in rankers for k, v in r.why(snap, int(seg)).items()}},
                     {lab: float(p[row]) for lab, p in zip(part_labels, parts, strict=True)})
                    for row, seg in zip(rows, found, strict=True)]
-        return Results(self._hits(reader, snap.ids[found], fused[rows], why), explanation)
+        return Results(make_hits(reader, snap.ids[found], scores, why, then, matches), explanation)
 
-    def _explanation(self, spec: QuerySpec, rankers: list[Ranker], query: Query) -> dict:
+    def _explanation(self, spec: QuerySpec, rankers: list[Ranker], query: Query, steps: list[Ranker]) -> dict:
         criteria = [r.explain() for r in rankers if not isinstance(r, ExampleRanker)]
         criteria += [{"label": f"like:{r}", "kind": "like", "weight": w} for r, w in query.like]
         out = {"fusion": spec.fusion, "normalise": spec.normalise, "criteria": criteria}
+        if spec.then:
+            out["then"] = {"within": spec.within, "steps": [r.explain() for r in steps]}
+        if spec.group != "segment":
+            out["group"] = spec.group
         if spec.positive or spec.negative:
             out["feedback"] = {"positive": spec.positive, "negative": spec.negative,
                                "params": vars(self.feedback_params)}
@@ -368,15 +390,3 @@ class Searcher:
             return self.embed_image(path)
         except MediaError as exc:
             raise QueryError(f"--like {ref!r}: {exc}") from None
-
-    def _hits(self, store: Store, ids, scores, why) -> list[Hit]:
-        details = store.segments(ids)
-        hits = []
-        for i, (sid, score) in enumerate(zip(ids, scores, strict=True)):
-            d = details.get(int(sid))
-            if d is None:  # removed since the snapshot was taken
-                continue
-            w, p = why[i] if why else (None, None)
-            hits.append(Hit(int(sid), d["path"], d["start"], d["end"], float(score), d["kind"], d["media_id"], w, p))
-        return hits
-

@@ -89,7 +89,8 @@ def _annotation(f: dataclasses.Field, kind: Any, source: Callable[..., Any], ove
     required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
     default = ... if required else meta.get("default", [] if f.default is dataclasses.MISSING else f.default)
     text = {k: meta[k] for k in ("min_length", "max_length", "pattern") if k in meta}
-    numbers = {k: meta[key] for k, key in (("ge", "min"), ("le", "max")) if key in meta}
+    numbers = {k: meta[key] for k, key in (("gt" if meta.get("min_open") else "ge", "min"), ("le", "max"))
+               if key in meta}
     described = {"description": meta.get("help"), **({"alias": meta["alias"]} if "alias" in meta else {})}
     if typing.get_origin(kind) is tuple:
         item = typing.get_args(kind)[0]

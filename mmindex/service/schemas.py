@@ -3,7 +3,7 @@ the fields of the requests the CLI shares (mmindex/search/requests.py), made by 
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
@@ -21,6 +21,15 @@ class ErrorOut(BaseModel):
     detail: list[dict] | None = Field(default=None, description="which parameters were invalid, and why")
 
 
+class ChainOut(BaseModel):
+    """The shot of one later step of a temporal query, with that step's normalised score."""
+
+    segment_id: int
+    start: float | None
+    end: float | None
+    score: float
+
+
 class HitOut(BaseModel):
     """One hit, exactly as `mmindex search --json` prints it."""
 
@@ -33,6 +42,9 @@ class HitOut(BaseModel):
     media_id: int | None = None
     why: dict[str, float] | None = Field(default=None, description="each criterion's raw score (explain=true)")
     parts: dict[str, float] | None = Field(default=None, description="each criterion's share of the score")
+    then: list[ChainOut] | None = Field(default=None, description="a temporal query's chain: the shot of each later "
+                                        "step, in order")
+    matches: int | None = Field(default=None, description="group=video: the file's matching segments")
 
 
 class SearchOut(BaseModel):
@@ -142,6 +154,10 @@ class FeedbackQueryIn(StrictBody):
     concept: list[str] = Field(default_factory=list, max_length=20)
     like: list[SegmentRef] = Field(default_factory=list, max_length=20)
     text: str | None = Field(default=None, max_length=500)
+    then: list[Annotated[str, Field(min_length=1, max_length=500)]] = Field(
+        default_factory=list, max_length=8, description="a temporal query's later steps, as `GET /api/search`'s")
+    within: float = Field(default=10.0, gt=0, le=86_400, description="as `GET /api/search`'s")
+    group: Literal["segment", "video"] = Field(default="segment", description="as `GET /api/search`'s")
 
 
 #: `POST /api/concepts`'s body: `TeachRequest`'s fields, as `mmindex teach`'s NAME, --positive and --negative

@@ -19,6 +19,7 @@ from fastapi import HTTPException
 from mmindex.config import ServiceConfig
 from mmindex.engine import Engine
 from mmindex.search.requests import FeedbackRequest, LabelRequest, QuerySpec, SearchRequest, TeachRequest
+from mmindex.search.temporal import parse_step
 from mmindex.service import schemas
 from mmindex.service.auth import Auth
 from mmindex.service.media import Forbidden, MediaRoots, Missing, Thumbnails
@@ -84,6 +85,7 @@ class Service:
         if not request.concept and not request.like and not request.text:
             return self._empty(offset, request.k, "empty query: give at least one concept, like or text")
         self._check_ids(int(ref.partition("^")[0]) for ref in request.like if ref.partition("^")[0].isdigit())
+        self._check_steps(request.then)
         if request.text and not self.features.text:
             raise HTTPException(501, "free-text queries are not supported by this server's engine yet")
         arguments = request.engine_arguments()
@@ -101,8 +103,10 @@ class Service:
         if not query.concept and not query.like and not query.text:
             return self._empty(0, k, "empty query: feedback refines a query, give its concept, like or text")
         self._check_ids([*query.like, *request.positive, *request.negative])
+        self._check_steps(query.then)
         spec = QuerySpec([*query.concept], [str(i) for i in query.like], [query.text] if query.text else [], k,
-                         text_encoder=getattr(self.engine, "text_encoder", None))
+                         text_encoder=getattr(self.engine, "text_encoder", None), then=[*query.then],
+                         within=query.within, group=query.group)
         t0 = time.perf_counter()
         results = self.engine.run_spec(spec.judge(request.positive, request.negative), explain=request.explain)
         return self._page(results, 0, k, t0, request.explain or bool(query.text))
@@ -120,6 +124,16 @@ class Service:
         found = self.engine.label(**request.engine_arguments())
         found["segments"] = [{**s, **segment_urls(s["segment_id"], s["start"], s["end"])} for s in found["segments"]]
         return found
+
+    def _check_steps(self, then) -> None:
+        """A temporal step's example over HTTP is a segment of the index (400 for a file name, 404 if unknown), as
+        `like` is: the server reads no file a client names."""
+        steps = [parse_step(step) for step in then]
+        refs = [value.partition("^")[0] for kind, value in steps if kind == "like"]
+        bad = [r for r in refs if not r.isdigit()]
+        if bad:
+            raise HTTPException(400, f"then like:{bad[0]}: over HTTP an example is a segment id")
+        self._check_ids(int(r) for r in refs)
 
     def _check_ids(self, ids) -> None:
         """404 for example or judged segment ids that are not in the index."""

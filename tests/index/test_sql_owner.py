@@ -20,6 +20,7 @@ OWNERS = {
     "index/store_detectors.py": "the applied detectors' rows",
     "index/store_judgments.py": "the judgments' rows",
     "index/store_media.py": "segments read back for detectors, keyframe embeddings, errors found by apply",
+    "index/store_timeline.py": "every segment's media file and time, for temporal queries",
     "learn/features.py": "the feature cache: a database of its own (image hash -> features), not the index",
 }
 

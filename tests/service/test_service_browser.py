@@ -234,3 +234,60 @@ def test_screenshot_helper_writes_a_png(browser, base_url, tmp_path):
 
     out = screenshot(browser, base_url, tmp_path / "ui.png", query="cat")
     assert Path(out).stat().st_size > 10_000
+
+
+@pytest.fixture(scope="module")
+def temporal_url(temporal_index):
+    from mmindex.search.requests import SearchRequest
+    from mmindex.service import create_app
+    from tests.service.conftest import live_server
+
+    app = create_app(temporal_index)
+    app.state.service.search(SearchRequest(concept=("espresso",), then=("cat",), k=1))
+    with live_server(app) as url:
+        yield url
+
+
+def test_a_temporal_query_shows_its_chain_and_one_hit_per_video(browser, temporal_url):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = context.new_page()
+    errors = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.goto(temporal_url + "/")
+    pg.wait_for_function("() => document.querySelector('#status').textContent.startsWith('Type')")  # set up
+    pg.fill("#q", "espresso")
+    pg.click("#addthen")
+    pg.fill("#thenlist .then", "cat")
+    pg.press("#thenlist .then", "Enter")  # a step's input submits the search as the query's does
+    pg.wait_for_selector("#grid li.card .chain img")
+    assert "concept=espresso" in pg.url and "then=cat" in pg.url
+    first = pg.locator("#grid li.card").first
+    assert "forward.mp4" in first.locator(".name").inner_text()
+    shots = pg.evaluate("async () => (await (await fetch('/api/search?concept=espresso&then=cat&k=1')).json())"
+                        ".hits[0].then.map(c => String(c.segment_id))")
+    assert first.locator(".chain .chainshot").evaluate_all("bs => bs.map(b => b.dataset.segment)") == shots
+    pg.wait_for_function("() => [...document.querySelectorAll('.chain img')].every(i => i.complete && i.naturalWidth)")
+    assert pg.is_visible("#withinrow")
+    first.locator(".chain .chainshot").first.click()  # the chain's shot opens in the viewer, from its start
+    pg.wait_for_selector("#viewer[open] video")
+    assert "#t=2.000," in pg.evaluate("() => document.querySelector('#viewer video').src")
+    pg.click("#viewer-close")
+    # one hit per video: the toggle re-runs the query; a window of 20 s reaches gap.mp4's cat too
+    pg.fill("#within", "20")
+    pg.check("#byvideo")
+    pg.wait_for_function("() => location.search.includes('group=video')")
+    pg.wait_for_function("() => document.querySelectorAll('#grid li.card .matches').length === 2")
+    names = pg.locator("#grid li.card .name").all_inner_texts()
+    assert names == ["forward.mp4", "gap.mp4"] and "within=20" in pg.url
+    # the page is a link: opened again, the steps, window and toggle come back
+    pg.goto(pg.url)
+    pg.wait_for_selector("#grid li.card .chain")
+    assert pg.input_value("#thenlist .then") == "cat" and pg.input_value("#within") == "20"
+    assert pg.is_checked("#byvideo")
+    # a window that is not a positive number: the server's message, no hits
+    pg.fill("#within", "0")
+    pg.press("#thenlist .then", "Enter")
+    pg.wait_for_function("() => document.querySelector('#status').classList.contains('error')")
+    assert "within" in pg.inner_text("#status")
+    context.close()
+    assert not errors, errors

@@ -40,11 +40,12 @@ _ADD_CONFIG = {"model", "batch_size", "workers", "backend", "device", "precision
 # request: its command, its endpoint, what only the CLI takes (where the index is, how to print; `add`'s
 # IngestConfig; feedback's saved queries) and what only the HTTP API takes (paging; the query feedback refines)
 REQUESTS = {
+    # --then-text WORDS and --then-like ID are the CLI's spellings of `then` steps "text:WORDS" and "like:ID"
     SearchRequest: ("search", ("get", "/api/search"), {"index", "text_encoder", "vector_index", "as_json",
-                                                          "fmt", "run_name", "topic"},
+                                                       "fmt", "run_name", "topic", "then_text", "then_like"},
                     {"offset"}),
     FeedbackRequest: ("feedback", ("post", "/api/feedback"), {"index", "name", "save_as", "as_json"},
-                      {"concept", "like", "text"}),
+                      {"concept", "like", "text", "then", "within", "group"}),
     ConceptsRequest: ("concepts", ("get", "/api/concepts"), {"index", "as_json"}, set()),
     AddRequest: ("add", ("post", "/api/media"), {"index"} | _ADD_CONFIG, set()),
     RemoveRequest: ("remove", ("delete", "/api/media"), {"index"}, set()),
@@ -135,7 +136,10 @@ def test_each_field_has_the_same_kind_default_and_lower_limit_on_both_sides(spec
             assert param.get("default") == meta.get("default", list(default) if many else default), f.name
         if "min" in f.metadata:
             limits = param["items"] if many else param
-            assert option.type.min == limits["minimum"] == f.metadata["min"], f.name
+            if f.metadata.get("min_open"):  # above the limit, not at it: 0 < within
+                assert option.type.min == limits["exclusiveMinimum"] == f.metadata["min"] and option.type.min_open
+            else:
+                assert option.type.min == limits["minimum"] == f.metadata["min"], f.name
         if "registry" in f.metadata:
             assert list(option.type.choices) == param["enum"], f.name
 

@@ -5,7 +5,8 @@
 
 const $ = (id) => document.getElementById(id);
 const PAGE = 24;
-const state = { concept: [], like: [], text: "", offset: 0, explain: true, upload: null, marks: new Map(), taught: null };
+const state = { concept: [], like: [], text: "", offset: 0, explain: true, upload: null, marks: new Map(), taught: null,
+  then: [], within: "10", group: "" };  // then, within, group: temporal.js
 let features = { text: false, feedback: false, upload: true, write: false };
 let lastHits = [];
 
@@ -62,6 +63,9 @@ function toParams() {
   state.concept.forEach((c) => p.append("concept", c));
   state.like.forEach((l) => p.append("like", l));
   if (state.text) p.set("text", state.text);
+  state.then.forEach((t) => p.append("then", t));
+  if (state.then.length && state.within !== "10") p.set("within", state.within);
+  if (state.group) p.set("group", state.group);
   if (state.offset) p.set("offset", state.offset);
   return p;
 }
@@ -71,6 +75,10 @@ function fromURL() {
   state.concept = p.getAll("concept");
   state.like = p.getAll("like");
   state.text = p.get("text") || "";
+  state.then = p.getAll("then");
+  state.within = p.get("within") || "10";
+  state.group = p.get("group") || "";
+  showSteps();  // temporal.js
   state.offset = Math.max(0, parseInt(p.get("offset") || "0", 10) || 0);
   state.upload = null;
   $("q").value = state.text || state.concept.join(" AND ");
@@ -133,6 +141,7 @@ function submit() {
   state.marks.clear();
   state.offset = 0;
   state.upload = null;
+  readSteps();  // temporal.js
   if ($("mode").value === "text") { state.text = q; state.concept = []; }
   else { state.concept = q ? [q] : []; state.text = ""; }
   run();
@@ -171,9 +180,11 @@ function card(h, rank) {
     el("span", { class: "rank" }, `#${rank}`),
     el("span", { class: "score", title: "score (higher is better)" }, fmtScore(h.score)),
     el("span", { class: "name", title: shownPath(h.path) }, name));
+  if (h.matches) meta.append(el("span", { class: "matches", title: "matching segments in this file" }, `${h.matches} match${h.matches > 1 ? "es" : ""}`));
   const actions = el("div", { class: "actions" },
     el("button", { type: "button", class: "more", onclick: () => moreLike(h.segment_id) }, "More like this"), up, down);
   const li = el("li", { class: "card", "data-segment": h.segment_id, "data-kind": h.kind }, thumb, meta, actions);
+  if (h.then) li.append(chainRow(h));  // temporal.js: the shots that follow
   if (h.why) li.append(el("p", { class: "why" }, whyText(h.why)));
   return li;
 }
@@ -221,7 +232,8 @@ function updateFeedbackBar() {
 async function refine() {
   const positive = [...state.marks].filter(([, v]) => v > 0).map(([k]) => k);
   const negative = [...state.marks].filter(([, v]) => v < 0).map(([k]) => k);
-  const body = { concept: state.concept, like: state.like.map((l) => parseInt(l, 10)), text: state.text || null, positive, negative, k: PAGE };
+  const body = { concept: state.concept, like: state.like.map((l) => parseInt(l, 10)), text: state.text || null, positive, negative, k: PAGE,
+    then: state.then, within: parseFloat(state.within) || 10, group: state.group || "segment" };
   setStatus("Refining…");
   const res = await fetch("/api/feedback", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
   state.offset = 0;
@@ -334,7 +346,7 @@ const loaded = new Promise((resolve) => document.addEventListener("DOMContentLoa
   } catch { /* the search itself will report it */ }
   $("mode").hidden = !features.text;
   if (!features.feedback) $("refine").title = "relevance feedback is not available on this server yet";
-  fromURL();
   await loaded;
+  fromURL();
   run(false);
 })();
