@@ -78,7 +78,7 @@ function fromURL() {
   state.then = p.getAll("then");
   state.within = p.get("within") || "10";
   state.group = p.get("group") || "";
-  showSteps();  // temporal.js
+  if (typeof showSteps === "function") showSteps();  // temporal.js, which shows them itself when it comes later
   state.offset = Math.max(0, parseInt(p.get("offset") || "0", 10) || 0);
   state.upload = null;
   $("q").value = state.text || state.concept.join(" AND ");
@@ -346,7 +346,7 @@ const loaded = new Promise((resolve) => document.addEventListener("DOMContentLoa
   } catch { /* the search itself will report it */ }
   $("mode").hidden = !features.text;
   if (!features.feedback) $("refine").title = "relevance feedback is not available on this server yet";
-  await loaded;
   fromURL();
+  await loaded;
   run(false);
 })();

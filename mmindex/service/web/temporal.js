@@ -49,3 +49,4 @@ $("byvideo").addEventListener("change", () => {
   state.offset = 0;
   if (state.concept.length || state.like.length || state.text) run();
 });
+showSteps();  // a query's steps from the URL, read by app.js before this file ran
