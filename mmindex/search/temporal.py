@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -74,6 +74,7 @@ class Timeline:
     start: np.ndarray  # (M,) seconds from the video's first shot's start
     end: np.ndarray  # (M,)
     span: float  # the longest video, in seconds
+    _ends: dict[float, np.ndarray] = field(default_factory=dict, repr=False)  # window_ends by `within`, a few
 
     @classmethod
     def build(cls, snap: Snapshot, ids, media, start, end) -> Timeline:
@@ -97,9 +98,15 @@ class Timeline:
         """(M,) for each position, the end (exclusive) of its followers: positions p+1 .. end-1 are the later
         shots of its video that start at most `within` s after it ends. One searchsorted over times offset per
         video (video i's times start at i · stride, beyond any window of video i − 1)."""
-        stride = self.span + within + 1.0
-        base = self.video * stride
-        return np.searchsorted(base + self.start, base + (self.end + within + _SLACK), side="right")
+        ends = self._ends.get(within)
+        if ends is None:  # parallel searches may both compute it: the same array
+            stride = self.span + within + 1.0
+            base = self.video * stride
+            ends = np.searchsorted(base + self.start, base + (self.end + within + _SLACK), side="right")
+            if len(self._ends) >= 8:
+                self._ends.clear()
+            self._ends[within] = ends
+        return ends
 
 
 def window_best(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
