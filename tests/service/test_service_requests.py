@@ -15,8 +15,9 @@ from mmindex.search.requests import SearchRequest
 from mmindex.service import create_app
 from tests.service.conftest import make_store, write_jpeg
 
-# what is not a request field: how the CLI opens the index and prints, and HTTP paging
-CLI_ONLY = {"index", "text_encoder", "vector_index", "as_json"}
+# what is not a request field: how the CLI opens the index and prints (and its other spellings of `then` steps),
+# and HTTP paging
+CLI_ONLY = {"index", "text_encoder", "vector_index", "as_json", "then_text", "then_like"}
 HTTP_ONLY = {"offset"}
 QUERY = {"concept": ["tabby", "espresso", "daisy"], "k": 12}
 
