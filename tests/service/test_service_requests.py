@@ -17,7 +17,7 @@ from tests.service.conftest import make_store, write_jpeg
 
 # what is not a request field: how the CLI opens the index and prints (and its other spellings of `then` steps),
 # and HTTP paging
-CLI_ONLY = {"index", "text_encoder", "vector_index", "as_json", "then_text", "then_like"}
+CLI_ONLY = {"index", "text_encoder", "vector_index", "as_json", "fmt", "run_name", "topic", "then_text", "then_like"}
 HTTP_ONLY = {"offset"}
 QUERY = {"concept": ["tabby", "espresso", "daisy"], "k": 12}
 
