@@ -69,7 +69,8 @@ def _image(h: Hit, size: int) -> str:
 
 def hits_table(hits: Sequence[Hit]) -> pa.Table:
     """One row per hit, best first: rank, segment_id, path, kind, start, end, score, media_id, and with `explain`
-    each criterion's raw score (`why:<criterion>`) and its share of the fused score (`share:<criterion>`)."""
+    each criterion's raw score (`why:<criterion>`) and its share of the fused score (`share:<criterion>`); a
+    temporal query's chains (`then`, a list of {segment_id, start, end, score}), `group="video"`'s `matches`."""
     try:
         import pyarrow as pa
     except ImportError:
@@ -86,4 +87,10 @@ def hits_table(hits: Sequence[Hit]) -> pa.Table:
         keys = list(dict.fromkeys(k for h in hits for k in (getattr(h, field) or {})))
         for k in keys:
             columns[prefix + k] = pa.array([(getattr(h, field) or {}).get(k) for h in hits], pa.float64())
+    if any(getattr(h, "then", None) for h in hits):  # a temporal query's chains (search/temporal.py)
+        step = pa.struct([("segment_id", pa.int64()), ("start", pa.float64()), ("end", pa.float64()),
+                          ("score", pa.float64())])
+        columns["then"] = pa.array([h.then for h in hits], pa.list_(step))
+    if any(getattr(h, "matches", None) is not None for h in hits):  # group="video"
+        columns["matches"] = pa.array([h.matches for h in hits], pa.int64())
     return pa.table(columns)

@@ -164,3 +164,7 @@ def test_one_hit_per_video(engine):
     chained = engine.search(concepts=["espresso"], then=["cat"], within=20, group="video", remember=False)
     assert [Path(h.path).name for h in chained][:2] == ["forward.mp4", "gap.mp4"] and chained[0].then
     assert chained[0].to_dict()["matches"] == chained[0].matches >= 1
+    pytest.importorskip("pyarrow")  # the table of hits carries the chains and the counts too
+    table = chained.to_arrow()
+    assert table.column("then").to_pylist() == [h.then for h in chained]
+    assert table.column("matches").to_pylist() == [h.matches for h in chained]
