@@ -126,7 +126,7 @@ class Searcher:
         if not len(snap.ids):
             return Results([], explanation)
         # `at`: the snapshot row of each row of the columns (fused.py may fuse only the rows the top k depends on)
-        columns, at = (([r.scores(snap) for r in rankers], None) if whole  # feedback reads every fused score
+        columns, at = (([r.scores(snap) for r in rankers], None) if whole  # feedback, chains, grouping read all
                        else self._fused.columns(rankers, snap, query.k, spec.fusion, spec.normalise))
         fused, parts = fusion.fuse(columns, [r.weight for r in rankers], spec.fusion, spec.normalise)
         part_labels = [r.label for r in rankers]
