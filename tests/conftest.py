@@ -11,6 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 # One ONNX export per test session, in a folder every user can read (some tests run as `nobody`).
@@ -87,14 +88,19 @@ TEMPORAL_VIDEOS = {
 
 @pytest.fixture(scope="session")
 def temporal_index(shared_tmp, sample_photos) -> Path:
-    """An index of TEMPORAL_VIDEOS and the coffee photo (an image is never part of a chain), built through the CLI."""
+    """An index of TEMPORAL_VIDEOS (their shots given by msb files) and the coffee photo (an image is never part of a
+    chain), built through the CLI."""
     from mmindex.evaluate.shots import ClipSpec, make_clip
 
     folder = shared_tmp / "temporal-media"
     folder.mkdir()
     for name, (photos, seconds) in TEMPORAL_VIDEOS.items():
-        make_clip(folder / name, ClipSpec(photos, tuple(10 * s for s in seconds), (("cut", 0),) * (len(photos) - 1),
-                                          size=(224, 168), fps=10))
+        frames = [10 * s for s in seconds]  # 10 frames a second
+        make_clip(folder / name, ClipSpec(photos, tuple(frames), (("cut", 0),) * (len(photos) - 1), size=(224, 168),
+                                          fps=10))
+        # the shots as a master shot reference (docs/video.md): known whichever shot detector is the default
+        ends = np.cumsum(frames)
+        (folder / f"{name}.msb").write_text("".join(f"{e - n} {e - 1}\n" for n, e in zip(frames, ends, strict=True)))
     shutil.copy(sample_photos / "coffee.jpg", folder / "coffee.jpg")
     index = shared_tmp / "temporal-index"
     run_cli("add", str(folder), "--index", str(index), "-q")
