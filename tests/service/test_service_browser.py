@@ -41,6 +41,9 @@ def browser():
 @pytest.fixture()
 def page(browser, base_url):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
+    # Playwright waits 30 s by default; beside other CPU-heavy jobs on two cores the first request that loads
+    # a model (autocomplete's text mapping) has taken longer. A wait that is too short only fails slowly.
+    context.set_default_timeout(120_000)
     pg = context.new_page()
     errors = []
     pg.on("pageerror", lambda e: errors.append(str(e)))
@@ -92,7 +95,7 @@ def test_play_a_video_hit_from_its_shot(page):
     start = page.evaluate("() => parseFloat(document.querySelector('#viewer video').src.split('#t=')[1])")
     assert start > 0
     page.wait_for_function("() => { const v = document.querySelector('#viewer video');"
-                           " return v.readyState >= 2 && v.currentTime > 0; }", timeout=15000)
+                           " return v.readyState >= 2 && v.currentTime > 0; }", timeout=60000)
     t = page.evaluate("() => document.querySelector('#viewer video').currentTime")
     assert t >= start - 0.1  # it started at the shot, not at 0
     assert page.evaluate("() => document.querySelector('#viewer video').error") is None
@@ -142,6 +145,9 @@ def test_save_as_concept_then_search_it_and_label_more(browser, teach_url):
     with httpx.Client(base_url=teach_url, timeout=60) as client:
         shots, photos = segments_by_kind(client)
     context = browser.new_context(viewport={"width": 1280, "height": 900})
+    # Playwright waits 30 s by default; beside other CPU-heavy jobs on two cores the first request that loads
+    # a model (autocomplete's text mapping) has taken longer. A wait that is too short only fails slowly.
+    context.set_default_timeout(120_000)
     pg = context.new_page()
     errors = []
     pg.on("pageerror", lambda e: errors.append(str(e)))
@@ -250,6 +256,9 @@ def temporal_url(temporal_index):
 
 def test_a_temporal_query_shows_its_chain_and_one_hit_per_video(browser, temporal_url):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
+    # Playwright waits 30 s by default; beside other CPU-heavy jobs on two cores the first request that loads
+    # a model (autocomplete's text mapping) has taken longer. A wait that is too short only fails slowly.
+    context.set_default_timeout(120_000)
     pg = context.new_page()
     errors = []
     pg.on("pageerror", lambda e: errors.append(str(e)))
