@@ -28,6 +28,7 @@ def main() -> None:
     print(f"{len(labels):,} Fashion-MNIST test images, index built with {engine.info()['models'][0]}")
     default = engine.searcher._bank(None, engine.reader(), snap)
     variants = [("shipped defaults", {}),
+                ("before issue 21: the query embedded as typed (read=False)", dict(read=False)),
                 ("best on validation (classes only, top 5)", dict(nodes=False, top_k=5)),
                 ("a-priori settings before tuning", dict(nodes=True, top_k=5, temperature=0.05, threshold=0.35,
                                                           gloss_weight=0.5, parent_weight=0.25))]

@@ -108,6 +108,20 @@ def echo_concept_names(report: dict) -> None:
         click.echo(message)
 
 
+def _mapped(criterion: dict) -> str:
+    """A text criterion's parse and concepts for the table: '  read as "dog on a beach" → (dog: dog (1.00)) AND
+    (beach: seashore (0.63), ...)'; other criteria: ''."""
+    def concepts(found: list[dict]) -> str:
+        return ", ".join(f"{m['name']} ({m['weight']:.2f})" for m in found)
+
+    parse = criterion.get("parse") or {}
+    parts = parse.get("parts") or []
+    mapped = (" AND ".join(f"({p['text']}: {concepts(p['concepts'])})" for p in parts)
+              or concepts(criterion.get("concepts", [])))
+    read = f'  read as "{parse["read_as"]}"' if parse.get("read_as") else ""
+    return read + (f"  → {mapped}" if mapped else "")
+
+
 def emit_hits(hits, as_json: bool, explain: bool) -> None:
     """Print results: JSON {"hits": [...]} (then "explain" with --explain, "message" when empty for a
     reason), or a table. A reason for no hits also goes to stderr."""
@@ -124,8 +138,7 @@ def emit_hits(hits, as_json: bool, explain: bool) -> None:
         return
     if explain:
         for c in getattr(hits, "explanation", {}).get("criteria", []):
-            mapped = ", ".join(f"{m['name']} ({m['weight']:.2f})" for m in c.get("concepts", []))
-            click.echo(f"{c['label']}  weight {c['weight']:g}" + (f"  → {mapped}" if mapped else ""))
+            click.echo(f"{c['label']}  weight {c['weight']:g}" + _mapped(c))
     from rich.console import Console
     from rich.table import Table
 

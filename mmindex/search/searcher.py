@@ -360,8 +360,9 @@ class Searcher:
         key = (encoder, extra)
         with self._bank_lock:  # built once, even when parallel searches ask for it together
             if key not in self._banks:
-                self._banks[key] = ConceptBank(entries_from_vocabulary(self.vocabulary, extra),
-                                               create_text_encoder(encoder))
+                vocabulary = self.vocabulary
+                self._banks[key] = ConceptBank(entries_from_vocabulary(vocabulary, extra),
+                                               create_text_encoder(encoder), vocabulary=vocabulary)
         return self._banks[key]
 
     def _refine(self, spec: QuerySpec, snap: Snapshot, base: np.ndarray):

@@ -26,8 +26,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -36,13 +36,15 @@ from mmindex.atomic import atomic_write
 from mmindex.concepts import Concept, Vocabulary
 from mmindex.config import cache_dir
 from mmindex.errors import QueryError
-from mmindex.index.snapshot import concept_column
+from mmindex.text import phrasing
 from mmindex.text.encoders import TextEncoder
+from mmindex.text.mapping import NEGLIGIBLE_WEIGHT, MappedConcept, TextMapping
 
 log = logging.getLogger(__name__)
 
 MAX_TEXT_CHARS = 10_000
-NEGLIGIBLE_WEIGHT = 1e-3  # concepts this light in all are not summed (see TextMapping.scores)
+__all__ = ["NEGLIGIBLE_WEIGHT", "BankParams", "ConceptBank", "MappedConcept", "TextMapping", "check_text",
+           "entries_from_vocabulary"]
 BANK_FORMAT = 1  # bump when the texts a concept is embedded from change
 
 # Function words only: content words that generic stop lists carry ("fire", "top", "back") are concepts here.
@@ -70,6 +72,9 @@ class BankParams:
     gloss_weight: float = 0.0  # g above (validation preferred no gloss: glosses pull in unrelated words)
     parent_weight: float = 0.5  # h above
     nodes: bool = True  # also map to WordNet nodes ("dog", "pullover"): see docs/text.md for why, against validation
+    read: bool = True  # read the query as what it names first (text/phrasing.py); False: embed it as typed (before)
+    named_weight: float = 1.0  # a concept named exactly takes this weight, similar ones the rest (tuned: docs/text.md)
+    compose: bool = True  # "a dog on a beach": separate concepts combined by AND
 
 
 @dataclass(frozen=True)
@@ -85,52 +90,9 @@ class BankEntry:
     source: str
 
 
-@dataclass(frozen=True)
-class MappedConcept:
-    id: str
-    name: str
-    similarity: float
-    weight: float
-    columns: tuple[int, ...] = field(repr=False)
-
-
-@dataclass
-class TextMapping:
-    """A query's concepts with their weights; empty (with `reason`) when none is similar enough."""
-
-    text: str
-    concepts: list[MappedConcept]
-    reason: str | None = None
-
-    def scores(self, scores: np.ndarray) -> np.ndarray:
-        """Σ_c w_c · p_c over the segments of a concept-major (C, N) score matrix.
-
-        The lightest concepts whose weights add up to at most NEGLIGIBLE_WEIGHT are left out: as p ≤ 1,
-        no score moves by more than that, and each concept left out is one read fewer over the whole
-        index (with softmax weights most queries have one to three concepts that matter).
-        """
-        terms = self.significant()
-        if hasattr(scores, "combine"):  # a snapshot's mapped matrix: every concept in one pass over the files
-            return scores.combine([(c.columns, c.weight) for c in terms])
-        out = np.zeros(scores.shape[1], dtype=np.float64)
-        for c in terms:
-            out += c.weight * concept_column(scores, c.columns)
-        return out
-
-    def significant(self) -> list[MappedConcept]:
-        """The concepts that `scores` sums: all but the lightest ones whose weights add up to ≤ NEGLIGIBLE_WEIGHT."""
-        by_weight = sorted(self.concepts, key=lambda c: c.weight)
-        dropped = np.cumsum([c.weight for c in by_weight]) <= NEGLIGIBLE_WEIGHT
-        return [c for c, drop in zip(by_weight, dropped, strict=True) if not drop][::-1]
-
-    def to_dict(self) -> dict:
-        return {"text": self.text, "reason": self.reason, "concepts": [
-            {"id": c.id, "name": c.name, "similarity": round(c.similarity, 4), "weight": round(c.weight, 4)}
-            for c in self.concepts]}
-
-
-def check_text(text: str) -> str:
-    """The query stripped; QueryError for an empty, too long or stop-words-only query."""
+def check_text(text: str, is_name: Callable[[str], bool] | None = None) -> str:
+    """The query stripped; QueryError for an empty, too long or stop-words-only query (unless `is_name` says it
+    names a concept: "a can", "some clips" and "still" do)."""
     stripped = text.strip()
     if not stripped:
         raise QueryError("empty text query")
@@ -139,7 +101,7 @@ def check_text(text: str) -> str:
     words = re.findall(r"[^\W_]+", stripped.lower())
     if not words:
         raise QueryError(f"text query {stripped[:80]!r} has no words")
-    if all(w in STOP_WORDS for w in words):
+    if all(w in STOP_WORDS for w in words) and not (is_name is not None and is_name(stripped)):
         raise QueryError(f"text query {stripped[:80]!r} has only stop words: say what to look for")
     return stripped
 
@@ -173,10 +135,18 @@ def _parents(concepts: list[Concept]) -> list[int | None]:
 class ConceptBank:
     """One embedding per concept, and the mapping of a query onto them."""
 
-    def __init__(self, entries: Sequence[BankEntry], encoder: TextEncoder, params: BankParams | None = None):
+    def __init__(self, entries: Sequence[BankEntry], encoder: TextEncoder, params: BankParams | None = None,
+                 vocabulary: Vocabulary | None = None):
+        """`vocabulary` resolves the names a query may name exactly (default: the ImageNet vocabulary)."""
         self.entries = list(entries)
         self.encoder = encoder
         self.params = params or BankParams()
+        self.vocabulary = vocabulary or Vocabulary.imagenet()
+        self._entry_of = {e.id: i for i, e in enumerate(self.entries)}
+        names = [phrasing.clean(n) for c in self.vocabulary for n in c.synonyms]
+        self._words = phrasing.words_of(names)
+        self._name_set = frozenset(names)
+        self._split_names = phrasing.names_with_separators(names)
         self._names, self._gloss = self._load_or_build()
         self._vectors: np.ndarray | None = None
         self._vectors_for: tuple[float, float] | None = None
@@ -208,14 +178,83 @@ class ConceptBank:
         q = self.encoder.encode([check_text(text)])[0]
         return self.vectors @ q
 
-    def map(self, text: str) -> TextMapping:
-        """The query's top concepts and their weights. QueryError for bad text (see `check_text`)."""
-        text = check_text(text)
-        q = self.encoder.encode([text])[0]
+    def map(self, text: str, encoded: dict[str, np.ndarray] | None = None) -> TextMapping:
+        """The query's top concepts and their weights. QueryError for bad text (see `check_text`).
+
+        With `params.read`, the query is first read as what it names (`phrasing.core`): a concept named exactly
+        takes `named_weight`; else a query of separate concept phrases is their AND; else the phrase is embedded.
+        `encoded`: phrase embeddings already computed (`map_many`).
+        """
+        text = check_text(text, self._names_concept)
+        encoded = {} if encoded is None else encoded
+        if not self.params.read:  # as before issue 21: the query embedded as typed
+            return self._one(text, text, encoded, exact=False)
+        core, pieces = self._read(text)
+        if len(pieces) > 1 and self._named_entry(core) is None:
+            composed = self._compose(text, core, pieces, encoded)
+            if composed is not None:
+                return composed
+        return self._one(text, core, encoded)
+
+    def map_many(self, texts: Sequence[str]) -> list[TextMapping]:
+        """`map` of each text, every phrase they hold encoded in one batch (benchmarks, tests)."""
+        phrases = [p for t in texts for p in self._phrases(check_text(t, self._names_concept))]
+        unique = list(dict.fromkeys(phrases))
+        vectors = self.encoder.encode(unique) if unique else np.zeros((0, self.encoder.dim), np.float32)
+        encoded = dict(zip(unique, vectors, strict=True))
+        return [self.map(t, encoded) for t in texts]
+
+    def _read(self, text: str) -> tuple[str, list[str]]:
+        """What the query names (its core) and the concept phrases of the core (`phrasing`)."""
+        core = phrasing.core(text, self._words, self._name_set) or phrasing.clean(text) or text
+        if not self.params.compose:
+            return core, [core]
+        return core, phrasing.parts(core, self._split_names, self._words, self._name_set)
+
+    def _phrases(self, text: str) -> list[str]:
+        if not self.params.read:
+            return [text]
+        core, pieces = self._read(text)
+        return [core, *pieces] if len(pieces) > 1 else [core]
+
+    def _one(self, text: str, core: str, encoded: dict[str, np.ndarray], exact: bool = True) -> TextMapping:
+        """One concept phrase: the concept it names exactly (and similar ones), else the similar concepts."""
+        q = encoded[core] if core in encoded else self.encoder.encode([core])[0]
         if not np.any(q):
             return TextMapping(text, [], f"no word of {text[:80]!r} is known to the text encoder "
-                                          f"{self.encoder.spec}")
-        return self.map_vector(text, self.vectors @ q)
+                                          f"{self.encoder.spec}", read_as=core)
+        sims = self.vectors @ q
+        mapping = self.map_vector(text, sims)
+        mapping.read_as = core
+        named = self._named_entry(core) if exact else None
+        if named is None:
+            return mapping
+        nw, e = self.params.named_weight, self.entries[named]
+        rest = [replace(c, weight=c.weight * (1 - nw)) for c in mapping.concepts if c.id != e.id and nw < 1]
+        total = nw + sum(c.weight for c in rest)  # renormalised: the named one may have been among them
+        found = [MappedConcept(e.id, e.name, float(sims[named]), nw / total, e.columns)]
+        found += [replace(c, weight=c.weight / total) for c in rest]
+        return TextMapping(text, found, read_as=core, named=e.id)
+
+    def _names_concept(self, text: str) -> bool:
+        return self._named_entry(phrasing.core(text, self._words, self._name_set)) is not None
+
+    def _named_entry(self, core: str) -> int | None:
+        """The bank entry of the concept `core` names exactly (a name or synonym, `Vocabulary.resolve`), if any."""
+        if core not in self.vocabulary:
+            return None
+        return self._entry_of.get(self.vocabulary.resolve(core).id)
+
+    def _compose(self, text: str, core: str, pieces: list[str], encoded: dict[str, np.ndarray]) -> TextMapping | None:
+        """The AND of the pieces' mappings when each maps to a concept and their best concepts are separate
+        (none the same as, or in the hierarchy above or below, another's); else None (read as one phrase)."""
+        found = [self._one(piece, piece, encoded) for piece in pieces]
+        if not all(m.concepts for m in found):
+            return None
+        tops = [frozenset(m.concepts[0].columns) for m in found]
+        if any(a <= b or b <= a for i, a in enumerate(tops) for b in tops[i + 1:]):
+            return None
+        return TextMapping(text, [c for m in found for c in m.concepts], read_as=core, parts=found)
 
     def map_vector(self, text: str, sims: np.ndarray) -> TextMapping:
         """Map given similarities (one per entry) to weighted concepts."""

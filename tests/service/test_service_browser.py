@@ -72,6 +72,19 @@ def test_type_a_query_and_see_thumbnails(page):
     assert page.locator("#grid li.card").count() == 13
 
 
+def test_words_show_how_they_were_understood(page):
+    """Issue 21: a compositional text query, typed in words mode, shows its parse: the parts joined by AND."""
+    page.wait_for_selector("#mode:not([hidden])")
+    page.select_option("#mode", "text")
+    page.fill("#q", "A photo of a cat and a motorcycle")
+    page.press("#q", "Enter")
+    page.wait_for_function("() => document.querySelector('#status').textContent.startsWith('Hits')")
+    understood = page.locator("#status .explanation").inner_text()
+    assert "“A photo of a cat and a motorcycle” → (cat 1.00) AND (motorcycle 1.00)" in understood, understood
+    assert "chelsea.jpg" in page.locator("#grid li.card").first.inner_text() or \
+        "motorcycle.png" in page.locator("#grid li.card").first.inner_text()
+
+
 def test_more_like_this(page):
     page.fill("#q", "espresso")
     page.press("#q", "Enter")

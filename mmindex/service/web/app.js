@@ -128,11 +128,16 @@ async function show(res) {
   $("page").textContent = `page ${Math.floor(body.offset / PAGE) + 1}`;
 }
 
-// The text-to-concept explanation: which concepts each free text was mapped to, with their weights.
+// The text-to-concept explanation: which concepts each free text was mapped to, with their weights; a
+// compositional text shows its parse, the parts joined by AND ("dog 1.00 AND seashore 0.63, lakeside 0.28").
 function describe(explanation) {
   const texts = (explanation.criteria || []).filter((c) => c.kind === "text");
-  return texts.map((c) => `“${c.text}” → ` + (c.concepts || []).slice(0, 6)
-    .map((k) => `${k.name} ${k.weight.toFixed(2)}`).join(", ")).join(" · ");
+  const concepts = (list) => (list || []).slice(0, 6).map((k) => `${k.name} ${k.weight.toFixed(2)}`).join(", ");
+  return texts.map((c) => {
+    const parts = (c.parse && c.parse.parts) || [];
+    return `“${c.text}” → ` + (parts.length ? parts.map((p) => `(${concepts(p.concepts)})`).join(" AND ")
+                                             : concepts(c.concepts));
+  }).join(" · ");
 }
 
 function submit() {
