@@ -119,7 +119,8 @@ def _mapped(criterion: dict) -> str:
     mapped = (" AND ".join(f"({p['text']}: {concepts(p['concepts'])})" for p in parts)
               or concepts(criterion.get("concepts", [])))
     read = f'  read as "{parse["read_as"]}"' if parse.get("read_as") else ""
-    return read + (f"  → {mapped}" if mapped else "")
+    ignored = f"  (left out: {', '.join(parse['ignored'])})" if parse.get("ignored") else ""
+    return read + (f"  → {mapped}" if mapped else "") + ignored
 
 
 def emit_hits(hits, as_json: bool, explain: bool) -> None:

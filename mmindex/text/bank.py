@@ -204,18 +204,18 @@ class ConceptBank:
         encoded = dict(zip(unique, vectors, strict=True))
         return [self.map(t, encoded) for t in texts]
 
-    def _read(self, text: str) -> tuple[str, list[str]]:
+    def _read(self, text: str) -> tuple[str, list[phrasing.Part]]:
         """What the query names (its core) and the concept phrases of the core (`phrasing`)."""
         core = phrasing.core(text, self._words, self._name_set) or phrasing.clean(text) or text
         if not self.params.compose:
-            return core, [core]
+            return core, [phrasing.Part(core)]
         return core, phrasing.parts(core, self._split_names, self._words, self._name_set)
 
     def _phrases(self, text: str) -> list[str]:
         if not self.params.read:
             return [text]
         core, pieces = self._read(text)
-        return [core, *pieces] if len(pieces) > 1 else [core]
+        return [core, *(p.text for p in pieces)] if len(pieces) > 1 else [core]
 
     def _one(self, text: str, core: str, encoded: dict[str, np.ndarray], exact: bool = True) -> TextMapping:
         """One concept phrase: the concept it names exactly (and similar ones), else the similar concepts."""
@@ -245,16 +245,26 @@ class ConceptBank:
             return None
         return self._entry_of.get(self.vocabulary.resolve(core).id)
 
-    def _compose(self, text: str, core: str, pieces: list[str], encoded: dict[str, np.ndarray]) -> TextMapping | None:
+    def _compose(self, text: str, core: str, pieces: list[phrasing.Part],
+                 encoded: dict[str, np.ndarray]) -> TextMapping | None:
         """The AND of the pieces' mappings when each maps to a concept and their best concepts are separate
-        (none the same as, or in the hierarchy above or below, another's); else None (read as one phrase)."""
-        found = [self._one(piece, piece, encoded) for piece in pieces]
+        (none the same as, or in the hierarchy above or below, another's); else None (read as one phrase).
+
+        A scene piece ("water" in "a ship on the water") that names no concept exactly is left out, as where the
+        thing is rather than a second thing: the classifier has no "water" to AND with.
+        """
+        found, ignored = [], []
+        for piece in pieces:
+            m = self._one(piece.text, piece.text, encoded)
+            (ignored.append(piece.text) if piece.scene and m.named is None else found.append(m))
         if not all(m.concepts for m in found):
             return None
+        if len(found) == 1:
+            return replace(found[0], text=text, ignored=ignored)
         tops = [frozenset(m.concepts[0].columns) for m in found]
         if any(a <= b or b <= a for i, a in enumerate(tops) for b in tops[i + 1:]):
             return None
-        return TextMapping(text, [c for m in found for c in m.concepts], read_as=core, parts=found)
+        return TextMapping(text, [c for m in found for c in m.concepts], read_as=core, parts=found, ignored=ignored)
 
     def map_vector(self, text: str, sims: np.ndarray) -> TextMapping:
         """Map given similarities (one per entry) to weighted concepts."""

@@ -28,7 +28,7 @@ class TextMapping:
     `read_as` is what the bank read the query as (carrier phrases off, plurals singular: `text.phrasing`); `named`
     the id of the concept it names exactly, if any. A compositional query ("a dog on a beach") has `parts`, one
     mapping per concept phrase, scored as their product (the query grammar's AND); `concepts` then lists every
-    part's concepts, each weighted within its part.
+    part's concepts, each weighted within its part. `ignored`: the scene phrases left out ("a ship on the water").
     """
 
     text: str
@@ -37,6 +37,7 @@ class TextMapping:
     read_as: str = ""
     named: str | None = None
     parts: list[TextMapping] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)  # scene phrases that name no concept ("water")
 
     def scores(self, scores: np.ndarray) -> np.ndarray:
         """Σ_c w_c · p_c over the segments of a concept-major (C, N) score matrix; for parts, Π_parts (Σ_c w_c · p_c).
@@ -68,6 +69,8 @@ class TextMapping:
         """The mapping for --explain: the concepts, and the parse (what the query was read as, the parts)."""
         out = {"text": self.text, "reason": self.reason, "concepts": _concepts(self.concepts),
                "parse": {"read_as": self.read_as, "named": self.named}}
+        if self.ignored:
+            out["parse"]["ignored"] = list(self.ignored)
         if self.parts:
             out["parse"]["operator"] = "AND"
             out["parse"]["parts"] = [{"text": p.text, "named": p.named, "concepts": _concepts(p.concepts)}

@@ -12,10 +12,11 @@
    concept name but would be one with its known words singular too is that name ("hand glasses"). A plural that
    is itself a name stays: "glasses" are spectacles, "shades" sunglasses, "works" a factory.
 
-`parts(core, names)` splits a core at the separators of `SEPARATORS` ("and", "with", "on", "in", "next to", ",",
+`parts(core, ...)` splits a core at the separators of `SEPARATORS` ("and", "with", "on", "in", "next to", ",",
 ...) into concept phrases ("dog on beach" → ["dog", "beach"]), never inside a concept name that holds a separator
-("black and gold garden spider"). The concept bank decides whether the parts are separate concepts (AND) or the
-whole is one (see `mmindex.text.bank`).
+("black and gold garden spider"); a phrase after a SCENE separator ("on", "in", "at", ...) is marked, as it may
+say where rather than what. The concept bank decides whether the parts are separate concepts (AND), drops scene
+phrases that name no concept ("a ship on the water": water), or reads the whole as one phrase (`text.bank`).
 
 Why strip rather than embed the phrasing: the bank compares the query's embedding with the concepts' names, and
 carrier words move it (MiniLM puts "a photo of a bird" nearest "piciform bird"); what the user means is the same.
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Iterable
+from typing import NamedTuple
 
 # Leading phrases that say how the user asks, not what for. Matched as whole words at the start of the lower-cased
 # query, longest first, again and again ("show me a photo of ..."). Plural forms are listed through the (s)? below.
@@ -43,10 +45,14 @@ DETERMINERS: frozenset[str] = frozenset(
     "a an the some any several many few lots lot of one two three four five six seven eight nine ten "
     "this that these those my our your his her their its".split())
 # Separators between the concept phrases of a compositional query ("a dog on a beach", "a red car and a person").
-SEPARATORS: tuple[str, ...] = (
-    "and", "with", "on", "in", "at", "near", "beside", "besides", "next to", "by", "under", "over", "above",
-    "below", "behind", "in front of", "on top of", "inside", "outside", "holding", "carrying", "riding",
-    "plus", "&", "+", ",")
+# After a SCENE separator the phrase may be where the thing is rather than a second thing ("a ship on the water"):
+# the bank keeps such a part only when it names a concept exactly ("a dog on a beach": seashore).
+OBJECT_SEPARATORS: tuple[str, ...] = (
+    "and", "with", "near", "beside", "besides", "next to", "holding", "carrying", "riding", "plus", "&", "+", ",")
+SCENE_SEPARATORS: tuple[str, ...] = (
+    "on", "in", "at", "by", "under", "over", "above", "below", "behind", "in front of", "on top of", "inside",
+    "outside")
+SEPARATORS: tuple[str, ...] = OBJECT_SEPARATORS + SCENE_SEPARATORS
 # Plurals no suffix rule undoes.
 IRREGULAR: dict[str, str] = {
     "people": "person", "men": "man", "women": "woman", "children": "child", "mice": "mouse", "geese": "goose",
@@ -119,23 +125,31 @@ def _strip_determiners(text: str) -> str:
     return " ".join(words[i:])
 
 
-def parts(text: str, split_names: Collection[str], known: Collection[str], names: Collection[str] = ()) -> list[str]:
-    """The concept phrases of a core, split at `SEPARATORS`, each made a core itself; [text] when there is no split.
+class Part(NamedTuple):
+    """A concept phrase of a query, and whether a SCENE separator came before it (then it may be a place)."""
+
+    text: str
+    scene: bool = False
+
+
+def parts(text: str, split_names: Collection[str], known: Collection[str], names: Collection[str] = ()) -> list[Part]:
+    """The concept phrases of a core, split at `SEPARATORS`, each made a core itself; [Part(text)] when there is
+    no split.
 
     A separator inside a concept name found in the text ("black and gold garden spider", "bird of prey") does not
     split: `split_names` are the (normalised) concept names that hold a separator word; `names` as for `core`.
     """
     text = clean(text)
     protected = [(m.start(), m.end()) for n in split_names for m in re.finditer(rf"(?<!\S){re.escape(n)}(?!\S)", text)]
-    pieces, start = [], 0
+    pieces, start, scene = [], 0, False
     for m in _SEP_RE.finditer(text):
         if any(a <= m.start() + 1 and m.end() <= b for a, b in protected):
             continue
-        pieces.append(text[start:m.start()])
-        start = m.end()
-    pieces.append(text[start:])
-    out = [p for p in (core(piece, known, names) for piece in pieces) if p and p not in DETERMINERS]
-    return out if len(out) > 1 else [text]
+        pieces.append((text[start:m.start()], scene))
+        start, scene = m.end(), m.group().strip() in SCENE_SEPARATORS
+    pieces.append((text[start:], scene))
+    out = [Part(c, sc) for c, sc in ((core(p, known, names), sc) for p, sc in pieces) if c and c not in DETERMINERS]
+    return out if len(out) > 1 else [Part(text)]
 
 
 def names_with_separators(names: Iterable[str]) -> list[str]:

@@ -12,7 +12,7 @@ import pytest
 from mmindex.concepts import Vocabulary
 from mmindex.text import create_text_encoder
 from mmindex.text.bank import ConceptBank, entries_from_vocabulary
-from mmindex.text.phrasing import core, parts, words_of
+from mmindex.text.phrasing import Part, core, parts, words_of
 
 # Plurals written independently of the singular rules under test.
 _IRREGULAR = {"person": "people", "man": "men", "woman": "women", "mouse": "mice", "goose": "geese", "foot": "feet",
@@ -109,13 +109,17 @@ def test_carrier_phrases_determiners_and_plurals_come_off():
 
 def test_parts_split_at_separators_but_not_inside_names():
     known = words_of(["dog", "seashore", "red", "car", "person", "black and gold garden spider", "leaf"])
-    assert parts("dog on a beach", [], known) == ["dog", "beach"]
-    assert parts("red car and a person", [], known) == ["red car", "person"]
-    assert parts("dog, cat & bird", [], known) == ["dog", "cat", "bird"]
+
+    def texts(text, split_names=()):
+        return [p.text for p in parts(text, split_names, known)]
+
+    assert parts("dog on a beach", [], known) == [Part("dog"), Part("beach", scene=True)]
+    assert parts("red car and a person", [], known) == [Part("red car"), Part("person")]
+    assert texts("dog, cat & bird") == ["dog", "cat", "bird"]
     spider = "black and gold garden spider"
-    assert parts(f"{spider} on a leaf", [spider], known) == [spider, "leaf"]
-    assert parts(spider, [spider], known) == [spider]
-    assert parts("hot dog", [], known) == ["hot dog"]
+    assert texts(f"{spider} on a leaf", [spider]) == [spider, "leaf"]
+    assert texts(spider, [spider]) == [spider]
+    assert texts("hot dog") == ["hot dog"]
 
 
 def test_compositional_queries_are_parsed_into_an_and_of_separate_concepts(bank):
@@ -127,6 +131,10 @@ def test_compositional_queries_are_parsed_into_an_and_of_separate_concepts(bank)
     assert [p.read_as for p in m.parts] == ["red car", "person"] and m.parts[1].named == "n00007846"
     p = np.random.default_rng(1).dirichlet(np.full(1000, 0.1), size=30).T
     np.testing.assert_allclose(m.scores(p), m.parts[0].scores(p) * m.parts[1].scores(p), rtol=1e-6)
+    # a scene phrase that names no concept is where, not what: left out, and said so
+    m = bank.map("a ship on the water")
+    assert not m.parts and m.named == Vocabulary.imagenet().resolve("ship").id and m.ignored == ["water"]
+    assert m.to_dict()["parse"]["ignored"] == ["water"]
     # one concept, not two: a name holding "and", and parts in the same hierarchy ("puppy" is a dog)
     assert not bank.map("black and gold garden spider").parts
     assert not bank.map("a dog and a puppy").parts

@@ -135,8 +135,10 @@ function describe(explanation) {
   const concepts = (list) => (list || []).slice(0, 6).map((k) => `${k.name} ${k.weight.toFixed(2)}`).join(", ");
   return texts.map((c) => {
     const parts = (c.parse && c.parse.parts) || [];
+    const ignored = (c.parse && c.parse.ignored) || [];
     return `“${c.text}” → ` + (parts.length ? parts.map((p) => `(${concepts(p.concepts)})`).join(" AND ")
-                                             : concepts(c.concepts));
+                                             : concepts(c.concepts))
+      + (ignored.length ? ` (left out: ${ignored.join(", ")})` : "");
   }).join(" · ");
 }
 
