@@ -188,6 +188,17 @@ class Vocabulary:
             raise UnknownConcept(text, self._suggest(normalise(text)))
         return found[0]
 
+    def resolve_words(self, text: str) -> Concept:
+        """The concept that `text` names in plain words (a free-text query): as `resolve`, except that WordNet's
+        most frequent sense of the name wins over an ImageNet class of rarer sense ("plane" is the airplane, not the
+        carpenter's plane; "light" a source of light, not a lighter). Trained concepts still win."""
+        name = normalise(text)
+        found = self._lookup(name)
+        if not found:
+            raise UnknownConcept(text, self._suggest(name))
+        return min(found, key=lambda c: (c.source != "trained", self._rank.get((name, c.id), _UNRANKED),
+                                         found.index(c)))
+
     def search(self, text: str | None = None, limit: int | None = None) -> list[Concept]:
         """All concepts (text None or blank), or those whose id, name or a synonym contains `text`.
 

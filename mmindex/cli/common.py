@@ -111,8 +111,8 @@ def echo_concept_names(report: dict) -> None:
 def _mapped(criterion: dict) -> str:
     """A text criterion's parse and concepts for the table: '  read as "dog on a beach" → (dog: dog (1.00)) AND
     (beach: seashore (0.63), ...)'; other criteria: ''."""
-    def concepts(found: list[dict]) -> str:
-        return ", ".join(f"{m['name']} ({m['weight']:.2f})" for m in found)
+    def concepts(found: list[dict]) -> str:  # those that show in two decimals
+        return ", ".join(f"{m['name']} ({m['weight']:.2f})" for m in found if m["weight"] >= 0.005)
 
     parse = criterion.get("parse") or {}
     parts = parse.get("parts") or []

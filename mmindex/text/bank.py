@@ -73,7 +73,7 @@ class BankParams:
     parent_weight: float = 0.5  # h above
     nodes: bool = True  # also map to WordNet nodes ("dog", "pullover"): see docs/text.md for why, against validation
     read: bool = True  # read the query as what it names first (text/phrasing.py); False: embed it as typed (before)
-    named_weight: float = 1.0  # a concept named exactly takes this weight, similar ones the rest (tuned: docs/text.md)
+    named_weight: float = 0.9  # a concept named exactly takes this weight, similar ones in its hierarchy the rest
     compose: bool = True  # "a dog on a beach": separate concepts combined by AND
 
 
@@ -230,8 +230,12 @@ class ConceptBank:
         if named is None:
             return mapping
         nw, e = self.params.named_weight, self.entries[named]
-        rest = [replace(c, weight=c.weight * (1 - nw)) for c in mapping.concepts if c.id != e.id and nw < 1]
-        total = nw + sum(c.weight for c in rest)  # renormalised: the named one may have been among them
+        # The rest goes to the similar concepts in the named one's hierarchy only (above it, as a back-off, or
+        # below it): "bird" never spreads onto "birdhouse".
+        mine = frozenset(e.columns)
+        rest = [replace(c, weight=c.weight * (1 - nw)) for c in mapping.concepts
+                if c.id != e.id and nw < 1 and (mine <= frozenset(c.columns) or frozenset(c.columns) <= mine)]
+        total = nw + sum(c.weight for c in rest)  # renormalised: the rest may not have been all of the mapping
         found = [MappedConcept(e.id, e.name, float(sims[named]), nw / total, e.columns)]
         found += [replace(c, weight=c.weight / total) for c in rest]
         return TextMapping(text, found, read_as=core, named=e.id)
@@ -240,10 +244,11 @@ class ConceptBank:
         return self._named_entry(phrasing.core(text, self._words, self._name_set)) is not None
 
     def _named_entry(self, core: str) -> int | None:
-        """The bank entry of the concept `core` names exactly (a name or synonym, `Vocabulary.resolve`), if any."""
+        """The bank entry of the concept `core` names exactly (a name or synonym, `Vocabulary.resolve_words`: the
+        most frequent sense of a word), if any."""
         if core not in self.vocabulary:
             return None
-        return self._entry_of.get(self.vocabulary.resolve(core).id)
+        return self._entry_of.get(self.vocabulary.resolve_words(core).id)
 
     def _compose(self, text: str, core: str, pieces: list[phrasing.Part],
                  encoded: dict[str, np.ndarray]) -> TextMapping | None:

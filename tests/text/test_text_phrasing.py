@@ -84,16 +84,22 @@ def test_a_named_concept_carries_the_weight_and_reaches_its_hyponyms_through_the
     texts = [f"a photo of {'an' if c.name[0] in 'aeiou' else 'a'} {c.name}" for c in concepts]
     columns = {c.id: set(c.classes) for c in vocab}
     for c, m in zip(concepts, bank.map_many(texts), strict=True):
-        expected = vocab.resolve(c.name)  # the concept the name resolves to (several share some names)
+        expected = vocab.resolve_words(c.name)  # the concept the name means (several share some names)
         assert m.named == expected.id and m.concepts[0].id == expected.id and m.concepts[0].weight >= 0.5, c.name
         # the weight stays inside the named concept's subtree: hyponyms through the node, no lexical neighbours
         inside = sum(x.weight for x in m.concepts if columns[x.id] <= columns[expected.id])
         assert inside >= 0.5, (c.name, [(x.name, x.weight) for x in m.concepts])
-    bird = bank.map("birds")
-    assert {x.name for x in bird.concepts} == {"bird"}
+    bird, bird_classes = bank.map("birds"), set(vocab.resolve("bird").classes)
+    assert bird.concepts[0].name == "bird" and bird.concepts[0].weight >= bank.params.named_weight
+    assert all(columns[x.id] <= bird_classes or bird_classes <= columns[x.id] for x in bird.concepts), bird.concepts
     assert not {"birdhouse", "bird feeder"} & {x.name for x in bank.map("a photo of a bird").concepts}
+    # in words, a name means its most frequent sense: "plane" is the airplane (the concept grammar's "plane" is the
+    # carpenter's plane, an ImageNet class)
+    assert bank.map("a plane in the sky").named == vocab.resolve("airplane").id != vocab.resolve("plane").id
     p = np.random.default_rng(0).dirichlet(np.full(1000, 0.1), size=20).T  # (1000 classes, 20 segments)
-    np.testing.assert_allclose(bird.scores(p), p[list(vocab.resolve("bird").classes)].sum(axis=0), rtol=1e-6)
+    birds = p[sorted(bird_classes)].sum(axis=0)  # the hierarchy node's score: every bird class's probability
+    assert np.all(bird.scores(p) >= bank.params.named_weight * birds - 1e-9)
+    np.testing.assert_allclose(bank.with_params(named_weight=1.0).map("birds").scores(p), birds, rtol=1e-6)
 
 
 def test_carrier_phrases_determiners_and_plurals_come_off():

@@ -132,7 +132,8 @@ async function show(res) {
 // compositional text shows its parse, the parts joined by AND ("dog 1.00 AND seashore 0.63, lakeside 0.28").
 function describe(explanation) {
   const texts = (explanation.criteria || []).filter((c) => c.kind === "text");
-  const concepts = (list) => (list || []).slice(0, 6).map((k) => `${k.name} ${k.weight.toFixed(2)}`).join(", ");
+  const concepts = (list) => (list || []).filter((k) => k.weight >= 0.005).slice(0, 6)
+    .map((k) => `${k.name} ${k.weight.toFixed(2)}`).join(", ");
   return texts.map((c) => {
     const parts = (c.parse && c.parse.parts) || [];
     const ignored = (c.parse && c.parse.ignored) || [];
