@@ -56,7 +56,8 @@ class SearchOut(BaseModel):
     next_offset: int | None
     took_ms: float
     explanation: dict | None = Field(default=None, description="the fusion, each criterion and its weight, and the "
-                                     "concepts a free text was mapped to (explain=true or text given)")
+                                     "concepts a free text was mapped to, with its parse: what it was read as, "
+                                     "the parts ANDed (explain=true or text given)")
     message: str | None = Field(default=None, description="why there are no hits (a text that matched no concept)")
 
 

@@ -5,7 +5,10 @@ index such as a trained detector) gets one text embedding, made from two encoded
 
     v_c = normalise( e(names) + g · e(name: gloss) + h · e(names of its WordNet parent) )
 
-A query q is embedded by the same encoder; its similarity to each concept is s_c = v_c · e(q).
+A query is first read as what it names (`text/phrasing.py`: "an image of some birds!" is "bird"). A concept named
+exactly takes `named_weight` of the weight, similar concepts in its own hierarchy the rest; separate concept
+phrases ("a dog on a beach") are mapped one by one and scored as their product (the query grammar's AND).
+Otherwise the phrase q is embedded by the same encoder; its similarity to each concept is s_c = v_c · e(q).
 Concepts with s_c ≥ threshold are candidates; the top_k of them get weights
 
     similarity:  w_c = s_c / Σ s          softmax:  w_c = exp(s_c / τ) / Σ exp(s / τ)
