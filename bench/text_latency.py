@@ -37,9 +37,16 @@ def main() -> None:
         first_s = time.perf_counter() - t
         snap, _ = engine.searcher._arrays()
         bank = engine.searcher._bank(None, engine.reader(), snap)
+        pairs = [f"a {a} and a {b}" for a, b in zip(CLASSES, CLASSES[1:] + CLASSES[:1], strict=True)]
+        composed = [pairs[i % len(pairs)] for i in range(args.queries)]
+        before = bank.with_params(read=False)  # the baseline: the query embedded as typed (before issue 21)
         rows = [
             ("encode the text (MiniLM, ONNX Runtime)", *percentiles(lambda q: bank.encoder.encode([q]), texts)),
+            ("encode + map, the query embedded as typed (before issue 21)", *percentiles(before.map, texts)),
             ("encode + map to concepts", *percentiles(bank.map, texts)),
+            ("encode + map, compositional ('a t-shirt and a trouser')", *percentiles(bank.map, composed)),
+            ("Engine.search(text='a t-shirt and a trouser', k=10), end to end",
+             *percentiles(lambda q: engine.search(text=q, k=10, remember=False), composed)),
             ("Engine.search(text=..., k=10), end to end",
              *percentiles(lambda q: engine.search(text=q, k=10, remember=False), texts)),
             ("Engine.search(text=..., concepts=['dog'], fused)",
@@ -49,10 +56,12 @@ def main() -> None:
     print(f"segments: {args.segments:,}; first query (load arrays, bank, encoder): {first_s:.1f} s; "
           f"concepts pooled per query: {mapped:.1f} on average")
     print()
-    print("| step | p50 ms | p99 ms |")
-    print("|---|---:|---:|")
-    for name, p50, p99 in rows:
-        print(f"| {name} | {p50:.1f} | {p99:.1f} |")
+    print("| step | p50 ms | p99 ms | p50 CPU ms |")
+    print("|---|---:|---:|---:|")
+    for name, p50, p99, cpu in rows:
+        print(f"| {name} | {p50:.1f} | {p99:.1f} | {cpu:.1f} |")
+    print(f"\nmapping now / before issue 21, p50: {rows[2][1] / rows[1][1]:.2f}x; a compositional query / before: "
+          f"{rows[3][1] / rows[1][1]:.2f}x")
 
 
 if __name__ == "__main__":

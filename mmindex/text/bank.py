@@ -223,13 +223,13 @@ class ConceptBank:
     def _one(self, text: str, core: str, encoded: dict[str, np.ndarray], exact: bool = True) -> TextMapping:
         """One concept phrase: the concept it names exactly (and similar ones), else the similar concepts."""
         q = encoded[core] if core in encoded else self.encoder.encode([core])[0]
-        if not np.any(q):
+        named = self._named_entry(core) if exact else None
+        if not np.any(q) and named is None:
             return TextMapping(text, [], f"no word of {text[:80]!r} is known to the text encoder "
                                           f"{self.encoder.spec}", read_as=core)
-        sims = self.vectors @ q
-        mapping = self.map_vector(text, sims)
+        sims = self.vectors @ q  # zeros for a word2vec that does not know a name: the named concept alone
+        mapping = self.map_vector(text, sims) if np.any(q) else TextMapping(text, [])
         mapping.read_as = core
-        named = self._named_entry(core) if exact else None
         if named is None:
             return mapping
         nw, e = self.params.named_weight, self.entries[named]
@@ -264,7 +264,10 @@ class ConceptBank:
         found, ignored = [], []
         for piece in pieces:
             m = self._one(piece.text, piece.text, encoded)
-            (ignored.append(piece.text) if piece.scene and m.named is None else found.append(m))
+            if piece.scene and m.named is None:
+                ignored.append(piece.text)
+            else:
+                found.append(m)
         if not all(m.concepts for m in found):
             return None
         if len(found) == 1:
