@@ -199,6 +199,9 @@ class MiniLMEncoder:
                 mean = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)  # mean over real tokens only
                 return torch.nn.functional.normalize(mean, dim=1)
 
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # its "Loading weights" bar is not news to a user of the one-off export
         try:
             bert = AutoModel.from_pretrained(str(self.model_dir), local_files_only=True).eval()
         except Exception as exc:
