@@ -181,6 +181,8 @@ def apply_detector(detector, index, name, quiet, as_json) -> None:
         return
     click.echo(f"{'replaced' if r['replaced'] else 'applied'} detector {r['name']!r} (version {r['version']}) to "
                f"{r['segments']} segments; media added later are scored by it too")
+    if r["resumed"]:
+        click.echo(f"  went on from an interrupted apply: {r['resumed']} batches were scored before")
     for path, why in r["errors"]:
         click.echo(f"  not read back: {printable(path)}: {printable(why)}", err=True)
     echo_concept_names(r)

@@ -180,7 +180,7 @@ def damaged_detector_files(store: Store) -> list[tuple[int, int | None, str, str
     out = []
     folder = store.root / detectors.FOLDER
     rows, widths = store.batch_sizes(), dict(store.detector_widths())
-    for det_id, _name, file in store.detector_bundles():
+    for det_id, _name, file in store.detector_bundles(pending=True):
         n_labels = widths[det_id]
         if not (folder / file).is_file() or (folder / file).stat().st_size == 0:
             out.append((det_id, None, file, "is missing or empty"))
@@ -338,7 +338,12 @@ def _repair_detectors(store: Store, stamp: str, done: list[str], load_scorer: Ca
             done.append(f"detector {name!r}: its bundle {why}; removed it (apply it again)")
     bundles = {det_id: path for det_id, _, path in detectors.applied(store)}
     for det_id, batch_id, file, why in broken:
-        if batch_id is None or det_id not in bundles:
+        if batch_id is None:
+            continue
+        if det_id not in bundles:  # a pending detector's: dropped, so that its interrupted apply scores it again
+            with store.transaction():
+                store.drop_detector_scores(det_id, batch_id)
+            done.append(f"detector file {detectors.FOLDER}/{file} {why}: dropped (an interrupted apply; run it again)")
             continue
         # only a detector that scores embeddings is recomputed here; one that reads media back is applied again
         scorer = load_scorer(bundles[det_id]) if load_scorer is not None else None

@@ -127,12 +127,16 @@ def _merge(store: Store, group: list[_Batch]) -> None:
         store.record_batch_file(new_id, name)
         store.move_segments(new_id, seg[:, 0])
         merged: dict[int, np.ndarray] = {}
+        pending = store.pending_detectors()
         for det_id, n_labels in store.detector_widths():
+            files = store.detector_score_files(det_id, ids)
+            old_scores += files.values()
+            if det_id in pending and len(files) < len(ids):
+                continue  # an apply was interrupted before scoring every part: its re-run scores the merged batch
             block = np.zeros((n, n_labels), dtype=np.float16)
-            for b, file in store.detector_score_files(det_id, ids).items():
+            for b, file in files.items():
                 dest, rows = where[b]
                 block[dest] = np.load(store.root / detectors.FOLDER / file)[rows]
-                old_scores.append(file)
             merged[det_id] = block
         if merged:
             detectors.write_scores(store, new_id, merged)

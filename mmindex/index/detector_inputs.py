@@ -15,7 +15,7 @@ changed is an error: its segments score 0, and `apply` records why. This module 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Set
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -107,15 +107,20 @@ def score_records(scorer: Scorer, records: list[MediaRecord]) -> np.ndarray:
 
 
 # ---- gathering from the index ---------------------------------------------------------------------------------
-def score_batches(store: Store, scorer: Scorer, read: ReadOptions, progress: ProgressFn | None = None
-                  ) -> Iterator[tuple[int, np.ndarray, list[tuple[str, str]]]]:
-    """At `apply`: (batch id, scores (rows, labels), [(path, why) of files not read back]) for every batch; progress
-    in segments (per file read back, or per batch of stored inputs)."""
-    files, sizes = store.batch_file_names(), store.batch_sizes()
+def score_batches(store: Store, scorer: Scorer, read: ReadOptions, progress: ProgressFn | None = None,
+                  skip: Set[int] = frozenset()) -> Iterator[tuple[int, np.ndarray, list[tuple[str, str]]]]:
+    """At `apply`: (batch id, scores (rows, labels), [(path, why) of files not read back]) for every batch but those
+    of `skip` (scored by an interrupted apply); progress in segments (per file read back, or per batch of stored
+    inputs), counting the skipped batches as done."""
+    files = {b: f for b, f in store.batch_file_names().items() if b not in skip}
+    sizes = {b: n for b, n in store.batch_sizes().items() if b not in skip}
     if scorer.takes in ("pixels", "clip"):
-        yield from _read_scored(store, scorer, sizes, read, progress)
+        live = {b: n for b, _, _, n in store.live_batches()}
+        total = sum(live.values())
+        yield from _read_scored(store, scorer, sizes, read, progress, total - sum(live.get(b, 0) for b in sizes), total)
         return
-    total, done = sum(sizes.values()), 0  # rows of the batch files: a score file has one per row, dead ones too
+    total = sum(store.batch_sizes().values())  # rows of the batch files: a score file has one per row, dead ones too
+    done = total - sum(sizes.values())
     for batch_id, file in files.items():
         scores = _from_store(store, scorer, batch_id, file)
         done += len(scores)
@@ -164,8 +169,8 @@ CHUNK_BYTES = 16 << 20  # inputs scored at once: a compacted batch of 65,536 row
 # forward pass stays the size of `add`'s (26 keyframes of 224×224 for a finetuned backbone, thousands for scratch)
 
 
-def _read_scored(store: Store, scorer: Scorer, sizes: dict[int, int], read: ReadOptions,
-                 progress: ProgressFn | None) -> Iterator[tuple[int, np.ndarray, list[tuple[str, str]]]]:
+def _read_scored(store: Store, scorer: Scorer, sizes: dict[int, int], read: ReadOptions, progress: ProgressFn | None,
+                 done: int, total: int) -> Iterator[tuple[int, np.ndarray, list[tuple[str, str]]]]:
     """Pixels or clips read back file by file in a thread pool (a bounded window of files ahead, across batch
     boundaries), scored in chunks as they arrive; (batch id, scores, errors) per batch."""
     def files() -> Iterator[tuple[int, str | None, list[int], readback.IndexedMedia | None]]:
@@ -173,7 +178,7 @@ def _read_scored(store: Store, scorer: Scorer, sizes: dict[int, int], read: Read
             yield from ((batch_id, path, rows, media) for path, rows, media in _media_of(store, batch_id))
             yield batch_id, None, [], None  # the batch ends here
 
-    total, done, held = store.segment_count(), 0, 0
+    held = 0
     with ThreadPoolExecutor(max_workers=max(1, read.workers), thread_name_prefix="mmindex-readback") as pool:
         ahead: deque = deque()
         todo = files()

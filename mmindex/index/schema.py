@@ -26,7 +26,7 @@ from pathlib import Path
 from mmindex.atomic import atomic_write
 from mmindex.errors import IndexDamaged, IndexLocked, StoreError
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 DB_FILE = "index.sqlite"
 BUSY_TIMEOUT_S = 60.0  # every connection waits this long for a writer's lock before "database is locked"
 # What a creation leaves in a folder before the database exists (an interrupted one included).
@@ -111,6 +111,13 @@ MIGRATIONS: dict[int, str] = {
     # applied to the index (see mmindex/index/store_media.py); NULL in every row written without it.
     6: """
     ALTER TABLE keyframes ADD COLUMN embedding BLOB;
+    """,
+    # v7: an `apply` commits its scores in chunks (see mmindex/index/detectors.py); until its last commit the
+    # detector's row is pending: `pending` holds the SHA-256 of the bundle being applied (a re-run of the same
+    # bundle resumes it), its name is "NAME:applying" (no detector's name holds ':'), it has no concept rows, and
+    # searches, `concepts` and `add` do not see it. NULL in every finished detector's row.
+    7: """
+    ALTER TABLE detectors ADD COLUMN pending TEXT;
     """,
 }
 

@@ -122,42 +122,45 @@ def test_a_finetuned_detector_is_applied_from_the_backbone_preprocessing(train_f
 
 
 # ---- kill -9 mid-apply ----------------------------------------------------------------------------------------
-# The apply runs in a child that kills itself (SIGKILL) at its N-th commit point: a score file's rename, or just
-# before or after the transaction's COMMIT. After each kill the index holds the detector whole or not at all, and
-# running the apply again finishes it with nothing duplicated.
+# The apply runs in a child that kills itself (SIGKILL) at its N-th commit point (a file's rename, or just before or
+# after a COMMIT), committing after every batch. After each kill searches see the detector whole or not at all, and
+# running the apply again goes on from the batches committed before the kill, with nothing scored twice.
 _KILL_AT = KILL_POINTS + """
+import mmindex.index.detectors as detectors
+detectors.COMMIT_SECONDS = 0
 root, detector = Path(sys.argv[2]), sys.argv[3]
 Engine(root).apply(detector)
 print("finished")
 """
 
 
-def _state(index: Path) -> tuple[list[str], int, int]:
+def _state(index: Path) -> tuple[list[str], list[str], int, int]:
+    """(visible detectors, pending ones, score files referenced, batches)."""
     with closing(sqlite3.connect(index / "index.sqlite")) as db:
-        names = [n for (n,) in db.execute("SELECT name FROM detectors")]
+        names = [n for (n,) in db.execute("SELECT name FROM detectors WHERE pending IS NULL")]
+        pending = [n for (n,) in db.execute("SELECT name FROM detectors WHERE pending IS NOT NULL")]
         scores = db.execute("SELECT count(*) FROM detector_scores").fetchone()[0]
         batches = db.execute("SELECT count(*) FROM batches").fetchone()[0]
-    return names, scores, batches
+    return names, pending, scores, batches
 
 
-def test_kill_9_mid_apply_leaves_the_detector_whole_or_absent(scratch, test_folders, tmp_path):
+def test_kill_9_mid_apply_resumes_where_it_stopped(scratch, test_folders, tmp_path):
     pristine = tmp_path / "pristine"
     run_cli("add", str(test_folders / "sneaker"), str(test_folders / "bag"), "--index", str(pristine),
             "--batch-size", "8", "-q")
-    kills = 0
-    for kill_at in (2, 4, 9, 10):  # score files of the first and second batch; just before, just after COMMIT
+    # 1-4: the pending detector and its bundle; 5-8, 9-12, 13-16: a score file and a commit per batch; 17-18: the last
+    for kill_at, committed in ((4, 0), (8, 1), (11, 1), (16, 3), (17, 3)):
         root = tmp_path / f"kill-{kill_at}"
         shutil.copytree(pristine, root)
         proc = subprocess.run([sys.executable, "-c", _KILL_AT, str(kill_at), str(root), str(scratch)],
                               capture_output=True, text=True, cwd=ROOT, timeout=300)
         assert proc.returncode == -signal.SIGKILL, proc.stdout + proc.stderr
-        kills += 1
-        names, scores, batches = _state(root)
-        assert (names, scores) in (([], 0), (["fm"], batches)), f"killed at {kill_at}: half an apply is visible"
-        run_cli("apply", str(scratch), "--index", str(root), "-q")
-        names, scores, batches = _state(root)
-        assert names == ["fm"] and scores == batches == 3
+        assert _state(root) == ([], ["fm:applying"], committed, 3), f"killed at {kill_at}"
+        assert "fm:bag" not in run_cli("concepts", "fm", "--index", str(root), "--json").stdout
+        assert not json.loads(run_cli("check", "--index", str(root), "--json").stdout)["damaged"]
+        r = json.loads(run_cli("apply", str(scratch), "--index", str(root), "--json").stdout)
+        assert r["resumed"] == committed and r["version"] == 1, f"killed at {kill_at}: {r}"
+        assert _state(root) == (["fm"], [], 3, 3)
         known, on_disk = _detector_files(root)
         assert known == on_disk, f"killed at {kill_at}: files left over or missing"
         assert _folders(root, "fm:bag").count("bag") >= 8
-    assert kills == 4

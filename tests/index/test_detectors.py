@@ -74,7 +74,7 @@ def test_apply_scores_every_segment_and_adds_the_labels_as_concepts(store, tmp_p
     bundle = make_bundle(tmp_path / "pets.mmdet")
     out = detectors.apply(store, tmp_path / "pets.mmdet", bundle, bundle.score_embeddings)
     assert out == {"name": "pets", "detector_id": 1, "version": 1, "concepts": [(f"pets:{x}", x) for x in LABELS],
-                   "segments": 12, "replaced": False, "errors": []}
+                   "segments": 12, "replaced": False, "resumed": 0, "errors": []}
     # the index keeps its own copy of the bundle, and a loadable one
     [(det_id, name, copy)] = detectors.applied(store)
     assert (det_id, name, copy) == (1, "pets", store.root / detectors.FOLDER / "0001.mmdet")
@@ -128,7 +128,7 @@ def test_a_bad_name_is_refused_before_anything_is_written(store, tmp_path, bundl
     assert not folder.exists() or list(folder.iterdir()) == []
 
 
-def test_a_failing_scorer_leaves_nothing_behind(store, tmp_path):
+def test_a_failing_scorer_leaves_nothing_visible_and_a_rerun_goes_on_from_its_last_commit(store, tmp_path):
     bundle = make_bundle(tmp_path / "a.mmdet")
 
     def fails_on_the_second_batch(emb, calls=[]):  # noqa: B006 - counts calls
@@ -137,14 +137,33 @@ def test_a_failing_scorer_leaves_nothing_behind(store, tmp_path):
             raise RuntimeError("out of memory")
         return bundle.score_embeddings(emb)
 
+    with pytest.raises(RuntimeError):  # commits after every batch: the first one's scores are kept
+        detectors.apply(store, tmp_path / "a.mmdet", bundle, fails_on_the_second_batch, commit_seconds=0)
+    assert detectors.applied(store) == [] and store.trained_layout() == [] and store.detector_list() == []
+    assert len(store.concept_columns()) == C  # no concept of it yet: searches and `concepts` do not see it
+    assert store.pending_detector("pets")[0] == 1 and len(store.detector_score_files(1)) == 1
+    scored = []
+    out = detectors.apply(store, tmp_path / "a.mmdet", bundle, lambda emb: scored.append(len(emb))
+                          or bundle.score_embeddings(emb))
+    assert out["resumed"] == 1 and out["detector_id"] == 1 and len(scored) == len(store.batch_file_names()) - 1
+    assert store.pending_detector("pets") is None and [n for _, n, _ in detectors.applied(store)] == ["pets"]
+    _, emb = embeddings(store)
+    got = np.asarray(store.snapshot().scores)[C:C + 3].T
+    np.testing.assert_allclose(got, bundle.detector.scores(torch.from_numpy(emb)).numpy(), atol=1e-3)
+
+
+def test_an_interrupted_apply_of_another_bundle_is_discarded(store, tmp_path):
+    first, second = make_bundle(tmp_path / "a.mmdet", seed=0), make_bundle(tmp_path / "b.mmdet", seed=1)
+
+    def fails(emb):
+        raise RuntimeError("killed")
+
     with pytest.raises(RuntimeError):
-        detectors.apply(store, tmp_path / "a.mmdet", bundle, fails_on_the_second_batch)
-    assert detectors.applied(store) == [] and store.trained_layout() == []
-    assert len(store.concept_columns()) == C
-    store.close()
-    with Store.open(store.root, write=True) as again:  # the next writer deletes the files the rollback left
-        folder = again.root / detectors.FOLDER
-        assert not folder.exists() or list(folder.iterdir()) == []
+        detectors.apply(store, tmp_path / "a.mmdet", first, fails)
+    out = detectors.apply(store, tmp_path / "b.mmdet", second, second.score_embeddings, name="pets")
+    assert out["resumed"] == 0 and out["detector_id"] == 2
+    assert {p.name for p in (store.root / detectors.FOLDER).iterdir()} == store.detector_files()
+    assert store.pending_detectors() == set()
 
 
 def test_orphan_files_are_deleted_and_referenced_ones_kept(store, tmp_path):

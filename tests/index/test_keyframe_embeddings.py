@@ -46,9 +46,9 @@ def test_an_index_of_schema_v5_is_migrated_with_its_keyframes(tmp_path):
         db.execute("INSERT INTO segments VALUES (1, 1, 1, 0, 0.0, 3.0)")
         db.execute("INSERT INTO keyframes VALUES (1, 1.5, 36)")
         db.execute("PRAGMA user_version = 5")
-    assert SCHEMA_VERSION == 6
+    assert SCHEMA_VERSION >= 6  # v7 (pending applies) came after; the migration runs every step
     with Store.open(root, write=True) as store:
-        assert store.db.execute("PRAGMA user_version").fetchone()[0] == 6
+        assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert store.batch_keyframes(1, embeddings=True) == {1: [(1.5, None)]}
         assert store.keyframe_settings() == (False, None) and store.keyframe_embedding_bytes() == 0
 
