@@ -69,19 +69,38 @@ class Engine:
         """
         return self.indexer.add(paths, progress, confine_to)
 
-    def apply(self, detector: str | os.PathLike, name: str | None = None, progress: ProgressFn | None = None) -> dict:
+    def apply(self, detector: str | os.PathLike, name: str | None = None, progress: ProgressFn | None = None,
+              clips_per_shot: int = 1) -> dict:
         """Score every segment with a trained model and add its labels as concepts (source "trained").
 
         Any model mmindex trains: a detector bundle (probe, finetune, scratch), a temporal model (`train-sequence`,
         on the keyframe embeddings of an index built with `--keyframe-embeddings`) or a clip model (`train-clips`);
         the last three read the media back (`progress(segments done, in all)`), and a file gone or changed since it
         was indexed is listed in `errors` ([path, why]) and scores 0. Media added later are scored by it too.
-        Returns {name, version, concepts: [{id, name, query, shadows}], segments, replaced, errors, messages}:
+        `detector` is a model file, or the name of a detector applied to the index (its own copy is applied again).
+        `clips_per_shot` > 1 (clip models): that many clips spread over each shot, their probabilities averaged.
+        Resumable: the scores are committed in chunks, invisible until the last commit, and an interrupted apply of
+        the same model and options goes on from there (`resumed`: the batches scored before).
+        Returns {name, version, concepts: [{id, name, query, shadows}], segments, replaced, resumed, errors,
+        messages}:
         `query` is the name that resolves to the concept (its label: the user's names win), `shadows` the built-in
         concept of that name ({id, query: "wordnet:NAME"}) or None, and `messages` says which names now mean the
         user's detector. `DetectorError` if it does not fit the index, saying why.
         """
-        return self._named(self.indexer.apply(detector, name, progress))
+        return self._named(self.indexer.apply(detector, name, progress, clips_per_shot))
+
+    def training_sequences(self, labels: str | os.PathLike | None = None, fmt: str | None = None,
+                           concepts: Sequence[str] = ()) -> tuple:
+        """Training sequences for a temporal model (`learn.sequence.SequenceData`) made from the index: each judged
+        segment's keyframe embeddings (an index built with `add --keyframe-embeddings`), labelled by its judgments:
+        those of the CSV or qrels file `labels` (`judgments export`'s formats), else the index's own, of `concepts`
+        only when given. Returns (data, segments left out for want of keyframe embeddings, [why] of the file's lines
+        that name no segment of the index). `DataError` when there is nothing to learn from."""
+        return self.indexer.training_sequences(labels, fmt, concepts)
+
+    def applied_bundle(self, name: str) -> Path | None:
+        """The index's own copy of the model applied under `name` (what `apply NAME` applies again), or None."""
+        return self.indexer.applied_bundle(name)
 
     def teach(self, name: str, positive: Sequence[int] = (), negative: Sequence[int] = (), origin: str = "cli",
               from_feedback: bool = False, seed: int = 0) -> dict:

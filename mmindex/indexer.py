@@ -120,11 +120,16 @@ class Indexer:
         return replace(given, keyframe_rate=given.keyframe_rate or rate,
                        keyframe_embeddings=given.keyframe_embeddings or embeddings)
 
-    def apply(self, detector: str | os.PathLike, name: str | None = None, progress: ProgressFn | None = None) -> dict:
+    def apply(self, detector: str | os.PathLike, name: str | None = None, progress: ProgressFn | None = None,
+              clips_per_shot: int = 1) -> dict:
         """Score every segment with a trained model of any kind and add its labels as concepts. See `Engine.apply`."""
         from mmindex.learn.applicable import load  # deferred: PyTorch
 
-        model = load(detector)
+        path = Path(detector).expanduser()
+        if not path.is_file():  # the name of an applied detector: its own copy, applied again under its name
+            path, name = self.applied_bundle(str(detector)) or path, name or str(detector)
+        model = load(path)
+        options = _apply_options(model.mode, clips_per_shot)
         with Store.open(self.index_dir, write=True) as store:
             backbone = store.meta("model")
             takes = model.input
@@ -133,12 +138,22 @@ class Indexer:
             why = takes.misfit(facts)
             if why:
                 raise DetectorError(f"detector {name or model.name!r} ({model.mode}) does not fit this index: {why}")
-            return detectors.apply(store, detector, model, self._scorer(model), name, read=self._read_options(backbone),
-                                   progress=progress)
+            return detectors.apply(store, path, model, self._scorer(model, options), name,
+                                   details=json.dumps(options) if options else None,
+                                   read=self._read_options(backbone), progress=progress)
 
-    def _scorer(self, model) -> detectors.Scorer:
-        """The index's scorer of a loaded `learn.applicable.Applicable`, pooling keyframes as `add` pools concepts."""
-        return detectors.Scorer(model.input, model.score, len(model.labels), self.config.pool)
+    def applied_bundle(self, name: str) -> Path | None:
+        """The index's own copy of the model applied under `name`, or None."""
+        with Store.open(self.index_dir) as store:
+            return next((path for _, applied, path in detectors.applied(store) if applied == name), None)
+
+    def _scorer(self, model, options: dict | None = None) -> detectors.Scorer:
+        """The index's scorer of a loaded `learn.applicable.Applicable`, pooling keyframes as `add` pools concepts,
+        with the options it was applied with (`clips_per_shot`)."""
+        takes = model.input
+        if (options or {}).get("clips_per_shot", 1) > 1:
+            takes = replace(takes, clips=options["clips_per_shot"])
+        return detectors.Scorer(takes, model.score, len(model.labels), self.config.pool)
 
     def _scorers(self, store: Store) -> dict[int, detectors.Scorer]:
         """The applied detectors' scorers (from the index's own copies of their bundles), by detector id."""
@@ -147,7 +162,9 @@ class Indexer:
             return {}
         from mmindex.learn.applicable import load  # deferred: PyTorch
 
-        return {det_id: self._scorer(load(path)) for det_id, _, path in applied}
+        details = {d["id"]: d["details"] for d in store.detector_list() if d["kind"] == "applied"}
+        return {det_id: self._scorer(load(path), json.loads(details.get(det_id) or "{}"))
+                for det_id, _, path in applied}
 
     def _read_options(self, backbone: str) -> detectors.ReadOptions:
         """How `apply` reads media back: as `add` decodes them (its pixel limit, the backbone's JPEG draft size)."""
@@ -228,6 +245,28 @@ class Indexer:
         return {"lines": len(lines) + skipped, "added": added, "changed": changed,
                 "unchanged": len(rows) - added - changed, "skipped": skipped, "unknown": unknown,
                 "concepts": sorted(set(names.values()))}
+
+    def training_sequences(self, labels: str | os.PathLike | None = None, fmt: str | None = None,
+                           concepts: Sequence[str] = ()) -> tuple:
+        """The judged segments' keyframe embeddings as training sequences. See `Engine.training_sequences`."""
+        from mmindex.learn.index_sequences import sequences_from_index  # deferred: PyTorch
+
+        with Store.open(self.index_dir) as store:
+            if labels is None:
+                rows = [(j["segment_id"], j["concept"], j["label"]) for j in store.judgments()]
+                unknown: list[str] = []
+            else:
+                lines, _ = judgment_files.read(labels, judgment_files.format_of(labels, fmt))
+                found, unknown = _segments_of(store, lines)
+                rows = [(segment_id, line.concept, line.label) for line, segment_id in found]
+            judged: dict[int, dict[str, int]] = {}
+            for segment_id, concept, label in rows:
+                if not concepts or concept in concepts:
+                    judged.setdefault(segment_id, {})[concept] = int(label)
+            if not judged:
+                raise DataError("no judged segment to learn from" + (f" ({unknown[0]} ...)" if unknown else ""))
+            data, skipped = sequences_from_index(store, judged, self._weights_id(store.meta("model")))
+        return data, skipped, unknown
 
     def remove(self, paths: Iterable[str | os.PathLike]) -> int:
         """Remove media by file path, or all media under a folder. Returns how many were removed."""
@@ -322,3 +361,13 @@ def _load_scorer(bundle_path: Path) -> detectors.Scorer:
 
     model = load(bundle_path)
     return detectors.Scorer(model.input, model.score, len(model.labels))
+
+
+def _apply_options(mode: str, clips_per_shot: int) -> dict:
+    """What an apply records beside the model (the detector's `details`), for the `add`s that score with it later."""
+    if clips_per_shot < 1:
+        raise DetectorError(f"clips per shot must be at least 1, not {clips_per_shot}")
+    if clips_per_shot > 1 and mode != "clip":
+        raise DetectorError(f"--clips-per-shot is for 3D CNNs (train-clips models); this is a {mode} model")
+    return {"clips_per_shot": clips_per_shot} if clips_per_shot > 1 else {}
+

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import tempfile
 import typing
 from collections.abc import Callable
+from pathlib import Path
 
 import click
 
 from mmindex.cli.choices import RegistryChoice
 from mmindex.cli.common import echo_concept_names, index_option, main, open_engine, printable
+from mmindex.cli.options import request_options, request_values
+from mmindex.search.requests import ApplyRequest
 
 
 class ConfigCommand(click.Command):
@@ -164,18 +168,20 @@ def evaluate(detector, data, confusion, run_out, qrels_out, qrels_in, sample, ju
 
 
 @main.command("apply")
-@click.argument("detector", type=click.Path(dir_okay=False))
+@request_options(ApplyRequest)  # DETECTOR, --name, --clips-per-shot
 @index_option
-@click.option("--name", default=None, help="Detector name in the index (default: the bundle's).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True)
-def apply_detector(detector, index, name, quiet, as_json) -> None:
-    """Score every segment of the index with DETECTOR (any model `train`, `train-sequence` or `train-clips` wrote)
-    and make its labels searchable concepts. See docs/learning.md#apply."""
+def apply_detector(index, quiet, as_json, **options) -> None:
+    """Score every segment of the index with DETECTOR (any model `train`, `train-sequence` or `train-clips` wrote,
+    or the name of a detector applied to the index) and make its labels searchable concepts. Killed, the same
+    command goes on where it stopped. See docs/learning.md#apply."""
     from mmindex.cli.index import with_progress
 
     engine = open_engine(index)
-    r = with_progress("applying", quiet or as_json, lambda progress: engine.apply(detector, name, progress), lazy=True)
+    request = ApplyRequest(**request_values(ApplyRequest, options))
+    r = with_progress("applying", quiet or as_json,
+                      lambda progress: engine.apply(**request.engine_arguments(), progress=progress), lazy=True)
     if as_json:
         click.echo(json.dumps(r))
         return
@@ -206,7 +212,12 @@ def learn_demo(out, n_train, epochs) -> None:
 
 
 @main.command("train-sequence")
-@click.argument("data", type=click.Path(exists=True, dir_okay=False))
+@click.argument("data", required=False, type=click.Path(exists=True, dir_okay=False))
+@index_option
+@click.option("--labels", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Without DATA: a judgments file (CSV or qrels, as `judgments export` writes) labelling segments "
+                   "of the index (default: the index's own judgments).")
+@click.option("--concept", "concepts", multiple=True, help="Without DATA: only these concepts' judgments (repeatable).")
 @click.option("--out", "-o", "out", required=True, type=click.Path(dir_okay=False), help="Model file to write.")
 @click.option("--arch", type=RegistryChoice("mmindex.learn.sequence:ARCHS"), default="gru",
               show_default=True, help="Recurrent network, or mean = mean pooling + MLP (the order-blind baseline).")
@@ -228,10 +239,11 @@ def learn_demo(out, n_train, epochs) -> None:
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--quiet", "-q", is_flag=True, help="No per-epoch lines.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
-def train_sequence(data, out, arch, val, test, hidden, loss, epochs, batch_size, lr, optimizer, schedule, clip,
-                   val_fraction, seed, quiet, as_json) -> None:
+def train_sequence(data, index, labels, concepts, out, arch, val, test, hidden, loss, epochs, batch_size, lr,
+                   optimizer, schedule, clip, val_fraction, seed, quiet, as_json) -> None:
     """Train a temporal model on DATA, an .npz with x (N, T, D) frame features and y (N,) class ids or (N, L)
-    0/1 label sets; optional lengths (N,) and labels (names). See docs/video.md."""
+    0/1 label sets; optional lengths (N,) and labels (names). See docs/video.md. Without DATA, on the keyframe
+    embeddings of the index's judged segments (`add --keyframe-embeddings`; docs/learning.md#apply)."""
     from mmindex.learn.sequence import SequenceConfig, evaluate_sequence  # deferred: `mmindex --help` stays fast
     from mmindex.learn.sequence import train_sequence as run_training  # deferred: `mmindex --help` stays fast
 
@@ -241,7 +253,12 @@ def train_sequence(data, out, arch, val, test, hidden, loss, epochs, batch_size,
     def on_epoch(epoch, epochs_, loss_, metric):
         click.echo(f"epoch {epoch + 1}/{epochs_}  loss {loss_:.4f}  val {metric:.4f}", err=True)
 
-    report = run_training(data, out, config, val=val, progress=None if quiet or as_json else on_epoch)
+    with tempfile.TemporaryDirectory(prefix="mmindex-sequences-") as tmp:
+        if data is None:
+            data = _index_sequences(index, labels, concepts, Path(tmp) / "sequences.npz", quiet or as_json)
+        elif labels or concepts:
+            raise click.UsageError("--labels and --concept label an index's segments: give them without DATA")
+        report = run_training(data, out, config, val=val, progress=None if quiet or as_json else on_epoch)
     result = report.as_dict() | ({"test": evaluate_sequence(out, test)} if test else {})
     if as_json:
         click.echo(json.dumps(result))
@@ -254,6 +271,21 @@ def train_sequence(data, out, arch, val, test, hidden, loss, epochs, batch_size,
         key = "map" if "map" in result["test"] else "accuracy"
         click.echo(f"test {key}: {result['test'][key]:.4f} on {result['test']['sequences']} sequences")
     click.echo(f"wrote {report.out}" + (f" and {report.curves}" if report.curves else ""))
+
+
+def _index_sequences(index, labels, concepts, path: Path, quiet: bool) -> Path:
+    """Write the training sequences of an index's judged segments to `path` (say what was left out)."""
+    from mmindex.learn.sequence import save_sequences  # deferred: PyTorch
+
+    data, skipped, unknown = open_engine(index).training_sequences(labels, concepts=concepts)
+    save_sequences(path, data)
+    if not quiet:
+        click.echo(f"{len(data)} judged segments of the index, {len(data.labels)} labels, sequences of up to "
+                   f"{data.x.shape[1]} keyframes" + (f"; {skipped} without keyframe embeddings left out" if skipped
+                                                     else ""), err=True)
+        for why in unknown:
+            click.echo(f"  skipped: {why}", err=True)
+    return path
 
 
 @main.command("train-clips")

@@ -11,7 +11,8 @@ Every detector bundle records one `ModelInput` (`learn.applicable` derives it fo
     sequence    the segment's keyframe embeddings in time order,       temporal models (`train-sequence`)
                 sampled `rate` times a second, at most `frames`
     clip        `frames` frames of `size`×`width` around the           3D CNNs (`train-clips`)
-                segment's middle, `rate` frames a second
+                segment's middle, `rate` frames a second (or `clips`
+                whole clips spread over the segment, `apply --clips-per-shot`)
 
 Pixels come in two fits: "stretch" (scratch: the whole image resized to `size`×`size`, grey or RGB, in [0, 1], as
 `learn.features.decode_pixels` makes training inputs) and "crop" (finetune: the backbone's own preprocessing, short
@@ -64,6 +65,7 @@ class ModelInput:
     frames: int | None = None  # sequence: the longest sequence; clip: T
     rate: float | None = None  # sequence: keyframes a second; clip: frames a second (None: see the docstring)
     unit: float = 1.0  # clip: the value of white in the training clips (255 for uint8 frames)
+    clips: int | None = None  # clip: clips a segment, spread evenly over it, their scores averaged (None: one)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -103,7 +105,8 @@ class ModelInput:
         if self.kind == "sequence":
             return f"sequences of up to {self.frames} keyframe embeddings ({feats}, {rate})"
         fps = "the video's own rate" if self.rate is None else f"{self.rate:g} frames a second"
-        return f"clips of {self.frames} frames of {self.size}×{self.width}×{self.channels} at {fps}"
+        pooled = f", {self.clips} a shot, pooled" if (self.clips or 1) > 1 else ""
+        return f"clips of {self.frames} frames of {self.size}×{self.width}×{self.channels} at {fps}{pooled}"
 
     def misfit(self, index: IndexFacts) -> str | None:
         """Why this input cannot be had from `index` (a sentence), or None when it can."""
@@ -161,12 +164,18 @@ def _grey(rgb: np.ndarray) -> np.ndarray:
     return ((y + 500) // 1000).astype(np.uint8)
 
 
-def clip_times(start: float, end: float, frames: int, rate: float) -> list[float]:
-    """`frames` times `1/rate` apart, centred on the middle of [start, end), each kept inside the segment (a shot
+def clip_times(start: float, end: float, frames: int, rate: float, clips: int = 1) -> list[float]:
+    """`frames` times `1/rate` apart for each of `clips` clips, clip after clip. One clip is centred on the middle of
+    [start, end); several are spread evenly from the first whole clip in the segment to the last (in a segment too
+    short for two different whole clips, all are the middle one). Each time is kept inside the segment (a shot
     shorter than the clip repeats its first and last frames)."""
-    middle = (start + end) / 2
-    last = max(start, end - 1e-6)
-    return [min(max(middle + (i - (frames - 1) / 2) / rate, start), last) for i in range(frames)]
+    last, half = max(start, end - 1e-6), (frames - 1) / 2 / rate
+    first_centre, last_centre = start + half, end - 1 / rate - half  # the segment's last frame: 1/rate before its end
+    if clips == 1 or last_centre - first_centre < 1 / rate:
+        centres = [(start + end) / 2] * clips
+    else:
+        centres = [first_centre + (last_centre - first_centre) * c / (clips - 1) for c in range(clips)]
+    return [min(max(m + (i - (frames - 1) / 2) / rate, start), last) for m in centres for i in range(frames)]
 
 
 def sample_sequence(times: list[float], embeddings: np.ndarray, frames: int, rate: float | None) -> np.ndarray:

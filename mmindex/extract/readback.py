@@ -4,7 +4,8 @@ indexed files back.
 A pixel detector scores every keyframe of a segment; `apply` decodes the keyframes again at the times the index
 stored (an image is its one keyframe), with the decoding `add` used (`media.images`, `media.video.frames_at`), so
 a segment scores the same whichever of the two scored it. A clip detector scores `frames` frames around the middle
-of each shot (`inputs.clip_times`); an image is a clip of one frame repeated (it does not move).
+of each shot, or `clips` clips spread over it (`inputs.clip_times`); an image is a clip of one frame repeated (it
+does not move).
 
 Before reading a file back, `apply` checks it is the one indexed: a file that is gone, or whose size or
 modification time differ and whose SHA-256 then differs too, raises `MediaError` saying so (the caller records it
@@ -79,14 +80,17 @@ def keyframe_pixels(img, specs: Sequence[ModelInput]) -> dict[str, np.ndarray]:
 
 
 def video_clips(path: str, spans: Sequence[tuple[float, float]], spec: ModelInput) -> list[np.ndarray]:
-    """One clip (T, C, H, W) per (start, end) span of a video, decoded in one pass (`media.video.frames_at`)."""
+    """One clip (T, C, H, W) per (start, end) span of a video, or with `spec.clips` N > 1 clips (N, T, C, H, W)
+    spread over it, decoded in one pass (`media.video.frames_at`)."""
     from mmindex.media import video  # deferred: PyAV
 
-    rate = spec.rate or video.frame_rate(path)
-    times = [t for start, end in spans for t in clip_times(start, end, spec.frames, rate)]
+    rate, n = spec.rate or video.frame_rate(path), spec.clips or 1
+    times = [t for start, end in spans for t in clip_times(start, end, spec.frames, rate, n)]
     frames = video.frames_at(path, times, lambda f: spec.clip_frame(
         f.to_ndarray(width=spec.width, height=spec.size, format="rgb24")))
-    return [np.stack(frames[i:i + spec.frames]) for i in range(0, len(frames), spec.frames)]
+    per = spec.frames * n
+    clips = [np.stack(frames[i:i + per]) for i in range(0, len(frames), per)]
+    return clips if n == 1 else [c.reshape(n, spec.frames, *c.shape[1:]) for c in clips]
 
 
 def read_back(media: IndexedMedia, spec: ModelInput, max_pixels: int, draft_size: int | None) -> list[np.ndarray]:

@@ -5,7 +5,7 @@ A `Scorer` says what it takes (`extract.inputs.ModelInput`) and scores a batch o
     sequence    each segment's keyframe embeddings, sampled at the model's rate (`extract.inputs.sample_sequence`);
                 a segment indexed without them is the sequence of its one pooled embedding
     pixels      each keyframe's pixels; a segment's score is its keyframes' scores pooled (max or mean)
-    clip        one clip around each segment's middle
+    clip        one clip around each segment's middle, or several spread over it (their scores averaged)
 At `add` the reader makes the pixels and clips of new media (`extract.readback`, in its threads); at `apply` they
 are read back from the indexed files in a thread pool, a few batches ahead of the model. A file that is gone or
 changed is an error: its segments score 0, and `apply` records why. This module runs no SQL (the store's
@@ -64,21 +64,22 @@ class ReadOptions:
 
 # ---- scoring what was gathered -----------------------------------------------------------------------------
 def score_inputs(scorer: Scorer, inputs: list[np.ndarray | None]) -> np.ndarray:
-    """Scores (segments, labels) of pixel inputs (k, C, S, S) or clips (T, C, H, W), one per segment; None (a file
-    that could not be read back) scores 0."""
+    """Scores (segments, labels) of pixel inputs (k, C, S, S), or of clips (T, C, H, W) or (n, T, C, H, W), one per
+    segment, pooled over a segment's keyframes (max or mean, `scorer.pool`) or clips (mean of the probabilities);
+    None (a file that could not be read back) scores 0."""
     out = np.zeros((len(inputs), scorer.labels), np.float16)
     have = [i for i, x in enumerate(inputs) if x is not None]
     if not have:
         return out
+    items = [inputs[i] for i in have]
+    pool = scorer.pool
     if scorer.takes == "clip":
-        out[have] = scorer.score(np.stack([inputs[i] for i in have]))
-        return out
-    counts = [len(inputs[i]) for i in have]
-    scores = scorer.score(np.concatenate([inputs[i] for i in have])).astype(np.float32)
-    pool = np.maximum.reduceat if scorer.pool == "max" else np.add.reduceat
+        items, pool = [x if x.ndim == 5 else x[None] for x in items], "mean"
+    counts = [len(x) for x in items]
+    scores = scorer.score(np.concatenate(items)).astype(np.float32)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    pooled = pool(scores, starts, axis=0)
-    out[have] = pooled if scorer.pool == "max" else pooled / np.asarray(counts, np.float32)[:, None]
+    pooled = (np.maximum.reduceat if pool == "max" else np.add.reduceat)(scores, starts, axis=0)
+    out[have] = pooled if pool == "max" else pooled / np.asarray(counts, np.float32)[:, None]
     return out
 
 

@@ -166,7 +166,9 @@ def _pending(store: Store, bundle_path: Path, bundle, name: str, kind: str, deta
     """(id, batches already scored) of the pending detector of `name`: the one an interrupted apply of the same
     bundle left, or a new one (an interrupted apply of another bundle under that name is discarded)."""
     with open(bundle_path, "rb") as f:
-        digest = hashlib.file_digest(f, "sha256").hexdigest()
+        sha = hashlib.file_digest(f, "sha256")
+    sha.update((details or "").encode())  # the same bundle applied with other options is another apply
+    digest = sha.hexdigest()
     folder, dropped = store.root / FOLDER, []
     with store.transaction():
         found = store.pending_detector(name)

@@ -67,6 +67,17 @@ class MediaRows:
             out.setdefault(segment_id, []).append((t, e))
         return out
 
+    def segment_keyframes(self, segment_ids: Sequence[int]) -> dict[int, list[tuple]]:
+        """{segment id: [(time, embedding bytes or None)]} of the given segments, keyframes in time order."""
+        out: dict[int, list[tuple]] = {}
+        for i in range(0, len(segment_ids), 900):  # SQLite's limit on host parameters
+            part = list(segment_ids[i:i + 900])
+            rows = self.db.execute(f"SELECT segment_id, time, embedding FROM keyframes WHERE segment_id IN"
+                                   f" ({','.join('?' * len(part))}) ORDER BY segment_id, time, rowid", part)
+            for segment_id, t, e in rows:
+                out.setdefault(segment_id, []).append((t, e))
+        return out
+
     def keyframe_embedding_bytes(self) -> int:
         """Bytes of stored keyframe embeddings (the figures of docs/benchmarks.md)."""
         return int(self.db.execute("SELECT coalesce(sum(length(embedding)), 0) FROM keyframes").fetchone()[0])

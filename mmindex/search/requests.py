@@ -9,6 +9,7 @@ is a new option and a new parameter):
 | `ConceptsRequest` | `mmindex concepts` | `GET /api/concepts` |
 | `AddRequest`, `RemoveRequest` | `mmindex add`, `mmindex remove` | `POST /api/media`'s body, `DELETE /api/media` |
 | `TeachRequest` | `mmindex teach` | `POST /api/concepts`'s body |
+| `ApplyRequest` | `mmindex apply` | `POST /api/detectors`'s body |
 | `LabelRequest` | `mmindex label` | `GET /api/concepts/{name}/proposals` |
 | `JudgmentsRequest` | `mmindex judgments export` | `GET /api/judgments` |
 
@@ -185,6 +186,26 @@ class TeachRequest(_Request):
     def engine_arguments(self) -> dict[str, Any]:
         """The keyword arguments of `Engine.teach` for this request."""
         return {"name": self.name, "positive": list(self.positive), "negative": list(self.negative)}
+
+
+@dataclass(frozen=True)
+class ApplyRequest(_Request):
+    """A trained model applied to the index, its labels made concepts (`Engine.apply`)."""
+
+    detector: str = _field(MISSING, "A model file (from `train`, `train-sequence` or `train-clips`), or the name of "
+                           "a detector applied to the index (its own copy is applied again: after media changed, or "
+                           "to finish an interrupted apply).", argument=True, path=True,
+                           http={"min_length": 1, "max_length": 4096,
+                                 "help": "an absolute path of a model file on the server (inside the media roots), "
+                                         "or the name of a detector applied to the index"})
+    name: str | None = _field(None, "Detector name in the index (default: the model's).",
+                              http={"min_length": 1, "max_length": 64, "help": "its name in the index"})
+    clips_per_shot: int = _field(1, "3D CNNs: clips scored per shot, their centres spread evenly over it, their "
+                                 "probabilities averaged (other models take 1).", min=1, max=16)
+
+    def engine_arguments(self) -> dict[str, Any]:
+        """The keyword arguments of `Engine.apply` for this request."""
+        return {"detector": self.detector, "name": self.name, "clips_per_shot": self.clips_per_shot}
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from mmindex.service import schemas
 from mmindex.service.errors import JSON, install_error_handlers
 from mmindex.service.middleware import ServiceMiddleware
 from mmindex.service.routes import concepts as concept_routes
+from mmindex.service.routes import detectors as detector_routes
 from mmindex.service.routes import index as index_routes
 from mmindex.service.routes import media as media_routes
 from mmindex.service.routes import search as search_routes
@@ -67,6 +68,7 @@ def create_app(engine_or_index: Engine | str | os.PathLike, config: ServiceConfi
     write = [Depends(svc.auth.write)]
     api.include_router(concept_routes.router(svc, read, write))
     api.include_router(media_routes.write_router(svc, write))
+    api.include_router(detector_routes.router(svc, write))
     app.include_router(api)
     install_error_handlers(app)
 

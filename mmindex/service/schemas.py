@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from mmindex.search.requests import AddRequest, TeachRequest
+from mmindex.search.requests import AddRequest, ApplyRequest, TeachRequest
 from mmindex.service.params import StrictBody, request_model
 
 SegmentRef = Annotated[int, Field(ge=0, le=2**63 - 1)]  # a SQLite INTEGER
@@ -201,6 +201,27 @@ class TaughtOut(BaseModel):
     messages: list[str]
     judgments: JudgmentCountsOut = Field(description="the judgments this request recorded (origin \"ui\")")
     training: dict = Field(description="how it was fitted: positives, negatives, sampled negatives, C, seconds")
+
+
+#: `POST /api/detectors`'s body: `ApplyRequest`'s fields, as `mmindex apply`'s DETECTOR, --name and --clips-per-shot
+ApplyIn = request_model(ApplyRequest, "ApplyIn", doc="A trained model to apply: a file on the server or an applied "
+                        "detector's name, the name to give it, and the clips a shot for a 3D CNN.")
+
+
+class AppliedOut(BaseModel):
+    """The model applied: `mmindex apply --json`'s report."""
+
+    name: str
+    detector_id: int
+    version: int = Field(description="1, then one more each time a model is applied under the name again")
+    concepts: list[ConceptNameOut] = Field(description="its labels, as concepts")
+    segments: int = Field(description="segments in the index")
+    replaced: bool = Field(description="whether it replaced an earlier version")
+    resumed: int = Field(description="batches scored by an interrupted apply of the same model that this one went on "
+                         "from")
+    errors: list[tuple[str, str]] = Field(description="[path, why] of the files that could not be read back (their "
+                                          "segments score 0)")
+    messages: list[str] = Field(description="which names now mean the detector rather than a built-in concept")
 
 
 class ProposalOut(BaseModel):

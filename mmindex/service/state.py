@@ -18,7 +18,14 @@ from fastapi import HTTPException
 
 from mmindex.config import ServiceConfig
 from mmindex.engine import Engine
-from mmindex.search.requests import FeedbackRequest, LabelRequest, QuerySpec, SearchRequest, TeachRequest
+from mmindex.search.requests import (
+    ApplyRequest,
+    FeedbackRequest,
+    LabelRequest,
+    QuerySpec,
+    SearchRequest,
+    TeachRequest,
+)
 from mmindex.search.temporal import parse_step
 from mmindex.service import schemas
 from mmindex.service.auth import Auth
@@ -118,6 +125,19 @@ class Service:
         report = self.engine.teach(**request.engine_arguments(), origin="ui")
         (concept,) = report["concepts"]  # a taught detector has the one label
         return {**report, "query": concept["query"], "shadows": concept["shadows"]}
+
+    def apply(self, request: ApplyRequest, model_file: str | None) -> dict:
+        """Apply a model (`Engine.apply`, under the writer lock: 409 while another writer holds the index):
+        `model_file`, a file on the server the caller checked is inside the media roots, or else the copy of the
+        detector applied under `request.detector` (404 when there is none)."""
+        arguments = request.engine_arguments()
+        if model_file is None:
+            copy = self.engine.applied_bundle(request.detector)
+            if copy is None:
+                raise HTTPException(404, f"no detector named {request.detector!r} in the index; give the absolute "
+                                    "path of a model file on the server (inside the media roots) to apply a new one")
+            arguments.update(detector=str(copy), name=request.name or request.detector)
+        return self.engine.apply(**arguments)
 
     def proposals(self, request: LabelRequest) -> dict:
         """The unjudged segments to judge next for a concept (`Engine.label`), with their thumbnails' URLs."""

@@ -7,7 +7,9 @@ embeddings (`add --keyframe-rate 2 --keyframe-embeddings`); a GRU and the order-
 
 from __future__ import annotations
 
+import csv
 import json
+import shutil
 from fractions import Fraction
 from pathlib import Path
 
@@ -26,11 +28,11 @@ NAMES = ("boot_first", "sneaker_first")  # order_task's labels 0 and 1: first = 
 FPS, HOLD, LENGTH = 8, 4, 6  # 8 frames a second, each photo for 4 frames (half a second), six photos a shot
 
 
-def write_order_videos(folder: Path, n: int, seed: int) -> dict[str, str]:
-    """`n` one-shot videos of test photos in the order task's arrangement; {path: label name}."""
+def write_order_videos(folder: Path, n: int, seed: int, photos: Path = TEST_NPZ) -> dict[str, str]:
+    """`n` one-shot videos of `photos` (the test set's) in the order task's arrangement; {path: label name}."""
     import av
 
-    with np.load(TEST_NPZ) as z:
+    with np.load(photos) as z:
         images, classes = z["images"], z["labels"]
     seqs = order_task(images.reshape(len(images), -1).astype(np.float32), classes, n, length=LENGTH, seed=seed)
     folder.mkdir(parents=True)
@@ -108,3 +110,46 @@ def test_keyframe_embeddings_are_kept_for_later_adds_and_cost_two_bytes_a_dimens
     with Store.open(index) as store:
         assert store.keyframe_settings() == (True, 2.0)
         assert store.keyframe_embedding_bytes() == 33 * LENGTH * 1280 * 2
+
+
+def test_train_sequence_learns_from_an_index_and_its_judgments(setup, tmp_path):
+    """`train-sequence --index DIR --labels FILE`: the order task learnt from indexed shots of training photos, their
+    labels a judgments CSV; then from the same judgments imported into the index. Applied to the test shots."""
+    index, truth = setup
+    train_truth = write_order_videos(tmp_path / "train-videos", 64, seed=11, photos=TRAIN_NPZ)
+    train_index = tmp_path / "train-idx"
+    run_cli("add", str(tmp_path / "train-videos"), "--index", str(train_index), "--keyframe-rate", "2",
+            "--keyframe-embeddings", "-q")
+    hits = Engine(train_index).search(["sneaker"], k=100, remember=False)
+    assert len(hits) == 64
+    labels = tmp_path / "order.csv"
+    with open(labels, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["segment_path", "start", "end", "concept", "label"])
+        w.writerows([h.path, h.start, h.end, train_truth[h.path], 1] for h in hits)
+        w.writerow(["/nowhere.mp4", 0, 1, "boot_first", 1])  # names no segment: reported, skipped
+    model = tmp_path / "fromidx.mmseq"
+    proc = run_cli("train-sequence", "--index", str(train_index), "--labels", str(labels), "--arch", "gru",
+                   "--epochs", "20", "--out", str(model))
+    assert "64 judged segments of the index, 2 labels, sequences of up to 6 keyframes" in proc.stderr
+    assert "skipped" in proc.stderr and "no such segment" in proc.stderr
+    test_index = shutil.copytree(index, tmp_path / "test-idx")
+    r = json.loads(run_cli("apply", str(model), "--index", str(test_index), "--json").stdout)
+    assert r["name"] == "fromidx" and not r["errors"]
+    ap = {}
+    for name in NAMES:
+        ranked = Engine(test_index).search([f"fromidx:{name}"], k=100, remember=False)
+        ap[name] = average_precision_ranked([truth[h.path] == name for h in ranked], list(truth.values()).count(name))
+    print("AP per label, trained from 64 indexed shots:", {n: round(v, 3) for n, v in ap.items()})
+    assert all(v >= 0.8 for v in ap.values()), ap
+    # the index's own judgments: imported from the same file, then learnt from without --labels
+    run_cli("judgments", "import", str(labels), "--index", str(train_index))
+    again = json.loads(run_cli("train-sequence", "--index", str(train_index), "--concept", "boot_first", "--concept",
+                               "sneaker_first", "--epochs", "2", "--out", str(tmp_path / "again.mmseq"),
+                               "--json").stdout)
+    assert again["train_size"] + again["val_size"] == 64 and again["labels"] == list(NAMES)
+    # refused: DATA and --labels together; an index without judgments
+    assert run_cli("train-sequence", str(labels), "--labels", str(labels), "--out", str(model),
+                   check=False).returncode == 2
+    proc = run_cli("train-sequence", "--index", str(index), "--out", str(model), check=False)
+    assert proc.returncode == 1 and "no judged segment" in proc.stderr and "Traceback" not in proc.stderr

@@ -158,3 +158,29 @@ def test_unreachable_cluster_is_one_clear_error(tmp_path, media):
     assert proc.returncode == 1
     assert proc.stderr.strip().startswith("error: cannot connect to Ray at 127.0.0.1:9")
     assert "Traceback" not in proc.stderr
+
+
+def test_a_detector_that_reads_pixels_scores_ray_added_media_as_a_local_add_does(tmp_path, media, ray_address):
+    """Issue 18 with Ray: a scratch detector (LeNet on 28×28 grey pixels, one epoch: its quality is not the point)
+    applied to an index; the media added after it by the Ray executor, whose decoding tasks make the detector's
+    pixels, score as the same media added by the local executor (photos, and the keyframes of a video's shots)."""
+    from tests.learn.conftest import TRAIN_NPZ, write_class_folders
+
+    folders = write_class_folders(TRAIN_NPZ, tmp_path / "train", [1, 7, 8], per_class=10)
+    model = tmp_path / "fm.mmdet"
+    run_cli("train", str(folders), "--mode", "scratch", "--arch", "lenet", "--epochs", "1", "--out", str(model), "-q")
+    first = tmp_path / "first"
+    first.mkdir()
+    shutil.copyfile(media / "coffee.jpg", first / "coffee.jpg")
+    run_cli("add", str(first), "--index", str(tmp_path / "local"), "-q")
+    run_cli("apply", str(model), "--index", str(tmp_path / "local"), "-q")
+    shutil.copytree(tmp_path / "local", tmp_path / "ray")
+    run_cli("add", str(media), "--index", str(tmp_path / "local"), "-q")
+    run_cli("add", str(media), "--index", str(tmp_path / "ray"), "-q", "--executor", "ray", "--address", ray_address,
+            "--batch-size", "8")
+    for label in ("fm:trouser", "fm:sneaker", "fm:bag"):
+        want = {(h.path, h.start): h.score for h in Engine(tmp_path / "local").search([label], k=100, remember=False)}
+        got = {(h.path, h.start): h.score for h in Engine(tmp_path / "ray").search([label], k=100, remember=False)}
+        assert len(want) == 1 + 7 + 6 and set(got) == set(want)
+        assert max(abs(got[k] - want[k]) for k in want) < 2e-3, label
+        assert len({round(s, 3) for s in want.values()}) > 3, "scores that differ from segment to segment"

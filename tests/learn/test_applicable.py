@@ -136,6 +136,10 @@ def test_sequences_are_sampled_at_the_model_rate_and_clips_centred_in_the_shot()
     assert sample_sequence(times, emb, 3, 4.0)[:, 0].tolist() == [0, 0, 1]  # denser: the nearest keyframe
     assert clip_times(10.0, 12.0, 4, 2.0) == [10.25, 10.75, 11.25, 11.75]
     assert clip_times(0.0, 0.5, 4, 2.0) == [0.0, 0.0, 0.5 - 1e-6, 0.5 - 1e-6]  # a short shot repeats its ends
+    # several clips: whole clips from the first that fits to the last; a shot too short for two: the middle one each
+    assert clip_times(10.0, 16.0, 4, 2.0, clips=3) == [10.0, 10.5, 11.0, 11.5, 12.0, 12.5, 13.0, 13.5,
+                                                     14.0, 14.5, 15.0, 15.5]
+    assert clip_times(10.0, 12.0, 4, 2.0, clips=2) == [10.25, 10.75, 11.25, 11.75] * 2
 
 
 @pytest.mark.parametrize("loss", ["softmax", "sigmoid", "mse"])

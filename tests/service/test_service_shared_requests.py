@@ -18,6 +18,7 @@ from mmindex.config import ServiceConfig
 from mmindex.search import requests
 from mmindex.search.requests import (
     AddRequest,
+    ApplyRequest,
     ConceptsRequest,
     FeedbackRequest,
     JudgmentsRequest,
@@ -52,6 +53,7 @@ REQUESTS = {
     # over HTTP the judgments' origin is the web UI's, and there is no last query to take them from
     TeachRequest: ("teach", ("post", "/api/concepts"), {"index", "from_feedback", "as_json"}, set()),
     LabelRequest: ("label", ("get", "/api/concepts/{name}/proposals"), {"index", "as_json"}, set()),
+    ApplyRequest: ("apply", ("post", "/api/detectors"), {"index", "quiet", "as_json"}, set()),
     JudgmentsRequest: ("judgments export", ("get", "/api/judgments"), {"index", "out"}, set()),
 }
 

@@ -75,7 +75,7 @@ def write_router(svc: Service, write: list) -> APIRouter:
     @api.post("/media", response_model=schemas.AddOut)
     def add_media(body: schemas.PathsIn) -> dict:
         """Index files or folders on the server (inside the media roots). Needs the token."""
-        paths = [_allowed(svc, p) for p in request_from(AddRequest, body).paths]
+        paths = [allowed(svc, p) for p in request_from(AddRequest, body).paths]
         # Confined as reads are: no symbolic link met in a folder is followed out of the roots.
         report = svc.engine.add(paths, confine_to=svc.roots.containing(paths, svc.generation()))
         return {"added": report.added, "updated": report.updated, "unchanged": report.unchanged,
@@ -90,12 +90,12 @@ def write_router(svc: Service, write: list) -> APIRouter:
         query = request.scope.get("query_string", b"").decode("latin-1")
         name = http_name(paths_field)
         paths = [v for k, v in parse_qsl(query, keep_blank_values=True, errors="surrogateescape") if k == name]
-        return {"removed": svc.engine.remove([_allowed(svc, p, must_exist=False) for p in paths])}
+        return {"removed": svc.engine.remove([allowed(svc, p, must_exist=False) for p in paths])}
 
     return api
 
 
-def _allowed(svc: Service, path: str, must_exist: bool = True) -> str:
+def allowed(svc: Service, path: str, must_exist: bool = True) -> str:
     """A path a client asked to add or remove, if it lies inside the media roots (else 400/403/404)."""
     if "\x00" in path:
         raise HTTPException(400, "path contains a NUL byte")
