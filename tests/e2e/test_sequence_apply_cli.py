@@ -116,12 +116,12 @@ def test_train_sequence_learns_from_an_index_and_its_judgments(setup, tmp_path):
     """`train-sequence --index DIR --labels FILE`: the order task learnt from indexed shots of training photos, their
     labels a judgments CSV; then from the same judgments imported into the index. Applied to the test shots."""
     index, truth = setup
-    train_truth = write_order_videos(tmp_path / "train-videos", 64, seed=11, photos=TRAIN_NPZ)
+    train_truth = write_order_videos(tmp_path / "train-videos", 192, seed=11, photos=TRAIN_NPZ)  # 64: too few
     train_index = tmp_path / "train-idx"
     run_cli("add", str(tmp_path / "train-videos"), "--index", str(train_index), "--keyframe-rate", "2",
             "--keyframe-embeddings", "-q")
-    hits = Engine(train_index).search(["sneaker"], k=100, remember=False)
-    assert len(hits) == 64
+    hits = Engine(train_index).search(["sneaker"], k=1000, remember=False)
+    assert len(hits) == 192
     labels = tmp_path / "order.csv"
     with open(labels, "w", newline="") as f:
         w = csv.writer(f)
@@ -131,7 +131,7 @@ def test_train_sequence_learns_from_an_index_and_its_judgments(setup, tmp_path):
     model = tmp_path / "fromidx.mmseq"
     proc = run_cli("train-sequence", "--index", str(train_index), "--labels", str(labels), "--arch", "gru",
                    "--epochs", "20", "--out", str(model))
-    assert "64 judged segments of the index, 2 labels, sequences of up to 6 keyframes" in proc.stderr
+    assert "192 judged segments of the index, 2 labels, sequences of up to 6 keyframes" in proc.stderr
     assert "skipped" in proc.stderr and "no such segment" in proc.stderr
     test_index = shutil.copytree(index, tmp_path / "test-idx")
     r = json.loads(run_cli("apply", str(model), "--index", str(test_index), "--json").stdout)
@@ -139,15 +139,16 @@ def test_train_sequence_learns_from_an_index_and_its_judgments(setup, tmp_path):
     ap = {}
     for name in NAMES:
         ranked = Engine(test_index).search([f"fromidx:{name}"], k=100, remember=False)
-        ap[name] = average_precision_ranked([truth[h.path] == name for h in ranked], list(truth.values()).count(name))
-    print("AP per label, trained from 64 indexed shots:", {n: round(v, 3) for n, v in ap.items()})
+        ap[name] = average_precision_ranked([truth.get(h.path) == name for h in ranked],  # an earlier test adds a
+                                            list(truth.values()).count(name))                # copy: not counted
+    print("AP per label, trained from 192 indexed shots:", {n: round(v, 3) for n, v in ap.items()})
     assert all(v >= 0.8 for v in ap.values()), ap
     # the index's own judgments: imported from the same file, then learnt from without --labels
     run_cli("judgments", "import", str(labels), "--index", str(train_index))
     again = json.loads(run_cli("train-sequence", "--index", str(train_index), "--concept", "boot_first", "--concept",
                                "sneaker_first", "--epochs", "2", "--out", str(tmp_path / "again.mmseq"),
                                "--json").stdout)
-    assert again["train_size"] + again["val_size"] == 64 and again["labels"] == list(NAMES)
+    assert again["train_size"] + again["val_size"] == 192 and again["labels"] == list(NAMES)
     # refused: DATA and --labels together; an index without judgments
     assert run_cli("train-sequence", str(labels), "--labels", str(labels), "--out", str(model),
                    check=False).returncode == 2
