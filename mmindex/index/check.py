@@ -221,6 +221,14 @@ def _notes(store: Store) -> list[Problem]:
                                      "left by an interrupted write; harmless",
                                      f"the next `mmindex add`, `compact` or `repair` --index {root} deletes it",
                                      f"{folder}/{p.name}"))
+    pending = store.pending_detectors()
+    for det_id, name, _ in store.detector_bundles(pending=True):
+        if det_id in pending:
+            scored, batches = len(store.detector_score_files(det_id)), len(store.batch_file_names())
+            notes.append(Problem(NOTE, f"detector {name.rsplit(':', 1)[0]!r} is being applied, or its apply was "
+                                 f"interrupted ({scored} of {batches} batches scored)",
+                                 "searches do not see it until its apply finishes",
+                                 f"mmindex apply MODEL --index {root} again goes on from there"))
     dead = store.batch_files()["dead_rows"]
     if dead > 0:
         notes.append(Problem(NOTE, f"{dead} dead rows in batch files", "disk space held by removed segments",

@@ -82,7 +82,9 @@ def test_kill_9_at_each_commit_point_of_apply_resumes_with_nothing_half_visible_
         kills += 1
         visible, scored, pending = _thing_state(root)
         assert visible == [] and pending <= 1, f"killed at point {kill_at}: {visible}"
-        assert not checked(root)["damaged"]
+        report = checked(root)
+        assert not report["damaged"]
+        assert any("'thing' is being applied" in p["what"] for p in report["problems"]) == bool(pending)
         compacted = kill_at % 4 == 3
         if compacted:  # a compaction between the kill and the re-run merges what was scored and what was not
             run_cli("compact", "--index", str(root), "--target-rows", "8", "-q")

@@ -113,6 +113,8 @@ def test_writes_need_the_token(layout):
     assert c.post("/api/media", json={"paths": [media]}).status_code == 401
     assert c.post("/api/media", json={"paths": [media]}, headers={"Authorization": "Bearer wrong"}).status_code == 401
     assert c.post("/api/media", json={"paths": [media]}, headers={"Authorization": f"Basic {TOKEN}"}).status_code == 401
+    assert off.post("/api/detectors", json={"detector": media}).status_code == 403
+    assert c.post("/api/detectors", json={"detector": media}).status_code == 401
     c.cookies.set("mmindex_token", TOKEN)  # a cookie never authorises a write (no CSRF)
     assert c.delete("/api/media", params={"path": media}).status_code == 401
 
@@ -125,6 +127,9 @@ def test_write_paths_must_stay_inside_the_roots(layout):
     for p in outside:
         assert c.post("/api/media", json={"paths": [p]}, headers=auth).status_code == 403, p
         assert c.delete("/api/media", params={"path": p}, headers=auth).status_code == 403, p
+        assert c.post("/api/detectors", json={"detector": p}, headers=auth).status_code == 403, p
+    not_a_model = c.post("/api/detectors", json={"detector": str(layout["media"] / "a.jpg")}, headers=auth)
+    assert not_a_model.status_code == 400 and "a.jpg" in not_a_model.json()["error"], not_a_model.text
     assert c.post("/api/media", json={"paths": ["media/a.jpg"]}, headers=auth).status_code == 400
     assert c.post("/api/media", json={"paths": [str(layout["media"] / "nope.jpg")]}, headers=auth).status_code == 404
     assert c.post("/api/media", json={"paths": []}, headers=auth).status_code == 422
