@@ -161,7 +161,7 @@ def test_the_http_api_lists_searches_and_applies_models(setup, tmp_path):
     models = tmp_path / "models"
     models.mkdir()
     shutil.copy(index.parent / "flat.mmclip", models)
-    roots = (str(Path(next(iter(labels))).parent.parent), str(models))
+    roots = (str(Path(next(iter(labels))).parent), str(models))  # the videos (real/ inside), the models
     client = TestClient(create_app(Engine(copy), ServiceConfig(token=TOKEN, media_roots=roots)),
                         raise_server_exceptions=False)
     auth = {"Authorization": f"Bearer {TOKEN}"}
