@@ -118,7 +118,9 @@ def test_bad_detectors_are_refused_before_touching_the_index(trained, index, tmp
     assert (index / "index.sqlite").read_bytes() == before
 
 
-def test_apply_failing_midway_leaves_the_index_as_it_was(trained, index, monkeypatch):
+def test_apply_failing_midway_is_invisible_and_a_rerun_completes_it(trained, index, monkeypatch):
+    """A failed apply leaves only its pending row (resumable, see docs/reliability.md): no concept, no detector
+    that a search, `concepts` or `info` sees; the same apply run again completes it, leaving no stray file."""
     from mmindex import Engine
     from mmindex.index import detectors
 
@@ -136,9 +138,13 @@ def test_apply_failing_midway_leaves_the_index_as_it_was(trained, index, monkeyp
         engine.apply(trained, name="other")
     monkeypatch.undo()
     db = sqlite3.connect(index / "index.sqlite")
-    assert [n for (n,) in db.execute("SELECT name FROM detectors")] == ["fmnist"]
+    assert [n for (n,) in db.execute("SELECT name FROM detectors ORDER BY id")] == ["fmnist", "other:applying"]
+    assert [d["name"] for d in engine.detectors()] == ["fmnist"]
     assert not db.execute("SELECT count(*) FROM concepts WHERE id LIKE 'other:%'").fetchone()[0]
-    engine.remove(["/nonexistent"])  # any writer deletes the orphan score files of the failed apply
+    assert not [c for c in engine.concepts() if c.id.startswith("other:")]
+    # (whether it resumes depends on time: scores are committed every 5 s; test_apply_resume.py kills at each)
+    assert engine.apply(trained, name="other")["version"] == 1
+    assert [n for (n,) in db.execute("SELECT name FROM detectors ORDER BY id")] == ["fmnist", "other"]
     known = {f for (f,) in db.execute("SELECT file FROM detector_scores")} | {
         f for (f,) in db.execute("SELECT file FROM detectors")}
     assert {p.name for p in (index / "detectors").iterdir()} == known
