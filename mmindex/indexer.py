@@ -128,7 +128,7 @@ class Indexer:
         path = Path(detector).expanduser()
         if not path.is_file():  # the name of an applied detector: its own copy, applied again under its name
             path, name = self.applied_bundle(str(detector)) or path, name or str(detector)
-        model = load(path)
+        model = load(path, self.config.device)
         options = _apply_options(model.mode, clips_per_shot)
         with Store.open(self.index_dir, write=True) as store:
             backbone = store.meta("model")
@@ -163,7 +163,7 @@ class Indexer:
         from mmindex.learn.applicable import load  # deferred: PyTorch
 
         details = {d["id"]: d["details"] for d in store.detector_list() if d["kind"] == "applied"}
-        return {det_id: self._scorer(load(path), json.loads(details.get(det_id) or "{}"))
+        return {det_id: self._scorer(load(path, self.config.device), json.loads(details.get(det_id) or "{}"))
                 for det_id, _, path in applied}
 
     def _read_options(self, backbone: str) -> detectors.ReadOptions:

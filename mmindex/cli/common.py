@@ -82,8 +82,8 @@ def device_option(f):
             raise click.BadParameter(str(exc)) from None
 
     return click.option("--device", default="auto", show_default=True, callback=check, metavar="auto|cpu|cuda[:N]",
-                        help="Where the model runs: a CUDA GPU when one answers (ONNX Runtime's GPU build, "
-                             "onnxruntime-gpu, or --runtime torch), else the CPU.")(f)
+                        help="Where the model runs: a CUDA GPU when one answers, else the CPU (ONNX Runtime needs "
+                             "its GPU build, onnxruntime-gpu; PyTorch its CUDA build).")(f)
 
 
 def open_engine(index, config=None, **options):

@@ -12,8 +12,9 @@ from pathlib import Path
 import click
 
 from mmindex.cli.choices import RegistryChoice
-from mmindex.cli.common import echo_concept_names, index_option, main, open_engine, printable
+from mmindex.cli.common import device_option, echo_concept_names, index_option, main, open_engine, printable
 from mmindex.cli.options import request_options, request_values
+from mmindex.config import IngestConfig
 from mmindex.search.requests import ApplyRequest
 
 
@@ -170,15 +171,16 @@ def evaluate(detector, data, confusion, run_out, qrels_out, qrels_in, sample, ju
 @main.command("apply")
 @request_options(ApplyRequest)  # DETECTOR, --name, --clips-per-shot
 @index_option
+@device_option
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True)
-def apply_detector(index, quiet, as_json, **options) -> None:
+def apply_detector(index, device, quiet, as_json, **options) -> None:
     """Score every segment of the index with DETECTOR (any model `train`, `train-sequence` or `train-clips` wrote,
     or the name of a detector applied to the index) and make its labels searchable concepts. Killed, the same
     command goes on where it stopped. See docs/learning.md#apply."""
     from mmindex.cli.index import with_progress
 
-    engine = open_engine(index)
+    engine = open_engine(index, IngestConfig(device=device))
     request = ApplyRequest(**request_values(ApplyRequest, options))
     r = with_progress("applying", quiet or as_json,
                       lambda progress: engine.apply(**request.engine_arguments(), progress=progress), lazy=True)

@@ -48,22 +48,27 @@ class Applicable:
         return self.input.weights_id
 
 
-def load(path: str | os.PathLike) -> Applicable:
-    """Any trained model file as an `Applicable` (see the module docstring). Raises `DetectorError`."""
+def load(path: str | os.PathLike, device: str = "cpu") -> Applicable:
+    """Any trained model file as an `Applicable` (see the module docstring), its network on `device` ("auto": a GPU
+    when PyTorch sees one; a linear probe is one matrix product in NumPy wherever). Raises `DetectorError`, and
+    `DataError` for a GPU that PyTorch does not see."""
     from mmindex.learn import checkpoint, sequence, video3d  # deferred: the three model families
+    from mmindex.learn.fit import resolve_device
 
     path = Path(path).expanduser()
     fmt = checkpoint.read_model_file(path)["format"]
     if fmt == sequence.FORMAT:
         model, blob = sequence.load_sequence_model(path)
         return Applicable(path.stem, "sequence", list(blob["labels"]), sequence.sequence_input(blob),
-                          _sequence_scorer(model), str(path))
+                          _sequence_scorer(model.to(resolve_device(device))), str(path))
     if fmt == video3d.FORMAT:
         model, blob = video3d.load_clip_model(path)
         return Applicable(path.stem, "clip", list(blob["labels"]), video3d.clip_input(blob, model),
-                          _scorer(model.scores), str(path))
+                          _scorer(model.to(resolve_device(device)).scores), str(path))
     bundle = checkpoint.load_bundle(path)  # refuses any other format, saying so
     score = _linear_probe(bundle.detector) if bundle.mode == "probe" else None
+    if score is None:
+        bundle.detector.to(resolve_device(device))
     return Applicable(bundle.name, bundle.mode, bundle.labels, bundle.input,
                       score or _scorer(bundle.detector.scores), str(path))
 

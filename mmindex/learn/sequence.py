@@ -234,8 +234,9 @@ class SequenceClassifier(nn.Module):
         x = (x - self.mu) / self.sd
         b, t = x.shape[:2]
         lengths = torch.full((b,), t, dtype=torch.long) if lengths is None else lengths
+        lengths = lengths.to(x.device)
         if self.arch == "mean":
-            mask = (torch.arange(t)[None, :] < lengths[:, None]).to(x.dtype).unsqueeze(-1)
+            mask = (torch.arange(t, device=x.device)[None, :] < lengths[:, None]).to(x.dtype).unsqueeze(-1)
             return self.head(self.rnn((x * mask).sum(1) / lengths[:, None].to(x.dtype)))
         if self.arch == "jordan":
             return self.rnn(x)[torch.arange(b), lengths - 1]
@@ -247,10 +248,12 @@ class SequenceClassifier(nn.Module):
         return logits.softmax(1) if self.loss == "softmax" else logits.sigmoid()
 
     def scores(self, x: Tensor, lengths: Tensor | None = None, batch: int = 1024) -> Tensor:
-        """Probabilities (softmax or sigmoid) in evaluation mode, without gradients."""
+        """Probabilities (softmax or sigmoid) in evaluation mode, without gradients, computed batch by batch on the
+        model's device and returned on the CPU."""
         self.eval()
+        dev = self.mu.device
         with torch.inference_mode():
-            logits = torch.cat([self(x[i:i + batch], None if lengths is None else lengths[i:i + batch])
+            logits = torch.cat([self(x[i:i + batch].to(dev), None if lengths is None else lengths[i:i + batch]).cpu()
                                 for i in range(0, len(x), batch)])
         return self.probabilities(logits)
 

@@ -88,7 +88,7 @@ def test_a_scratch_detector_reads_the_pixels_back_and_ranks_its_class_first(scra
     added = json.loads(run_cli("search", "--index", str(index), "--concept", "fm:bag", "-k", "40", "--json").stdout)
     copy = tmp_path / "again"
     shutil.copytree(index, copy)
-    run_cli("apply", str(scratch), "--index", str(copy), "-q")
+    run_cli("apply", str(scratch), "--index", str(copy), "--device", "cpu", "-q")  # the default's, on this machine
     again = json.loads(run_cli("search", "--index", str(copy), "--concept", "fm:bag", "-k", "40", "--json").stdout)
     assert {(h["path"], round(h["score"], 3)) for h in added["hits"]} == {
         (h["path"], round(h["score"], 3)) for h in again["hits"]}
@@ -101,6 +101,20 @@ def test_a_scratch_detector_reads_the_pixels_back_and_ranks_its_class_first(scra
     assert not json.loads(run_cli("info", "--index", str(index), "--json").stdout)["errors"]
     known, on_disk = _detector_files(index)
     assert known == on_disk
+
+
+def test_a_gpu_asked_for_where_pytorch_sees_none_is_refused_before_anything_is_applied(scratch, index, tmp_path):
+    pytest.importorskip("torch")
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this checks a machine without a GPU")
+    copy = tmp_path / "index"
+    shutil.copytree(index[0], copy)
+    before = json.loads(run_cli("info", "--index", str(copy), "--json").stdout)["detectors"]
+    proc = run_cli("apply", str(scratch), "--index", str(copy), "--device", "cuda", "-q", check=False)
+    assert proc.returncode == 1 and "--device cuda: PyTorch sees no GPU here" in proc.stderr, proc.stderr
+    assert json.loads(run_cli("info", "--index", str(copy), "--json").stdout)["detectors"] == before
 
 
 def test_a_finetuned_detector_is_applied_from_the_backbone_preprocessing(train_folders, test_folders,

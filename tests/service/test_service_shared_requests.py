@@ -53,7 +53,7 @@ REQUESTS = {
     # over HTTP the judgments' origin is the web UI's, and there is no last query to take them from
     TeachRequest: ("teach", ("post", "/api/concepts"), {"index", "from_feedback", "as_json"}, set()),
     LabelRequest: ("label", ("get", "/api/concepts/{name}/proposals"), {"index", "as_json"}, set()),
-    ApplyRequest: ("apply", ("post", "/api/detectors"), {"index", "quiet", "as_json"}, set()),
+    ApplyRequest: ("apply", ("post", "/api/detectors"), {"index", "device", "quiet", "as_json"}, set()),
     JudgmentsRequest: ("judgments export", ("get", "/api/judgments"), {"index", "out"}, set()),
 }
 
