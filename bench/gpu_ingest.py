@@ -14,6 +14,7 @@ The slower of "model alone" and "decoding alone" is where the time goes. Without
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import subprocess
 import sys
@@ -35,12 +36,10 @@ from mmindex.samples import write_variants
 def backends() -> list[str]:
     """The runtimes that can use a GPU here."""
     found = ["onnx"] if devices.CUDA_PROVIDER in ort.get_available_providers() else []
-    try:
+    if importlib.util.find_spec("torch") is not None:  # PyTorch is the `train` extra's
         import torch
 
         found += ["torch"] if torch.cuda.is_available() else []
-    except ImportError:
-        pass
     return found
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -38,8 +39,9 @@ def browser():
         b.close()
 
 
-@pytest.fixture()
-def page(browser, base_url):
+@contextmanager
+def open_page(browser, url: str):
+    """A fresh page at `url`; on leaving, no script error may have happened on it."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     # Playwright waits 30 s by default; beside other CPU-heavy jobs on two cores the first request that loads
     # a model (autocomplete's text mapping) has taken longer. A wait that is too short only fails slowly.
@@ -47,10 +49,16 @@ def page(browser, base_url):
     pg = context.new_page()
     errors = []
     pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.goto(base_url + "/")
+    pg.goto(url)
     yield pg
     context.close()
     assert not errors, errors
+
+
+@pytest.fixture()
+def page(browser, base_url):
+    with open_page(browser, base_url + "/") as pg:
+        yield pg
 
 
 def all_thumbnails_loaded(pg) -> bool:
@@ -269,48 +277,40 @@ def temporal_url(temporal_index):
 
 
 def test_a_temporal_query_shows_its_chain_and_one_hit_per_video(browser, temporal_url):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    # Playwright waits 30 s by default; beside other CPU-heavy jobs on two cores the first request that loads
-    # a model (autocomplete's text mapping) has taken longer. A wait that is too short only fails slowly.
-    context.set_default_timeout(120_000)
-    pg = context.new_page()
-    errors = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.goto(temporal_url + "/")
-    pg.wait_for_function("() => document.querySelector('#status').textContent.startsWith('Type')")  # set up
-    pg.fill("#q", "espresso")
-    pg.click("#addthen")
-    pg.fill("#thenlist .then", "cat")
-    pg.press("#thenlist .then", "Enter")  # a step's input submits the search as the query's does
-    pg.wait_for_selector("#grid li.card .chain img")
-    assert "concept=espresso" in pg.url and "then=cat" in pg.url
-    first = pg.locator("#grid li.card").first
-    assert "forward.mp4" in first.locator(".name").inner_text()
-    shots = pg.evaluate("async () => (await (await fetch('/api/search?concept=espresso&then=cat&k=1')).json())"
-                        ".hits[0].then.map(c => String(c.segment_id))")
-    assert first.locator(".chain .chainshot").evaluate_all("bs => bs.map(b => b.dataset.segment)") == shots
-    pg.wait_for_function("() => [...document.querySelectorAll('.chain img')].every(i => i.complete && i.naturalWidth)")
-    assert pg.is_visible("#withinrow")
-    first.locator(".chain .chainshot").first.click()  # the chain's shot opens in the viewer, from its start
-    pg.wait_for_selector("#viewer[open] video")
-    assert "#t=2.000," in pg.evaluate("() => document.querySelector('#viewer video').src")
-    pg.click("#viewer-close")
-    # one hit per video: the toggle re-runs the query; a window of 20 s reaches gap.mp4's cat too
-    pg.fill("#within", "20")
-    pg.check("#byvideo")
-    pg.wait_for_function("() => location.search.includes('group=video')")
-    pg.wait_for_function("() => document.querySelectorAll('#grid li.card .matches').length === 2")
-    names = pg.locator("#grid li.card .name").all_inner_texts()
-    assert names == ["forward.mp4", "gap.mp4"] and "within=20" in pg.url
-    # the page is a link: opened again, the steps, window and toggle come back
-    pg.goto(pg.url)
-    pg.wait_for_selector("#grid li.card .chain")
-    assert pg.input_value("#thenlist .then") == "cat" and pg.input_value("#within") == "20"
-    assert pg.is_checked("#byvideo")
-    # a window that is not a positive number: the server's message, no hits
-    pg.fill("#within", "0")
-    pg.press("#thenlist .then", "Enter")
-    pg.wait_for_function("() => document.querySelector('#status').classList.contains('error')")
-    assert "within" in pg.inner_text("#status")
-    context.close()
-    assert not errors, errors
+    with open_page(browser, temporal_url + "/") as pg:
+        pg.wait_for_function("() => document.querySelector('#status').textContent.startsWith('Type')")  # set up
+        pg.fill("#q", "espresso")
+        pg.click("#addthen")
+        pg.fill("#thenlist .then", "cat")
+        pg.press("#thenlist .then", "Enter")  # a step's input submits the search as the query's does
+        pg.wait_for_selector("#grid li.card .chain img")
+        assert "concept=espresso" in pg.url and "then=cat" in pg.url
+        first = pg.locator("#grid li.card").first
+        assert "forward.mp4" in first.locator(".name").inner_text()
+        shots = pg.evaluate("async () => (await (await fetch('/api/search?concept=espresso&then=cat&k=1')).json())"
+                            ".hits[0].then.map(c => String(c.segment_id))")
+        assert first.locator(".chain .chainshot").evaluate_all("bs => bs.map(b => b.dataset.segment)") == shots
+        pg.wait_for_function("() => [...document.querySelectorAll('.chain img')]"
+                             ".every(i => i.complete && i.naturalWidth)")
+        assert pg.is_visible("#withinrow")
+        first.locator(".chain .chainshot").first.click()  # the chain's shot opens in the viewer, from its start
+        pg.wait_for_selector("#viewer[open] video")
+        assert "#t=2.000," in pg.evaluate("() => document.querySelector('#viewer video').src")
+        pg.click("#viewer-close")
+        # one hit per video: the toggle re-runs the query; a window of 20 s reaches gap.mp4's cat too
+        pg.fill("#within", "20")
+        pg.check("#byvideo")
+        pg.wait_for_function("() => location.search.includes('group=video')")
+        pg.wait_for_function("() => document.querySelectorAll('#grid li.card .matches').length === 2")
+        names = pg.locator("#grid li.card .name").all_inner_texts()
+        assert names == ["forward.mp4", "gap.mp4"] and "within=20" in pg.url
+        # the page is a link: opened again, the steps, window and toggle come back
+        pg.goto(pg.url)
+        pg.wait_for_selector("#grid li.card .chain")
+        assert pg.input_value("#thenlist .then") == "cat" and pg.input_value("#within") == "20"
+        assert pg.is_checked("#byvideo")
+        # a window that is not a positive number: the server's message, no hits
+        pg.fill("#within", "0")
+        pg.press("#thenlist .then", "Enter")
+        pg.wait_for_function("() => document.querySelector('#status').classList.contains('error')")
+        assert "within" in pg.inner_text("#status")
